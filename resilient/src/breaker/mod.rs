@@ -1,0 +1,522 @@
+//! Named circuit breakers: stop calling a dependency that is failing, probe it carefully, and
+//! resume when it has recovered.
+//!
+//! ```text
+//!            failures / slow calls reach the threshold
+//!   Closed ─────────────────────────────────────────────▶ Open
+//!     ▲                                                   │  open wait elapsed
+//!     │ enough probes succeed      a probe fails          ▼  (first caller probes)
+//!     └──────────────────────── HalfOpen ◀────────────────┘
+//!                                  │  ▲
+//!                                  └──┘ at most N probes in flight, the rest rejected
+//! ```
+//!
+//! A handle ([`CircuitBreaker`]) is a cheap clone of a shared breaker. A call asks it for a
+//! [`BreakerPermit`], runs, and records its outcome on the permit. A permit dropped without an
+//! outcome (the call was cancelled) frees its probe slot and records nothing; one dropped while
+//! the thread panics records a failure. So no call can wedge a breaker half-open.
+
+mod config;
+mod state;
+
+use std::any::Any;
+use std::fmt;
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::sync::atomic::Ordering as StdOrdering;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::time::Instant;
+
+pub use config::{BreakerConfig, MAX_PROBES, SlidingWindow, SlowCalls, TripPolicy};
+pub(crate) use config::{TIME_BUCKETS, WindowShape};
+pub(crate) use state::{Admission, Core, Env, Outcome};
+pub use state::{BreakerState, Transition, TransitionReason};
+
+use crate::error::{ConfigError, Rejection};
+use crate::window::{CountWindow, Tally, TimeWindow, Window};
+
+/// A handle to a named circuit breaker. Clones share the breaker; a handle stays valid, and
+/// follows every reconfiguration, for as long as it lives.
+#[derive(Clone)]
+pub struct CircuitBreaker {
+    shared: Arc<Shared>,
+}
+
+/// One window, and the window that replaced it when the configuration changed shape.
+///
+/// Handles and in-flight permits may still be reading an old window, so a replaced window is
+/// kept, not freed, for the life of the breaker: a shape change (a new window kind or size) is
+/// an operator's action and costs one window's memory; a change of thresholds costs nothing.
+struct WindowCell {
+    window: Window,
+    shape: WindowShape,
+    next: OnceLock<Box<WindowCell>>,
+}
+
+impl WindowCell {
+    fn new(shape: WindowShape, generation: u32) -> Self {
+        let window = match shape {
+            WindowShape::None => Window::None,
+            WindowShape::Count(size) => Window::Count(CountWindow::new(size as usize, generation)),
+            WindowShape::Time {
+                span,
+                failures_only,
+            } => {
+                let bucket = state::duration_micros(span).div_ceil(u64::from(TIME_BUCKETS));
+                Window::Time(TimeWindow::new(
+                    bucket.max(1),
+                    TIME_BUCKETS as usize,
+                    failures_only,
+                ))
+            }
+        };
+        WindowCell {
+            window,
+            shape,
+            next: OnceLock::new(),
+        }
+    }
+
+    fn latest(&self) -> &WindowCell {
+        let mut cell = self;
+        while let Some(next) = cell.next.get() {
+            cell = next;
+        }
+        cell
+    }
+}
+
+/// Counters kept per breaker since it was created. Successes are not counted here, so the
+/// closed success path writes nothing beyond its window; the call-site metrics count them.
+#[derive(Default)]
+struct Counters {
+    failures: StdAtomicU64,
+    ignored: StdAtomicU64,
+    rejected: StdAtomicU64,
+    transitions: StdAtomicU64,
+}
+
+struct Shared {
+    name: Arc<str>,
+    epoch: Instant,
+    core: Core,
+    config: ArcSwap<BreakerConfig>,
+    /// The slow-call duration in microseconds, or 0: read on every admission to decide whether
+    /// the call must be timed, so it is mirrored out of `config` into a plain atomic.
+    slow_call_micros: StdAtomicU64,
+    windows: WindowCell,
+    counters: Counters,
+    reconfigure: Mutex<()>,
+}
+
+impl Shared {
+    fn env(&self) -> SharedEnv<'_> {
+        SharedEnv { shared: self }
+    }
+
+    fn window(&self) -> &Window {
+        &self.windows.latest().window
+    }
+
+    fn now_micros(&self) -> u64 {
+        let elapsed = Instant::now().saturating_duration_since(self.epoch);
+        u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The configuration in force, borrowed without a lock.
+pub(crate) struct ConfigGuard(arc_swap::Guard<Arc<BreakerConfig>>);
+
+impl std::ops::Deref for ConfigGuard {
+    type Target = BreakerConfig;
+
+    fn deref(&self) -> &BreakerConfig {
+        &self.0
+    }
+}
+
+struct SharedEnv<'a> {
+    shared: &'a Shared,
+}
+
+impl Env for SharedEnv<'_> {
+    type Config = ConfigGuard;
+
+    fn config(&self) -> Self::Config {
+        ConfigGuard(self.shared.config.load())
+    }
+
+    fn now(&self) -> u64 {
+        self.shared.now_micros()
+    }
+
+    fn on_transition(&self, transition: Transition) {
+        let shared = self.shared;
+        shared
+            .counters
+            .transitions
+            .fetch_add(1, StdOrdering::Relaxed);
+        let (from, to, reason) = (transition.from, transition.to, transition.reason);
+        if matches!(to, BreakerState::Open | BreakerState::ForcedOpen) {
+            tracing::warn!(
+                target: "resilient::breaker",
+                breaker = %shared.name, %from, %to, %reason,
+                "circuit breaker `{}` opened: {reason}", shared.name
+            );
+        } else {
+            tracing::info!(
+                target: "resilient::breaker",
+                breaker = %shared.name, %from, %to, %reason,
+                "circuit breaker `{}` is now {to}: {reason}", shared.name
+            );
+        }
+    }
+}
+
+impl CircuitBreaker {
+    /// A breaker outside any registry (tests, embedding). Use the registry for breakers shared
+    /// by name.
+    pub fn new(name: &str, config: BreakerConfig) -> Result<Self, ConfigError> {
+        config.validate(name)?;
+        let epoch = Instant::now();
+        let shape = config.window_shape();
+        let slow = slow_micros(&config);
+        Ok(CircuitBreaker {
+            shared: Arc::new(Shared {
+                name: name.into(),
+                epoch,
+                core: Core::new(0),
+                config: ArcSwap::from_pointee(config),
+                slow_call_micros: StdAtomicU64::new(slow),
+                windows: WindowCell::new(shape, 0),
+                counters: Counters::default(),
+                reconfigure: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The name as a shared string, as carried in rejections.
+    pub fn shared_name(&self) -> &Arc<str> {
+        &self.shared.name
+    }
+
+    /// Its current state.
+    pub fn state(&self) -> BreakerState {
+        self.shared.core.load().state()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<BreakerConfig> {
+        self.shared.config.load_full()
+    }
+
+    /// Asks to run one call. On `Ok`, run it and record its outcome on the permit; on `Err`,
+    /// don't run it.
+    ///
+    /// In the closed state this is one atomic load (plus a clock read when slow calls are
+    /// configured): no lock, no allocation.
+    pub fn try_acquire(&self) -> Result<BreakerPermit<'_>, Rejection> {
+        let shared = &*self.shared;
+        let admission = shared.core.admit(shared.window(), &shared.env());
+        let kind = match admission {
+            Admission::Closed(generation) => PermitKind::Closed(generation),
+            Admission::Probe(generation) => PermitKind::Probe(generation),
+            Admission::Passthrough => PermitKind::Passthrough,
+            Admission::RejectedOpen(left) => {
+                shared.counters.rejected.fetch_add(1, StdOrdering::Relaxed);
+                return Err(Rejection::CircuitOpen {
+                    breaker: shared.name.clone(),
+                    retry_after: left.map(Duration::from_micros),
+                });
+            }
+            Admission::RejectedHalfOpen => {
+                shared.counters.rejected.fetch_add(1, StdOrdering::Relaxed);
+                return Err(Rejection::HalfOpenFull {
+                    breaker: shared.name.clone(),
+                });
+            }
+        };
+        let started = (shared.slow_call_micros.load(StdOrdering::Relaxed) != 0
+            && !matches!(kind, PermitKind::Passthrough))
+        .then(Instant::now);
+        Ok(BreakerPermit {
+            shared,
+            kind,
+            started,
+        })
+    }
+
+    /// Rejects every call until [`reset`](Self::reset).
+    pub fn force_open(&self) {
+        self.command(BreakerState::ForcedOpen, TransitionReason::Forced);
+    }
+
+    /// Lets every call through and records nothing until [`reset`](Self::reset).
+    pub fn disable(&self) {
+        self.command(BreakerState::Disabled, TransitionReason::Disabled);
+    }
+
+    /// Closes the breaker with an empty window, whatever its state.
+    pub fn reset(&self) {
+        self.command(BreakerState::Closed, TransitionReason::Reset);
+    }
+
+    fn command(&self, state: BreakerState, reason: TransitionReason) {
+        let shared = &*self.shared;
+        shared
+            .core
+            .force(state, reason, shared.window(), &shared.env());
+    }
+
+    /// Replaces the configuration in place. The state is kept; so is the window, unless the
+    /// new configuration needs a window of another kind or size, in which case a closed
+    /// breaker starts over with an empty one.
+    pub fn reconfigure(&self, config: BreakerConfig) -> Result<(), ConfigError> {
+        let shared = &*self.shared;
+        config.validate(&shared.name)?;
+        let _guard = shared
+            .reconfigure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let shape = config.window_shape();
+        let current = shared.windows.latest();
+        shared
+            .slow_call_micros
+            .store(slow_micros(&config), StdOrdering::Relaxed);
+        shared.config.store(Arc::new(config));
+        if current.shape != shape {
+            let word = shared.core.load();
+            let cell = Box::new(WindowCell::new(shape, word.generation().wrapping_add(1)));
+            // Only this function appends, under the lock, to the last cell.
+            let _ = current.next.set(cell);
+            if word.state() == BreakerState::Closed {
+                shared.core.force(
+                    BreakerState::Closed,
+                    TransitionReason::Reconfigured,
+                    shared.window(),
+                    &shared.env(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// A point-in-time view of the breaker's state and counters.
+    pub fn metrics(&self) -> BreakerMetrics {
+        let shared = &*self.shared;
+        let word = shared.core.load();
+        let now = shared.now_micros();
+        let tally = if word.state() == BreakerState::Closed {
+            match shared.window() {
+                Window::None => Tally::default(),
+                Window::Count(count) => count.tally(word.generation()),
+                Window::Time(time) => time.tally(word.generation(), now),
+            }
+        } else {
+            Tally::default()
+        };
+        let since = shared.core.since(word).unwrap_or(now);
+        let retry_after = match word.state() {
+            BreakerState::Open => shared
+                .core
+                .open_until(word)
+                .map(|until| Duration::from_micros(until.saturating_sub(now))),
+            _ => None,
+        };
+        BreakerMetrics {
+            name: shared.name.clone(),
+            state: word.state(),
+            failure_rate: tally.failure_rate(),
+            slow_call_rate: tally.slow_rate(),
+            calls_in_window: tally.calls,
+            failures_in_window: tally.failures,
+            slow_calls_in_window: tally.slow,
+            failures: shared.counters.failures.load(StdOrdering::Relaxed),
+            ignored: shared.counters.ignored.load(StdOrdering::Relaxed),
+            rejected: shared.counters.rejected.load(StdOrdering::Relaxed),
+            transitions: shared.counters.transitions.load(StdOrdering::Relaxed),
+            half_open_probes_in_flight: word.probes(),
+            time_in_state: Duration::from_micros(now.saturating_sub(since)),
+            retry_after,
+        }
+    }
+
+    /// Whether two handles share one breaker.
+    pub fn same_as(&self, other: &CircuitBreaker) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+fn slow_micros(config: &BreakerConfig) -> u64 {
+    config
+        .slow_calls
+        .map_or(0, |slow| state::duration_micros(slow.duration).max(1))
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.name())
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+/// A breaker's state and counters at one moment.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BreakerMetrics {
+    /// The breaker's name.
+    pub name: Arc<str>,
+    /// Its state.
+    pub state: BreakerState,
+    /// Failure rate over the current window (0 when not closed or empty).
+    pub failure_rate: f64,
+    /// Slow-call rate over the current window.
+    pub slow_call_rate: f64,
+    /// Calls the current window holds.
+    pub calls_in_window: u64,
+    /// Failures the current window holds.
+    pub failures_in_window: u64,
+    /// Slow calls the current window holds.
+    pub slow_calls_in_window: u64,
+    /// Failures recorded since creation.
+    pub failures: u64,
+    /// Errors that did not count, and cancelled calls, since creation.
+    pub ignored: u64,
+    /// Calls rejected since creation.
+    pub rejected: u64,
+    /// State changes since creation.
+    pub transitions: u64,
+    /// Half-open probes in flight.
+    pub half_open_probes_in_flight: u32,
+    /// How long it has been in its state.
+    pub time_in_state: Duration,
+    /// For an open breaker, the time until it lets probes through.
+    pub retry_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum PermitKind {
+    Closed(u32),
+    Probe(u32),
+    Passthrough,
+    Done,
+}
+
+/// Leave to run one call through a breaker. Record the outcome with one of the `record_*`
+/// methods. Dropped without an outcome, it records nothing and frees its probe slot (the call
+/// was cancelled), or records a failure if the thread is panicking.
+#[must_use = "a permit records nothing unless its outcome is recorded"]
+pub struct BreakerPermit<'a> {
+    shared: &'a Shared,
+    kind: PermitKind,
+    started: Option<Instant>,
+}
+
+impl BreakerPermit<'_> {
+    /// The call succeeded.
+    pub fn record_success(mut self) {
+        let slow = self.is_slow();
+        self.finish(Outcome::Success { slow });
+    }
+
+    /// The call failed in a way that counts against the dependency (a timeout, an outage).
+    pub fn record_failure(mut self) {
+        let slow = self.is_slow();
+        self.finish(Outcome::Failure { slow });
+    }
+
+    /// The call failed in a way that says nothing about the dependency (a 404, a validation
+    /// error): free the permit, record nothing.
+    pub fn record_ignored(mut self) {
+        self.finish(Outcome::Ignored);
+    }
+
+    /// Records an error, as a failure unless the breaker's predicates say it does not count.
+    pub fn record_error<E: Any>(self, error: &E) {
+        if self.shared.config.load().counts_as_failure(error) {
+            self.record_failure();
+        } else {
+            self.record_ignored();
+        }
+    }
+
+    /// Records a result: `Ok` as a success, `Err` through [`record_error`](Self::record_error).
+    pub fn record_result<T, E: Any>(self, result: &Result<T, E>) {
+        match result {
+            Ok(_) => self.record_success(),
+            Err(error) => self.record_error(error),
+        }
+    }
+
+    /// Whether this permit is one of the half-open probes.
+    pub fn is_probe(&self) -> bool {
+        matches!(self.kind, PermitKind::Probe(_))
+    }
+
+    fn is_slow(&self) -> bool {
+        let Some(started) = self.started else {
+            return false;
+        };
+        let limit = self.shared.slow_call_micros.load(StdOrdering::Relaxed);
+        limit != 0 && started.elapsed().as_micros() >= u128::from(limit)
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        let shared = self.shared;
+        let kind = std::mem::replace(&mut self.kind, PermitKind::Done);
+        match outcome {
+            Outcome::Failure { .. } if !matches!(kind, PermitKind::Passthrough) => {
+                shared.counters.failures.fetch_add(1, StdOrdering::Relaxed);
+            }
+            Outcome::Ignored if !matches!(kind, PermitKind::Passthrough) => {
+                shared.counters.ignored.fetch_add(1, StdOrdering::Relaxed);
+            }
+            _ => {}
+        }
+        let env = shared.env();
+        match kind {
+            PermitKind::Closed(generation) => {
+                shared
+                    .core
+                    .record_closed(generation, outcome, shared.window(), &env)
+            }
+            PermitKind::Probe(generation) => {
+                shared
+                    .core
+                    .record_probe(generation, outcome, shared.window(), &env)
+            }
+            PermitKind::Passthrough | PermitKind::Done => {}
+        }
+    }
+}
+
+impl Drop for BreakerPermit<'_> {
+    fn drop(&mut self) {
+        if matches!(self.kind, PermitKind::Done) {
+            return;
+        }
+        if std::thread::panicking() {
+            self.finish(Outcome::Failure { slow: false });
+        } else {
+            self.finish(Outcome::Ignored);
+        }
+    }
+}
+
+impl fmt::Debug for BreakerPermit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerPermit")
+            .field("breaker", &self.shared.name)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}

@@ -1,0 +1,643 @@
+//! The breaker's state machine over atomics: no lock, no clock of its own (the caller passes
+//! the time in microseconds since the breaker's epoch), so loom can check it and the paused
+//! tokio clock can drive it.
+//!
+//! Everything that decides a transition lives in one 64-bit word:
+//!
+//! ```text
+//!  63            32 31     27 26       15 14        3 2     0
+//! +----------------+---------+-----------+-----------+-------+
+//! |   generation   | reopens | successes |  probes   | state |
+//! +----------------+---------+-----------+-----------+-------+
+//! ```
+//!
+//! Every transition is one compare-and-swap of that word that bumps the generation, so two
+//! callers can never both win the same transition, and an outcome carrying an older generation
+//! (a call that began under an earlier state) is thrown away, as in gobreaker.
+
+use std::fmt;
+use std::ops::Deref;
+
+use super::config::{BreakerConfig, TripPolicy};
+use crate::sync::{AtomicU64, Ordering};
+use crate::window::{FAILURE, SLOW, Tally, Window};
+
+/// A circuit breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BreakerState {
+    /// Calls go through; outcomes are recorded and judged.
+    Closed,
+    /// Calls are rejected at once until the open wait has passed.
+    Open,
+    /// A limited number of probe calls go through; their outcomes decide between closing and
+    /// re-opening.
+    HalfOpen,
+    /// Rejecting every call by an operator's order, until reset.
+    ForcedOpen,
+    /// Letting every call through and recording nothing, by an operator's order, until reset.
+    Disabled,
+}
+
+impl BreakerState {
+    fn from_bits(bits: u64) -> Self {
+        match bits {
+            0 => BreakerState::Closed,
+            1 => BreakerState::Open,
+            2 => BreakerState::HalfOpen,
+            3 => BreakerState::ForcedOpen,
+            _ => BreakerState::Disabled,
+        }
+    }
+
+    fn bits(self) -> u64 {
+        match self {
+            BreakerState::Closed => 0,
+            BreakerState::Open => 1,
+            BreakerState::HalfOpen => 2,
+            BreakerState::ForcedOpen => 3,
+            BreakerState::Disabled => 4,
+        }
+    }
+
+    /// The lower-case name used in logs and metrics (`closed`, `half_open`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+            BreakerState::ForcedOpen => "forced_open",
+            BreakerState::Disabled => "disabled",
+        }
+    }
+}
+
+impl fmt::Display for BreakerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+const PROBE_SHIFT: u32 = 3;
+const SUCCESS_SHIFT: u32 = 15;
+const REOPEN_SHIFT: u32 = 27;
+const FIELD_MASK: u64 = 0xFFF;
+const REOPEN_MAX: u64 = 0x1F;
+
+/// The packed state word.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Word(pub(crate) u64);
+
+impl Word {
+    pub(crate) fn new(state: BreakerState, generation: u32) -> Self {
+        Word((u64::from(generation) << 32) | state.bits())
+    }
+
+    pub(crate) fn state(self) -> BreakerState {
+        BreakerState::from_bits(self.0 & 0b111)
+    }
+
+    pub(crate) fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    pub(crate) fn probes(self) -> u32 {
+        ((self.0 >> PROBE_SHIFT) & FIELD_MASK) as u32
+    }
+
+    pub(crate) fn successes(self) -> u32 {
+        ((self.0 >> SUCCESS_SHIFT) & FIELD_MASK) as u32
+    }
+
+    pub(crate) fn reopenings(self) -> u32 {
+        ((self.0 >> REOPEN_SHIFT) & REOPEN_MAX) as u32
+    }
+
+    fn with_field(self, shift: u32, mask: u64, value: u32) -> Self {
+        Word((self.0 & !(mask << shift)) | ((u64::from(value) & mask) << shift))
+    }
+
+    fn with_probes(self, probes: u32) -> Self {
+        self.with_field(PROBE_SHIFT, FIELD_MASK, probes)
+    }
+
+    fn with_successes(self, successes: u32) -> Self {
+        self.with_field(SUCCESS_SHIFT, FIELD_MASK, successes)
+    }
+
+    /// The word of the next generation in `state`, carrying `reopenings` and no probes.
+    fn next(self, state: BreakerState, reopenings: u32) -> Self {
+        Word::new(state, self.generation().wrapping_add(1)).with_field(
+            REOPEN_SHIFT,
+            REOPEN_MAX,
+            reopenings.min(REOPEN_MAX as u32),
+        )
+    }
+}
+
+impl fmt::Debug for Word {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Word")
+            .field("state", &self.state())
+            .field("generation", &self.generation())
+            .field("probes", &self.probes())
+            .field("successes", &self.successes())
+            .field("reopenings", &self.reopenings())
+            .finish()
+    }
+}
+
+/// A time in microseconds tagged with the low 16 bits of the generation it belongs to, in one
+/// word, so a reader never pairs one generation's state with another's deadline.
+pub(crate) struct Stamp(AtomicU64);
+
+const STAMP_TIME_MASK: u64 = (1 << 48) - 1;
+
+impl Stamp {
+    fn new() -> Self {
+        Stamp(AtomicU64::new(0))
+    }
+
+    fn set(&self, generation: u32, micros: u64) {
+        let tag = u64::from(generation as u16) << 48;
+        self.0
+            .store(tag | (micros & STAMP_TIME_MASK), Ordering::Release);
+    }
+
+    /// The time stored for `generation`, if that generation's owner has stored it yet.
+    pub(crate) fn get(&self, generation: u32) -> Option<u64> {
+        let value = self.0.load(Ordering::Acquire);
+        ((value >> 48) as u16 == generation as u16).then_some(value & STAMP_TIME_MASK)
+    }
+}
+
+/// Why a breaker changed state: the text operators read in logs and events.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum TransitionReason {
+    /// The failure rate reached its threshold.
+    FailureRate {
+        /// Failure rate over the window.
+        rate: f64,
+        /// The configured threshold.
+        threshold: f64,
+        /// Calls in the window.
+        calls: u64,
+    },
+    /// The slow-call rate reached its threshold.
+    SlowCallRate {
+        /// Slow-call rate over the window.
+        rate: f64,
+        /// The configured threshold.
+        threshold: f64,
+        /// Calls in the window.
+        calls: u64,
+    },
+    /// Too many failures in a row.
+    ConsecutiveFailures(u32),
+    /// Too many failures within the time window.
+    FailureCount {
+        /// Failures in the window.
+        failures: u64,
+        /// The window.
+        within_millis: u64,
+    },
+    /// The open wait passed; probing.
+    OpenWaitElapsed,
+    /// A half-open probe failed.
+    ProbeFailed,
+    /// Enough half-open probes succeeded.
+    ProbesSucceeded(u32),
+    /// The breaker stayed half-open longer than `max_half_open`.
+    HalfOpenTimedOut,
+    /// An operator forced it open.
+    Forced,
+    /// An operator disabled it.
+    Disabled,
+    /// An operator reset it to closed.
+    Reset,
+    /// Its configuration changed shape, so it starts over with a new window.
+    Reconfigured,
+}
+
+impl fmt::Display for TransitionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            TransitionReason::FailureRate {
+                rate,
+                threshold,
+                calls,
+            } => write!(
+                f,
+                "failure rate {:.0}% ≥ {:.0}% over the last {calls} calls",
+                rate * 100.0,
+                threshold * 100.0
+            ),
+            TransitionReason::SlowCallRate {
+                rate,
+                threshold,
+                calls,
+            } => write!(
+                f,
+                "slow-call rate {:.0}% ≥ {:.0}% over the last {calls} calls",
+                rate * 100.0,
+                threshold * 100.0
+            ),
+            TransitionReason::ConsecutiveFailures(n) => write!(f, "{n} failures in a row"),
+            TransitionReason::FailureCount {
+                failures,
+                within_millis,
+            } => write!(
+                f,
+                "{failures} failures within the last {:?}",
+                std::time::Duration::from_millis(within_millis)
+            ),
+            TransitionReason::OpenWaitElapsed => f.write_str("open wait elapsed, probing"),
+            TransitionReason::ProbeFailed => f.write_str("probe failed"),
+            TransitionReason::ProbesSucceeded(n) => write!(f, "{n} probes succeeded"),
+            TransitionReason::HalfOpenTimedOut => {
+                f.write_str("half-open for longer than max_half_open")
+            }
+            TransitionReason::Forced => f.write_str("forced open by an operator"),
+            TransitionReason::Disabled => f.write_str("disabled by an operator"),
+            TransitionReason::Reset => f.write_str("reset by an operator"),
+            TransitionReason::Reconfigured => f.write_str("reconfigured with a new window"),
+        }
+    }
+}
+
+/// A state change that happened.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transition {
+    /// The state left.
+    pub from: BreakerState,
+    /// The state entered.
+    pub to: BreakerState,
+    /// Why.
+    pub reason: TransitionReason,
+}
+
+/// What admission decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// A closed-state call of this generation.
+    Closed(u32),
+    /// A half-open probe of this generation; it holds one probe slot.
+    Probe(u32),
+    /// The breaker is disabled: run, record nothing.
+    Passthrough,
+    /// Open: rejected, with the microseconds left until probing (`None` if forced open).
+    RejectedOpen(Option<u64>),
+    /// Half-open with every probe slot taken.
+    RejectedHalfOpen,
+}
+
+/// How one call ended, as the breaker sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Success; `slow` if it took at least the slow-call duration.
+    Success { slow: bool },
+    /// A failure of the dependency (an error that counts, a timeout, a panic).
+    Failure { slow: bool },
+    /// An error that does not count, or a cancelled call: release, record nothing.
+    Ignored,
+}
+
+/// The atomics of one breaker, and the transitions between its states.
+pub(crate) struct Core {
+    word: AtomicU64,
+    /// Consecutive failures, tagged with their generation: `generation << 32 | count`.
+    consecutive: AtomicU64,
+    open_until: Stamp,
+    since: Stamp,
+}
+
+/// What the state machine needs from its breaker: the configuration (loaded only off the
+/// closed success path), the time, and somewhere to report transitions.
+pub(crate) trait Env {
+    /// A borrowed or shared configuration.
+    type Config: Deref<Target = BreakerConfig>;
+    /// The current configuration.
+    fn config(&self) -> Self::Config;
+    /// Microseconds since the breaker's epoch.
+    fn now(&self) -> u64;
+    /// Called once for every transition this caller made.
+    fn on_transition(&self, transition: Transition);
+}
+
+impl Core {
+    pub(crate) fn new(now: u64) -> Self {
+        let core = Core {
+            word: AtomicU64::new(Word::new(BreakerState::Closed, 0).0),
+            consecutive: AtomicU64::new(0),
+            open_until: Stamp::new(),
+            since: Stamp::new(),
+        };
+        core.since.set(0, now);
+        core
+    }
+
+    pub(crate) fn load(&self) -> Word {
+        Word(self.word.load(Ordering::Acquire))
+    }
+
+    /// When the current state began, in microseconds since the epoch (if already stamped).
+    pub(crate) fn since(&self, word: Word) -> Option<u64> {
+        self.since.get(word.generation())
+    }
+
+    /// When an open breaker will let probes through.
+    pub(crate) fn open_until(&self, word: Word) -> Option<u64> {
+        self.open_until.get(word.generation())
+    }
+
+    /// Decides whether a call may run. The closed state answers from one atomic load; the
+    /// others read the time and the configuration.
+    pub(crate) fn admit(&self, window: &Window, env: &impl Env) -> Admission {
+        let mut word = self.load();
+        loop {
+            match word.state() {
+                BreakerState::Closed => return Admission::Closed(word.generation()),
+                BreakerState::Disabled => return Admission::Passthrough,
+                BreakerState::ForcedOpen => return Admission::RejectedOpen(None),
+                BreakerState::Open => {
+                    let now = env.now();
+                    let Some(until) = self.open_until(word) else {
+                        // The opener has not stamped the deadline yet: it opened just now.
+                        let config = env.config();
+                        return Admission::RejectedOpen(Some(duration_micros(
+                            config.open_wait_after(word.reopenings()),
+                        )));
+                    };
+                    if now < until {
+                        return Admission::RejectedOpen(Some(until - now));
+                    }
+                    let probing = word
+                        .next(BreakerState::HalfOpen, word.reopenings())
+                        .with_probes(1);
+                    let reason = TransitionReason::OpenWaitElapsed;
+                    match self.swap(word, probing, now, window, reason, env) {
+                        Ok(()) => return Admission::Probe(probing.generation()),
+                        Err(actual) => word = actual,
+                    }
+                }
+                BreakerState::HalfOpen => {
+                    let config = env.config();
+                    if let (Some(limit), Some(since)) = (config.max_half_open, self.since(word)) {
+                        let now = env.now();
+                        if now.saturating_sub(since) >= duration_micros(limit) {
+                            let reopened = reopen(word);
+                            let reason = TransitionReason::HalfOpenTimedOut;
+                            word = match self.swap(word, reopened, now, window, reason, env) {
+                                Ok(()) => reopened,
+                                Err(actual) => actual,
+                            };
+                            continue;
+                        }
+                    }
+                    if word.probes() >= config.half_open_probes {
+                        return Admission::RejectedHalfOpen;
+                    }
+                    match self.cas(word, word.with_probes(word.probes() + 1)) {
+                        Ok(()) => return Admission::Probe(word.generation()),
+                        Err(actual) => word = actual,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records the outcome of a closed-state call admitted in `generation`.
+    pub(crate) fn record_closed(
+        &self,
+        generation: u32,
+        outcome: Outcome,
+        window: &Window,
+        env: &impl Env,
+    ) {
+        let (failed, slow) = match outcome {
+            Outcome::Success { slow } => (false, slow),
+            Outcome::Failure { slow } => (true, slow),
+            Outcome::Ignored => return,
+        };
+        let bits = if failed { FAILURE } else { 0 } | if slow { SLOW } else { 0 };
+        let reason = match window {
+            Window::None => self.record_consecutive(generation, failed, env),
+            Window::Count(count) => {
+                if count.record(generation, bits).is_none() || bits == 0 {
+                    return;
+                }
+                judge_rate(&env.config(), count.tally(generation))
+            }
+            Window::Time(time) => {
+                let failures_only = time.failures_only();
+                if failures_only && !failed {
+                    return;
+                }
+                let now = env.now();
+                time.record(generation, now, bits, !failures_only);
+                if bits == 0 {
+                    return;
+                }
+                let tally = time.tally(generation, now);
+                let config = env.config();
+                match config.trip {
+                    TripPolicy::FailureCount { failures, within } => (tally.failures
+                        >= u64::from(failures))
+                    .then_some(TransitionReason::FailureCount {
+                        failures: tally.failures,
+                        within_millis: within.as_millis() as u64,
+                    }),
+                    _ => judge_rate(&config, tally),
+                }
+            }
+        };
+        if let Some(reason) = reason {
+            let current = self.load();
+            // Only the closed state this call was admitted under can trip.
+            if current.state() == BreakerState::Closed && current.generation() == generation {
+                let open = current.next(BreakerState::Open, 0);
+                let _ = self.swap(current, open, env.now(), window, reason, env);
+            }
+        }
+    }
+
+    fn record_consecutive(
+        &self,
+        generation: u32,
+        failed: bool,
+        env: &impl Env,
+    ) -> Option<TransitionReason> {
+        let tag = u64::from(generation) << 32;
+        let mut current = self.consecutive.load(Ordering::Relaxed);
+        loop {
+            let stored_generation = (current >> 32) as u32;
+            if (stored_generation.wrapping_sub(generation) as i32) > 0 {
+                return None; // a newer generation owns the counter: this outcome is stale
+            }
+            let count = if stored_generation == generation {
+                current as u32
+            } else {
+                0
+            };
+            if !failed && count == 0 {
+                return None; // the common success: one load, no write
+            }
+            let next_count = if failed { count.saturating_add(1) } else { 0 };
+            match self.consecutive.compare_exchange_weak(
+                current,
+                tag | u64::from(next_count),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) if failed => {
+                    return match env.config().trip {
+                        TripPolicy::ConsecutiveFailures(limit) if next_count >= limit => {
+                            Some(TransitionReason::ConsecutiveFailures(next_count))
+                        }
+                        _ => None,
+                    };
+                }
+                Ok(_) => return None,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Records the outcome of a half-open probe admitted in `generation`.
+    pub(crate) fn record_probe(
+        &self,
+        generation: u32,
+        outcome: Outcome,
+        window: &Window,
+        env: &impl Env,
+    ) {
+        let mut word = self.load();
+        loop {
+            if word.generation() != generation || word.state() != BreakerState::HalfOpen {
+                return; // a stale probe: its generation ended while it ran
+            }
+            let released = word.with_probes(word.probes().saturating_sub(1));
+            let result = match outcome {
+                // A slow probe is still a gray failure: the dependency has not recovered.
+                Outcome::Failure { .. } | Outcome::Success { slow: true } => {
+                    let reason = TransitionReason::ProbeFailed;
+                    self.swap(word, reopen(word), env.now(), window, reason, env)
+                }
+                Outcome::Success { slow: false } => {
+                    let successes = word.successes() + 1;
+                    if successes >= env.config().half_open_successes {
+                        let closed = word.next(BreakerState::Closed, 0);
+                        let reason = TransitionReason::ProbesSucceeded(successes);
+                        self.swap(word, closed, env.now(), window, reason, env)
+                    } else {
+                        self.cas(word, released.with_successes(successes))
+                    }
+                }
+                Outcome::Ignored => self.cas(word, released),
+            };
+            match result {
+                Ok(()) => return,
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// Moves to `state` from whatever state the breaker is in (operator commands, and a
+    /// reconfiguration that needs a new window).
+    pub(crate) fn force(
+        &self,
+        state: BreakerState,
+        reason: TransitionReason,
+        window: &Window,
+        env: &impl Env,
+    ) {
+        let mut word = self.load();
+        loop {
+            match self.swap(word, word.next(state, 0), env.now(), window, reason, env) {
+                Ok(()) => return,
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    fn cas(&self, from: Word, to: Word) -> Result<(), Word> {
+        self.word
+            .compare_exchange(from.0, to.0, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(Word)
+    }
+
+    /// One transition: prepare what the new state's callers read, publish the word, then stamp
+    /// the times of the new generation.
+    fn swap(
+        &self,
+        from: Word,
+        to: Word,
+        now: u64,
+        window: &Window,
+        reason: TransitionReason,
+        env: &impl Env,
+    ) -> Result<(), Word> {
+        if to.state() == BreakerState::Closed
+            && let Window::Count(count) = window
+        {
+            // Before publishing: no caller of the new generation exists yet, and callers of
+            // older generations are discarded by the window itself.
+            count.reset(to.generation());
+        }
+        self.cas(from, to)?;
+        self.since.set(to.generation(), now);
+        if to.state() == BreakerState::Open {
+            let wait = env.config().open_wait_after(to.reopenings());
+            self.open_until
+                .set(to.generation(), now.saturating_add(duration_micros(wait)));
+        }
+        env.on_transition(Transition {
+            from: from.state(),
+            to: to.state(),
+            reason,
+        });
+        Ok(())
+    }
+}
+
+/// The open state after a failed recovery: one more re-opening in a row.
+fn reopen(word: Word) -> Word {
+    word.next(BreakerState::Open, word.reopenings() + 1)
+}
+
+/// Whether a rate window's tally trips the breaker.
+fn judge_rate(config: &BreakerConfig, tally: Tally) -> Option<TransitionReason> {
+    let TripPolicy::FailureRate {
+        threshold,
+        minimum_calls,
+        ..
+    } = config.trip
+    else {
+        return None;
+    };
+    if tally.calls < u64::from(minimum_calls) {
+        return None;
+    }
+    if tally.failures > 0 && tally.failure_rate() >= threshold {
+        return Some(TransitionReason::FailureRate {
+            rate: tally.failure_rate(),
+            threshold,
+            calls: tally.calls,
+        });
+    }
+    let slow = config.slow_calls?;
+    (tally.slow > 0 && tally.slow_rate() >= slow.rate_threshold).then_some(
+        TransitionReason::SlowCallRate {
+            rate: tally.slow_rate(),
+            threshold: slow.rate_threshold,
+            calls: tally.calls,
+        },
+    )
+}
+
+/// A duration in whole microseconds, rounded up so a wait never ends early.
+pub(crate) fn duration_micros(duration: std::time::Duration) -> u64 {
+    let micros = duration.as_nanos().div_ceil(1_000);
+    u64::try_from(micros).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,43 @@
+//! `resilient` keeps one failing dependency from taking a whole service down.
+//!
+//! Every call to a dependency gets, in this order (outer to inner):
+//!
+//! ```text
+//! fallback → total timeout → retry → circuit breaker → bulkhead → attempt timeout → the call
+//! ```
+//!
+//! * a per-attempt **timeout**, and optionally a **total** one across attempts and backoff;
+//! * **retries** with exponential backoff and jitter, limited by a per-dependency **budget**;
+//! * a **circuit breaker**, shared by name through a process-wide [`registry()`], that fails
+//!   fast while the dependency is down and probes it carefully when it may have recovered;
+//! * a **bulkhead**, a per-dependency concurrency limit that rejects instead of queueing
+//!   forever;
+//! * a **fallback** when all of that still fails.
+//!
+//! See [`policy`] for the programmatic API and the README for the `#[resilient]` attribute.
+
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms, unreachable_pub)]
+
+pub mod backoff;
+pub mod breaker;
+pub mod bulkhead;
+pub mod error;
+pub mod policy;
+pub mod registry;
+pub mod retry;
+mod sync;
+pub mod timeout;
+mod window;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use backoff::{Backoff, Jitter};
+pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, SlidingWindow, TripPolicy};
+pub use bulkhead::{Bulkhead, BulkheadConfig};
+pub use error::{ConfigError, Rejection, TimeoutKind};
+pub use policy::{Execution, Policy, PolicyBuilder};
+pub use registry::{Registry, registry};
+pub use retry::{Classification, RetryConfig, Transient};
+pub use timeout::TimeoutConfig;

@@ -1,0 +1,232 @@
+//! Breakers, bulkheads and retry budgets shared by name across the process.
+//!
+//! Every call site that names the breaker `"feature_store"` gets the same breaker, so evidence
+//! from all of them adds up and an outage opens it for all of them at once. Declare each
+//! dependency at startup with its configuration; a name used without a declaration gets the
+//! registry's default configuration and one warning naming it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+
+use crate::breaker::{BreakerConfig, BreakerMetrics, CircuitBreaker};
+use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadMetrics};
+use crate::error::ConfigError;
+use crate::retry::{BudgetConfig, RetryBudget};
+
+static GLOBAL: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+/// The process-wide registry, which the `#[resilient]` attribute and
+/// [`PolicyBuilder::build`](crate::PolicyBuilder::build) use.
+pub fn registry() -> &'static Registry {
+    &GLOBAL
+}
+
+/// A set of named breakers, bulkheads and retry budgets. Use [`registry()`] for the
+/// process-wide one and [`Registry::new`] for an independent one (tests, embedding).
+pub struct Registry {
+    breakers: RwLock<HashMap<Arc<str>, CircuitBreaker>>,
+    bulkheads: RwLock<HashMap<Arc<str>, Bulkhead>>,
+    budgets: RwLock<HashMap<Arc<str>, Arc<RetryBudget>>>,
+    default_breaker: RwLock<BreakerConfig>,
+    default_bulkhead: RwLock<BulkheadConfig>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("breakers", &self.breaker_names())
+            .field("bulkheads", &self.bulkhead_names())
+            .finish()
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Registry {
+    /// An empty registry with the documented default configurations.
+    pub fn new() -> Self {
+        Registry {
+            breakers: RwLock::default(),
+            bulkheads: RwLock::default(),
+            budgets: RwLock::default(),
+            default_breaker: RwLock::new(BreakerConfig::default()),
+            default_bulkhead: RwLock::new(BulkheadConfig::default()),
+        }
+    }
+
+    /// Declares the breaker `name` with `config`. Declaring a name again reconfigures the live
+    /// breaker in place: its state is kept and every handle follows.
+    pub fn declare_breaker(
+        &self,
+        name: &str,
+        config: BreakerConfig,
+    ) -> Result<CircuitBreaker, ConfigError> {
+        check_name("circuit breaker", name)?;
+        if let Some(existing) = self.get_breaker(name) {
+            existing.reconfigure(config)?;
+            return Ok(existing);
+        }
+        let mut breakers = write(&self.breakers);
+        if let Some(existing) = breakers.get(name) {
+            existing.reconfigure(config)?;
+            return Ok(existing.clone());
+        }
+        let breaker = CircuitBreaker::new(name, config)?;
+        breakers.insert(breaker.shared_name().clone(), breaker.clone());
+        Ok(breaker)
+    }
+
+    /// The breaker `name`; created with the default configuration, and a warning, if it was
+    /// never declared.
+    pub fn breaker(&self, name: &str) -> CircuitBreaker {
+        if let Some(existing) = self.get_breaker(name) {
+            return existing;
+        }
+        let mut breakers = write(&self.breakers);
+        if let Some(existing) = breakers.get(name) {
+            return existing.clone();
+        }
+        tracing::warn!(
+            target: "resilient::registry",
+            breaker = name,
+            "circuit breaker `{name}` was used without being declared: it gets the default configuration (declare it at startup to choose one)"
+        );
+        let config = read(&self.default_breaker).clone();
+        let breaker = CircuitBreaker::new(name, config)
+            .expect("the default breaker configuration is validated when it is set");
+        breakers.insert(breaker.shared_name().clone(), breaker.clone());
+        breaker
+    }
+
+    /// The breaker `name`, if it exists.
+    pub fn get_breaker(&self, name: &str) -> Option<CircuitBreaker> {
+        read(&self.breakers).get(name).cloned()
+    }
+
+    /// Declares the bulkhead `name`; declaring again reconfigures it in place.
+    pub fn declare_bulkhead(
+        &self,
+        name: &str,
+        config: BulkheadConfig,
+    ) -> Result<Bulkhead, ConfigError> {
+        check_name("bulkhead", name)?;
+        let mut bulkheads = write(&self.bulkheads);
+        if let Some(existing) = bulkheads.get(name) {
+            existing.reconfigure(config)?;
+            return Ok(existing.clone());
+        }
+        let bulkhead = Bulkhead::new(name, config)?;
+        bulkheads.insert(name.into(), bulkhead.clone());
+        Ok(bulkhead)
+    }
+
+    /// The bulkhead `name`; created with the default configuration, and a warning, if it was
+    /// never declared.
+    pub fn bulkhead(&self, name: &str) -> Bulkhead {
+        if let Some(existing) = self.get_bulkhead(name) {
+            return existing;
+        }
+        let mut bulkheads = write(&self.bulkheads);
+        if let Some(existing) = bulkheads.get(name) {
+            return existing.clone();
+        }
+        tracing::warn!(
+            target: "resilient::registry",
+            bulkhead = name,
+            "bulkhead `{name}` was used without being declared: it gets the default configuration (declare it at startup to choose one)"
+        );
+        let config = *read(&self.default_bulkhead);
+        let bulkhead = Bulkhead::new(name, config)
+            .expect("the default bulkhead configuration is validated when it is set");
+        bulkheads.insert(name.into(), bulkhead.clone());
+        bulkhead
+    }
+
+    /// The bulkhead `name`, if it exists.
+    pub fn get_bulkhead(&self, name: &str) -> Option<Bulkhead> {
+        read(&self.bulkheads).get(name).cloned()
+    }
+
+    /// The retry budget of dependency `name`, created with `config` on first use.
+    pub fn retry_budget(
+        &self,
+        name: &str,
+        config: BudgetConfig,
+    ) -> Result<Arc<RetryBudget>, ConfigError> {
+        if let Some(existing) = read(&self.budgets).get(name) {
+            return Ok(existing.clone());
+        }
+        let mut budgets = write(&self.budgets);
+        if let Some(existing) = budgets.get(name) {
+            return Ok(existing.clone());
+        }
+        let budget = Arc::new(RetryBudget::new(name, config)?);
+        budgets.insert(name.into(), budget.clone());
+        Ok(budget)
+    }
+
+    /// Sets the configuration undeclared breakers get from now on.
+    pub fn set_default_breaker_config(&self, config: BreakerConfig) -> Result<(), ConfigError> {
+        config.validate("default")?;
+        *write(&self.default_breaker) = config;
+        Ok(())
+    }
+
+    /// Sets the configuration undeclared bulkheads get from now on.
+    pub fn set_default_bulkhead_config(&self, config: BulkheadConfig) -> Result<(), ConfigError> {
+        config.validate("default")?;
+        *write(&self.default_bulkhead) = config;
+        Ok(())
+    }
+
+    /// Every breaker, sorted by name, with its state and counters.
+    pub fn breakers(&self) -> Vec<BreakerMetrics> {
+        let mut all: Vec<_> = read(&self.breakers)
+            .values()
+            .map(CircuitBreaker::metrics)
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Every bulkhead, sorted by name, with its occupancy.
+    pub fn bulkheads(&self) -> Vec<BulkheadMetrics> {
+        let mut all: Vec<_> = read(&self.bulkheads)
+            .values()
+            .map(Bulkhead::metrics)
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    fn breaker_names(&self) -> Vec<Arc<str>> {
+        let mut names: Vec<_> = read(&self.breakers).keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn bulkhead_names(&self) -> Vec<Arc<str>> {
+        let mut names: Vec<_> = read(&self.bulkheads).keys().cloned().collect();
+        names.sort();
+        names
+    }
+}
+
+fn check_name(kind: &str, name: &str) -> Result<(), ConfigError> {
+    if name.trim().is_empty() {
+        return Err(ConfigError::new(kind, "name", name, "must not be empty"));
+    }
+    Ok(())
+}

@@ -242,7 +242,7 @@ pub(crate) enum Window {
     Time(TimeWindow),
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(resilient_loom)))]
 mod tests {
     use super::*;
 

@@ -22,6 +22,7 @@
 pub mod backoff;
 pub mod breaker;
 pub mod bulkhead;
+pub mod callsite;
 pub mod error;
 pub mod policy;
 pub mod registry;

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use crate::backoff::{Backoff, Jitter, Random};
 use crate::breaker::CircuitBreaker;
 use crate::bulkhead::Bulkhead;
+use crate::callsite::{CallSiteStats, sample_latency};
 use crate::error::{ConfigError, Rejection, TimeoutKind};
 use crate::registry::Registry;
 use crate::retry::{BudgetConfig, CallGuard, Classification, RetryBudget, RetryConfig};
@@ -70,6 +71,7 @@ pub struct Policy {
     timeouts: TimeoutConfig,
     budget: Option<Arc<RetryBudget>>,
     retry_if: Vec<RetryPredicate>,
+    stats: Arc<CallSiteStats>,
 }
 
 impl fmt::Debug for Policy {
@@ -134,6 +136,12 @@ impl Policy {
         &self.timeouts
     }
 
+    /// The call site's counters, shared by every policy built under the same name in one
+    /// registry.
+    pub fn stats(&self) -> &CallSiteStats {
+        &self.stats
+    }
+
     /// Runs one call: `make` builds the future of one attempt and is called again for each
     /// retry, so it must own (or clone) what the attempt needs.
     ///
@@ -188,8 +196,11 @@ impl Policy {
     /// # }
     /// ```
     pub fn execution(&self) -> Execution<'_> {
+        self.stats.record_call();
         Execution {
             policy: self,
+            bypassed: self.stats.is_bypassed(),
+            started: sample_latency().then(Instant::now),
             retries: 0,
             deadline: self.timeouts.total_deadline(),
             previous_delay: Duration::ZERO,
@@ -299,6 +310,7 @@ impl PolicyBuilder {
             }
             _ => None,
         };
+        let stats = registry.call_site_stats(&self.name);
         Ok(Policy {
             name: self.name.into(),
             breaker,
@@ -307,6 +319,7 @@ impl PolicyBuilder {
             timeouts: self.timeouts,
             budget,
             retry_if: self.retry_if,
+            stats,
         })
     }
 }
@@ -334,6 +347,10 @@ pub enum Next<T, E> {
 /// nothing.
 pub struct Execution<'p> {
     policy: &'p Policy,
+    /// An operator switched the call site off: one plain attempt, nothing else.
+    bypassed: bool,
+    /// When the call started, if it is one of the calls timed for the latency histogram.
+    started: Option<Instant>,
     retries: u32,
     deadline: Option<Instant>,
     previous_delay: Duration,
@@ -366,6 +383,9 @@ impl<'p> Execution<'p> {
         E: Any,
     {
         let policy = self.policy;
+        if self.bypassed {
+            return Attempt::Done(future.await);
+        }
         if let (Some(budget), None) = (&policy.budget, &self.call_guard) {
             self.call_guard = Some(budget.enter());
         }
@@ -431,7 +451,7 @@ impl<'p> Execution<'p> {
         E: From<Rejection>,
     {
         let (error, classification) = match attempt {
-            Attempt::Done(Ok(value)) => return Next::Return(Ok(value)),
+            Attempt::Done(Ok(value)) => return self.finish(Ok(value)),
             Attempt::Done(Err(error)) => {
                 let classification = classify(&error);
                 (error, classification)
@@ -467,14 +487,21 @@ impl<'p> Execution<'p> {
                 }
                 Next::Retry
             }
-            None => Next::Return(Err(error)),
+            None => self.finish(Err(error)),
         }
+    }
+
+    fn finish<T, E>(&self, result: Result<T, E>) -> Next<T, E> {
+        if let Some(started) = self.started {
+            self.policy.stats.record_latency(started.elapsed());
+        }
+        Next::Return(result)
     }
 
     /// The delay before the next retry, or `None` when the call must end now.
     fn plan_retry(&mut self, classification: Classification) -> Option<Duration> {
         let retry = &self.policy.retry;
-        if !classification.transient || self.retries >= retry.max_retries {
+        if self.bypassed || !classification.transient || self.retries >= retry.max_retries {
             return None;
         }
         let random = self.random.get_or_insert_with(Random::new);
@@ -510,6 +537,7 @@ impl<'p> Execution<'p> {
             }
         }
         self.retries += 1;
+        self.policy.stats.record_retry();
         self.previous_delay = delay;
         Some(delay)
     }

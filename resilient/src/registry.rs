@@ -10,6 +10,7 @@ use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use crate::breaker::{BreakerConfig, BreakerMetrics, CircuitBreaker};
 use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadMetrics};
+use crate::callsite::{CallSiteMetrics, CallSiteStats};
 use crate::error::ConfigError;
 use crate::retry::{BudgetConfig, RetryBudget};
 
@@ -27,6 +28,7 @@ pub struct Registry {
     breakers: RwLock<HashMap<Arc<str>, CircuitBreaker>>,
     bulkheads: RwLock<HashMap<Arc<str>, Bulkhead>>,
     budgets: RwLock<HashMap<Arc<str>, Arc<RetryBudget>>>,
+    call_sites: RwLock<HashMap<Arc<str>, Arc<CallSiteStats>>>,
     default_breaker: RwLock<BreakerConfig>,
     default_bulkhead: RwLock<BulkheadConfig>,
 }
@@ -61,6 +63,7 @@ impl Registry {
             breakers: RwLock::default(),
             bulkheads: RwLock::default(),
             budgets: RwLock::default(),
+            call_sites: RwLock::default(),
             default_breaker: RwLock::new(BreakerConfig::default()),
             default_bulkhead: RwLock::new(BulkheadConfig::default()),
         }
@@ -175,6 +178,39 @@ impl Registry {
         let budget = Arc::new(RetryBudget::new(name, config)?);
         budgets.insert(name.into(), budget.clone());
         Ok(budget)
+    }
+
+    /// The counters of call site `name`, created on first use.
+    pub fn call_site_stats(&self, name: &str) -> Arc<CallSiteStats> {
+        if let Some(existing) = read(&self.call_sites).get(name) {
+            return existing.clone();
+        }
+        write(&self.call_sites)
+            .entry(name.into())
+            .or_default()
+            .clone()
+    }
+
+    /// Every call site that has run (or been built), sorted by name, with its counters.
+    pub fn call_site_metrics(&self) -> Vec<CallSiteMetrics> {
+        let mut all: Vec<_> = read(&self.call_sites)
+            .iter()
+            .map(|(name, stats)| stats.metrics(name.clone()))
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Switches the policies of call site `name` off (`true`: calls run once, plain) or back
+    /// on. Returns false if no such call site has been built yet.
+    pub fn bypass_call_site(&self, name: &str, bypassed: bool) -> bool {
+        match read(&self.call_sites).get(name) {
+            Some(stats) => {
+                stats.set_bypassed(bypassed);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sets the configuration undeclared breakers get from now on.

@@ -75,15 +75,14 @@ impl CountWindow {
         self.head.store(u64::from(generation), Ordering::Release);
     }
 
-    /// Records one outcome. Returns how many calls this generation has recorded including this
-    /// one (wrapping past `u32::MAX`), or `None` when the window belongs to another generation
-    /// and the outcome was discarded.
-    pub(crate) fn record(&self, generation: u32, outcome: u8) -> Option<u32> {
+    /// Records one outcome; false when the window belongs to another generation and the
+    /// outcome was discarded.
+    pub(crate) fn record(&self, generation: u32, outcome: u8) -> bool {
         let previous = self.head.fetch_add(1 << 32, Ordering::AcqRel);
         if previous as u32 != generation {
             // A stale caller moved the next slot index of a newer window on; that only shifts
             // where the ring continues, it adds no outcome.
-            return None;
+            return false;
         }
         let index = (previous >> 32) as u32;
         let slot = &self.slots[index as usize % self.slots.len()];
@@ -91,7 +90,7 @@ impl CountWindow {
             ((generation & SLOT_GEN_MASK) << 8) | u32::from(outcome),
             Ordering::Release,
         );
-        Some(index.wrapping_add(1))
+        true
     }
 
     /// Counts the outcomes `generation` holds.
@@ -264,11 +263,11 @@ mod tests {
     #[test]
     fn count_window_discards_other_generations() {
         let window = CountWindow::new(4, 1);
-        assert_eq!(window.record(1, FAILURE), Some(1));
+        assert!(window.record(1, FAILURE));
         window.reset(2);
-        assert_eq!(window.record(1, FAILURE), None);
+        assert!(!window.record(1, FAILURE));
         assert_eq!(window.tally(2), Tally::default());
-        assert_eq!(window.record(2, SLOW), Some(1));
+        assert!(window.record(2, SLOW));
         assert_eq!(
             window.tally(2),
             Tally {

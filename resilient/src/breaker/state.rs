@@ -423,7 +423,7 @@ impl Core {
         let reason = match window {
             Window::None => self.record_consecutive(generation, failed, env),
             Window::Count(count) => {
-                if count.record(generation, bits).is_none() || bits == 0 {
+                if !count.record(generation, bits) || bits == 0 {
                     return;
                 }
                 judge_rate(&env.config(), count.tally(generation))

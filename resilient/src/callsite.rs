@@ -1,0 +1,242 @@
+//! Call sites: each annotated function (and each programmatic [`Policy`](crate::Policy)) counts
+//! its calls, retries and fallbacks, keeps a latency histogram, and can be switched off by an
+//! operator so that it makes the plain call.
+//!
+//! Counting stays cheap enough for the hot path: one relaxed `fetch_add` per call on the call
+//! site's own counter. Latency needs two clock readings, so it is sampled: one call in
+//! [`LATENCY_SAMPLE_EVERY`] per thread is timed (a thread-local countdown, no shared write).
+//! Percentiles from a sample are estimates; at the traffic where they matter the sample is
+//! thousands of calls.
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// One call in this many (per thread) is timed for the latency histogram.
+pub const LATENCY_SAMPLE_EVERY: u32 = 8;
+
+thread_local! {
+    static SAMPLE_COUNTDOWN: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether the calling thread's next call should be timed.
+pub(crate) fn sample_latency() -> bool {
+    SAMPLE_COUNTDOWN.with(|countdown| {
+        let left = countdown.get();
+        if left == 0 {
+            countdown.set(LATENCY_SAMPLE_EVERY - 1);
+            true
+        } else {
+            countdown.set(left - 1);
+            false
+        }
+    })
+}
+
+/// Sub-buckets per power of two: bucket bounds grow by 2^(1/8), so a percentile read from the
+/// histogram is within 9 % of the true value.
+const SUB_BUCKETS: usize = 8;
+/// Powers of two covered, from 1 µs to 2^28 µs (about 4.5 minutes); longer calls land in the
+/// last bucket.
+const OCTAVES: usize = 28;
+const BUCKETS: usize = SUB_BUCKETS * OCTAVES + 1;
+
+/// A lock-free latency histogram with logarithmic buckets (1 µs to minutes, ≤ 9 % error).
+pub struct LatencyHistogram {
+    buckets: Box<[AtomicU64]>,
+    count: AtomicU64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LatencyHistogram {
+    /// Records one latency.
+    pub fn record(&self, latency: Duration) {
+        let index = bucket_of(latency);
+        self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Latencies recorded.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The latency at quantile `q` (0.5 for the median), as the upper bound of its bucket;
+    /// `None` when nothing was recorded.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|bucket| bucket.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (index, count) in counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Some(upper_bound(index));
+            }
+        }
+        Some(upper_bound(BUCKETS - 1))
+    }
+}
+
+impl fmt::Debug for LatencyHistogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LatencyHistogram")
+            .field("count", &self.count())
+            .field("p50", &self.quantile(0.5))
+            .field("p99", &self.quantile(0.99))
+            .finish()
+    }
+}
+
+/// The bucket of a latency: bucket `i` holds latencies up to `2^(i/8)` µs.
+fn bucket_of(latency: Duration) -> usize {
+    let micros = latency.as_secs_f64() * 1e6;
+    if micros <= 1.0 {
+        return 0;
+    }
+    let index = (micros.log2() * SUB_BUCKETS as f64).ceil() as usize;
+    index.min(BUCKETS - 1)
+}
+
+fn upper_bound(index: usize) -> Duration {
+    Duration::from_secs_f64(2f64.powf(index as f64 / SUB_BUCKETS as f64) / 1e6)
+}
+
+/// What one call site counts.
+#[derive(Debug, Default)]
+pub struct CallSiteStats {
+    calls: AtomicU64,
+    retries: AtomicU64,
+    fallbacks: AtomicU64,
+    bypassed: AtomicBool,
+    latency: LatencyHistogram,
+}
+
+impl CallSiteStats {
+    pub(crate) fn record_call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a fallback served.
+    pub fn record_fallback(&self) {
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_latency(&self, latency: Duration) {
+        self.latency.record(latency);
+    }
+
+    /// Whether an operator switched this call site's policies off: calls then run once, plain,
+    /// with no timeout, retry, breaker or bulkhead.
+    pub fn is_bypassed(&self) -> bool {
+        self.bypassed.load(Ordering::Relaxed)
+    }
+
+    /// Switches this call site's policies off (`true`) or back on.
+    pub fn set_bypassed(&self, bypassed: bool) {
+        self.bypassed.store(bypassed, Ordering::Relaxed);
+    }
+
+    /// The latency histogram (sampled: see [`LATENCY_SAMPLE_EVERY`]).
+    pub fn latency(&self) -> &LatencyHistogram {
+        &self.latency
+    }
+
+    /// A point-in-time view under `name`.
+    pub fn metrics(&self, name: Arc<str>) -> CallSiteMetrics {
+        CallSiteMetrics {
+            name,
+            calls: self.calls.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            fallbacks: self.fallbacks.load(Ordering::Relaxed),
+            bypassed: self.is_bypassed(),
+            latency_samples: self.latency.count(),
+            p50: self.latency.quantile(0.5),
+            p90: self.latency.quantile(0.9),
+            p99: self.latency.quantile(0.99),
+        }
+    }
+}
+
+/// A call site's counters at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallSiteMetrics {
+    /// The call site's name.
+    pub name: Arc<str>,
+    /// Calls started.
+    pub calls: u64,
+    /// Retries made.
+    pub retries: u64,
+    /// Fallbacks served.
+    pub fallbacks: u64,
+    /// Whether its policies are switched off.
+    pub bypassed: bool,
+    /// Calls timed for the histogram.
+    pub latency_samples: u64,
+    /// Median latency of the sampled calls.
+    pub p50: Option<Duration>,
+    /// 90th percentile.
+    pub p90: Option<Duration>,
+    /// 99th percentile.
+    pub p99: Option<Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_land_within_the_bucket_error() {
+        let histogram = LatencyHistogram::default();
+        for ms in 1..=100 {
+            histogram.record(Duration::from_millis(ms));
+        }
+        let p50 = histogram.quantile(0.5).unwrap().as_secs_f64() * 1e3;
+        let p99 = histogram.quantile(0.99).unwrap().as_secs_f64() * 1e3;
+        assert!((50.0..=50.0 * 1.1).contains(&p50), "p50 = {p50}");
+        assert!((99.0..=99.0 * 1.1).contains(&p99), "p99 = {p99}");
+        assert_eq!(histogram.count(), 100);
+    }
+
+    #[test]
+    fn an_empty_histogram_has_no_quantiles() {
+        assert_eq!(LatencyHistogram::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn extremes_stay_in_range() {
+        let histogram = LatencyHistogram::default();
+        histogram.record(Duration::ZERO);
+        histogram.record(Duration::from_secs(3600));
+        assert_eq!(histogram.quantile(0.0), Some(upper_bound(0)));
+        assert_eq!(histogram.quantile(1.0), Some(upper_bound(BUCKETS - 1)));
+    }
+
+    #[test]
+    fn one_call_in_eight_is_sampled() {
+        let sampled = (0..80).filter(|_| sample_latency()).count();
+        assert_eq!(sampled, 10);
+    }
+}

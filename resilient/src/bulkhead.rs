@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::{ConfigError, Rejection};
+use crate::event::{Event, Listeners};
 
 /// Most slots one bulkhead may have.
 pub const MAX_CONCURRENT: usize = 1 << 20;
@@ -85,11 +86,30 @@ struct Shared {
     to_retire: AtomicUsize,
     waiting: AtomicUsize,
     rejected: AtomicU64,
+    /// Where rejections are reported; `None` for a bulkhead made without listeners.
+    listeners: Option<Arc<Listeners>>,
 }
 
 impl Bulkhead {
-    /// A bulkhead outside any registry.
+    /// A bulkhead outside any registry, reporting no events.
     pub fn new(name: &str, config: BulkheadConfig) -> Result<Self, ConfigError> {
+        Self::build(name, config, None)
+    }
+
+    /// A bulkhead outside any registry that reports its rejections to `listeners`.
+    pub fn with_listeners(
+        name: &str,
+        config: BulkheadConfig,
+        listeners: Arc<Listeners>,
+    ) -> Result<Self, ConfigError> {
+        Self::build(name, config, Some(listeners))
+    }
+
+    fn build(
+        name: &str,
+        config: BulkheadConfig,
+        listeners: Option<Arc<Listeners>>,
+    ) -> Result<Self, ConfigError> {
         config.validate(name)?;
         Ok(Bulkhead {
             shared: Arc::new(Shared {
@@ -100,6 +120,7 @@ impl Bulkhead {
                 to_retire: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
                 rejected: AtomicU64::new(0),
+                listeners,
             }),
         })
     }
@@ -133,8 +154,14 @@ impl Bulkhead {
                 bulkhead = %shared.name, ?max_wait,
                 "bulkhead full, waiting for a slot"
             );
+            let started = tokio::time::Instant::now();
             if let Ok(Ok(permit)) = tokio::time::timeout(max_wait, shared.semaphore.acquire()).await
             {
+                tracing::trace!(
+                    target: "resilient::bulkhead",
+                    bulkhead = %shared.name, waited = ?started.elapsed(),
+                    "bulkhead slot freed up, call admitted"
+                );
                 return Ok(self.permit(permit));
             }
         }
@@ -165,10 +192,14 @@ impl Bulkhead {
             bulkhead = %shared.name, max_concurrent,
             "bulkhead full, call rejected"
         );
-        Rejection::BulkheadFull {
+        let rejection = Rejection::BulkheadFull {
             bulkhead: shared.name.clone(),
             max_concurrent,
+        };
+        if let Some(listeners) = &shared.listeners {
+            listeners.emit(|| Event::Rejected(rejection.clone()));
         }
+        rejection
     }
 
     /// Changes the limit and the wait in place. Raising the limit frees slots at once; lowering
@@ -247,6 +278,7 @@ impl fmt::Debug for Bulkhead {
 
 /// A bulkhead's occupancy at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct BulkheadMetrics {
     /// The bulkhead's name.

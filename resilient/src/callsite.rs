@@ -181,6 +181,7 @@ impl CallSiteStats {
 
 /// A call site's counters at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct CallSiteMetrics {
     /// The call site's name.
@@ -196,10 +197,31 @@ pub struct CallSiteMetrics {
     /// Calls timed for the histogram.
     pub latency_samples: u64,
     /// Median latency of the sampled calls.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "p50_seconds",
+            serialize_with = "crate::snapshot::optional_seconds"
+        )
+    )]
     pub p50: Option<Duration>,
     /// 90th percentile.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "p90_seconds",
+            serialize_with = "crate::snapshot::optional_seconds"
+        )
+    )]
     pub p90: Option<Duration>,
     /// 99th percentile.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "p99_seconds",
+            serialize_with = "crate::snapshot::optional_seconds"
+        )
+    )]
     pub p99: Option<Duration>,
 }
 

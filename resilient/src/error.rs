@@ -201,6 +201,52 @@ impl fmt::Display for ConfigError {
 
 impl Error for ConfigError {}
 
+/// An operator command named a breaker (or bulkhead) the registry does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    kind: &'static str,
+    name: String,
+    known: Vec<String>,
+}
+
+impl UnknownName {
+    pub(crate) fn new(kind: &'static str, name: &str, known: Vec<String>) -> Self {
+        UnknownName {
+            kind,
+            name: name.to_owned(),
+            known,
+        }
+    }
+
+    /// What was looked for: `circuit breaker` or `bulkhead`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The name that matched nothing.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The names the registry does hold, sorted.
+    pub fn known(&self) -> &[String] {
+        &self.known
+    }
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no {} named `{}` in this registry", self.kind, self.name)?;
+        if self.known.is_empty() {
+            write!(f, " (it holds none)")
+        } else {
+            write!(f, " (known: {})", self.known.join(", "))
+        }
+    }
+}
+
+impl Error for UnknownName {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,13 +23,23 @@ pub mod backoff;
 pub mod breaker;
 pub mod bulkhead;
 pub mod callsite;
+#[cfg(feature = "serde")]
+pub mod config;
+mod counter;
 pub mod error;
+pub mod event;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod retry;
+pub mod snapshot;
 mod sync;
 pub mod timeout;
 mod window;
+
+#[cfg(all(test, resilient_loom))]
+mod loom_tests;
 
 #[doc(hidden)]
 pub mod __private;
@@ -37,8 +47,13 @@ pub mod __private;
 pub use backoff::{Backoff, Jitter};
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, SlidingWindow, TripPolicy};
 pub use bulkhead::{Bulkhead, BulkheadConfig};
-pub use error::{ConfigError, Rejection, TimeoutKind};
+pub use error::{ConfigError, Rejection, TimeoutKind, UnknownName};
+pub use event::{Event, Listeners};
 pub use policy::{Execution, Policy, PolicyBuilder};
 pub use registry::{Registry, registry};
+pub use snapshot::Snapshot;
 pub use retry::{Classification, RetryConfig, Transient};
 pub use timeout::TimeoutConfig;
+
+/// Wraps an async function in timeouts, retries, a circuit breaker, a bulkhead and a fallback.
+pub use resilient_macros::resilient;

@@ -29,6 +29,7 @@ use crate::breaker::CircuitBreaker;
 use crate::bulkhead::Bulkhead;
 use crate::callsite::{CallSiteStats, sample_latency};
 use crate::error::{ConfigError, Rejection, TimeoutKind};
+use crate::event::{Event, Listeners};
 use crate::registry::Registry;
 use crate::retry::{BudgetConfig, CallGuard, Classification, RetryBudget, RetryConfig};
 use crate::timeout::{TimeoutConfig, run_until};
@@ -72,6 +73,8 @@ pub struct Policy {
     budget: Option<Arc<RetryBudget>>,
     retry_if: Vec<RetryPredicate>,
     stats: Arc<CallSiteStats>,
+    /// The registry's listeners, told about retries and fallbacks.
+    listeners: Arc<Listeners>,
 }
 
 impl fmt::Debug for Policy {
@@ -140,6 +143,14 @@ impl Policy {
     /// registry.
     pub fn stats(&self) -> &CallSiteStats {
         &self.stats
+    }
+
+    /// Reports a fallback served after the call failed with an error of type `E`: counts it
+    /// in the call site's stats, logs it at DEBUG on `resilient::fallback` and sends
+    /// [`Event::Fallback`] to the registry's listeners.
+    pub fn fallback_served<E: ?Sized>(&self) {
+        self.stats.record_fallback();
+        self.listeners.fallback::<E>(&self.name);
     }
 
     /// Runs one call: `make` builds the future of one attempt and is called again for each
@@ -287,12 +298,26 @@ impl PolicyBuilder {
     /// Builds the policy against `registry`.
     pub fn build_in(self, registry: &Registry) -> Result<Policy, ConfigError> {
         let subject = format!("policy {:?}", self.name);
-        if self.name.is_empty() {
-            return Err(ConfigError::new(subject, "name", "", "must not be empty"));
+        // Blank counts as empty, as in the registry's own declarations: get-or-create would
+        // otherwise register a breaker or bulkhead no one can tell apart from a typo.
+        if self.name.trim().is_empty() {
+            return Err(ConfigError::new(
+                subject,
+                "name",
+                &self.name,
+                "must not be empty",
+            ));
         }
         for (field, name) in [("breaker", &self.breaker), ("bulkhead", &self.bulkhead)] {
-            if name.as_deref() == Some("") {
-                return Err(ConfigError::new(&*subject, field, "", "must not be empty"));
+            if let Some(name) = name
+                && name.trim().is_empty()
+            {
+                return Err(ConfigError::new(
+                    &*subject,
+                    field,
+                    name,
+                    "must not be empty",
+                ));
             }
         }
         self.timeouts.validate(&subject)?;
@@ -320,6 +345,7 @@ impl PolicyBuilder {
             budget,
             retry_if: self.retry_if,
             stats,
+            listeners: registry.listeners().clone(),
         })
     }
 }
@@ -394,7 +420,7 @@ impl<'p> Execution<'p> {
         {
             return Attempt::Rejected(self.total_timeout());
         }
-        let permit = match policy.breaker.as_ref().map(CircuitBreaker::try_acquire) {
+        let mut permit = match policy.breaker.as_ref().map(CircuitBreaker::try_acquire) {
             Some(Err(rejection)) => return Attempt::Rejected(rejection),
             Some(Ok(permit)) => Some(permit),
             None => None,
@@ -402,7 +428,12 @@ impl<'p> Execution<'p> {
         let _slot = match &policy.bulkhead {
             None => None,
             Some(bulkhead) => match run_until(self.deadline, bulkhead.acquire()).await {
-                Some(Ok(slot)) => Some(slot),
+                Some(Ok(slot)) => {
+                    if let Some(permit) = &mut permit {
+                        permit.restart_timer();
+                    }
+                    Some(slot)
+                }
                 // The breaker permit drops unrecorded: a full bulkhead is our capacity, not
                 // the dependency's failure.
                 Some(Err(rejection)) => return Attempt::Rejected(rejection),
@@ -420,7 +451,7 @@ impl<'p> Execution<'p> {
             None => match limit {
                 Some((_, TimeoutKind::Attempt)) => {
                     if let Some(permit) = permit {
-                        permit.record_failure();
+                        permit.record_timeout();
                     }
                     let limit = policy.timeouts.attempt.unwrap_or_default();
                     tracing::debug!(
@@ -450,11 +481,11 @@ impl<'p> Execution<'p> {
     where
         E: From<Rejection>,
     {
-        let (error, classification) = match attempt {
+        let (error, classification, error_kind) = match attempt {
             Attempt::Done(Ok(value)) => return self.finish(Ok(value)),
             Attempt::Done(Err(error)) => {
                 let classification = classify(&error);
-                (error, classification)
+                (error, classification, std::any::type_name::<E>())
             }
             Attempt::Rejected(rejection) => {
                 let retryable = match &rejection {
@@ -469,19 +500,31 @@ impl<'p> Execution<'p> {
                     transient: retryable,
                     retry_after: rejection.retry_after(),
                 };
-                (E::from(rejection), classification)
+                let error_kind = if rejection.is_timeout() {
+                    "attempt timeout"
+                } else {
+                    "rejected"
+                };
+                (E::from(rejection), classification, error_kind)
             }
         };
         match self.plan_retry(classification) {
             Some(delay) => {
+                let policy = self.policy;
                 tracing::debug!(
                     target: "resilient::retry",
-                    call_site = %self.policy.name,
+                    call_site = %policy.name,
                     retry = self.retries,
                     ?delay,
-                    error = std::any::type_name::<E>(),
+                    error = error_kind,
                     "attempt failed, retrying"
                 );
+                policy.listeners.emit(|| Event::Retry {
+                    call_site: policy.name.clone(),
+                    attempt: self.retries,
+                    delay,
+                    error: error_kind,
+                });
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }

@@ -11,7 +11,8 @@ use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use crate::breaker::{BreakerConfig, BreakerMetrics, CircuitBreaker};
 use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadMetrics};
 use crate::callsite::{CallSiteMetrics, CallSiteStats};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, UnknownName};
+use crate::event::Listeners;
 use crate::retry::{BudgetConfig, RetryBudget};
 
 static GLOBAL: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -31,6 +32,13 @@ pub struct Registry {
     call_sites: RwLock<HashMap<Arc<str>, Arc<CallSiteStats>>>,
     default_breaker: RwLock<BreakerConfig>,
     default_bulkhead: RwLock<BulkheadConfig>,
+    /// Where every breaker and bulkhead of this registry reports its events.
+    listeners: Arc<Listeners>,
+    /// Call-site settings from the last configuration file applied, for the call sites to
+    /// pick up.
+    #[cfg(feature = "serde")]
+    pub(crate) call_site_overrides:
+        RwLock<HashMap<Arc<str>, crate::config::CallSiteOverrides>>,
 }
 
 impl Default for Registry {
@@ -66,7 +74,17 @@ impl Registry {
             call_sites: RwLock::default(),
             default_breaker: RwLock::new(BreakerConfig::default()),
             default_bulkhead: RwLock::new(BulkheadConfig::default()),
+            listeners: Arc::new(Listeners::new()),
+            #[cfg(feature = "serde")]
+            call_site_overrides: RwLock::default(),
         }
+    }
+
+    /// Where this registry's breakers and bulkheads report their events: subscribe with
+    /// [`on_event`](Self::on_event) or [`subscribe`](Self::subscribe), or hand it to a
+    /// breaker made outside the registry.
+    pub fn listeners(&self) -> &Arc<Listeners> {
+        &self.listeners
     }
 
     /// Declares the breaker `name` with `config`. Declaring a name again reconfigures the live
@@ -86,7 +104,7 @@ impl Registry {
             existing.reconfigure(config)?;
             return Ok(existing.clone());
         }
-        let breaker = CircuitBreaker::new(name, config)?;
+        let breaker = CircuitBreaker::with_listeners(name, config, self.listeners.clone())?;
         breakers.insert(breaker.shared_name().clone(), breaker.clone());
         Ok(breaker)
     }
@@ -107,7 +125,7 @@ impl Registry {
             "circuit breaker `{name}` was used without being declared: it gets the default configuration (declare it at startup to choose one)"
         );
         let config = read(&self.default_breaker).clone();
-        let breaker = CircuitBreaker::new(name, config)
+        let breaker = CircuitBreaker::with_listeners(name, config, self.listeners.clone())
             .expect("the default breaker configuration is validated when it is set");
         breakers.insert(breaker.shared_name().clone(), breaker.clone());
         breaker
@@ -130,7 +148,7 @@ impl Registry {
             existing.reconfigure(config)?;
             return Ok(existing.clone());
         }
-        let bulkhead = Bulkhead::new(name, config)?;
+        let bulkhead = Bulkhead::with_listeners(name, config, self.listeners.clone())?;
         bulkheads.insert(name.into(), bulkhead.clone());
         Ok(bulkhead)
     }
@@ -151,7 +169,7 @@ impl Registry {
             "bulkhead `{name}` was used without being declared: it gets the default configuration (declare it at startup to choose one)"
         );
         let config = *read(&self.default_bulkhead);
-        let bulkhead = Bulkhead::new(name, config)
+        let bulkhead = Bulkhead::with_listeners(name, config, self.listeners.clone())
             .expect("the default bulkhead configuration is validated when it is set");
         bulkheads.insert(name.into(), bulkhead.clone());
         bulkhead
@@ -245,6 +263,39 @@ impl Registry {
             .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
+    }
+
+    /// Forces the breaker `name` open: every call is rejected until [`reset`](Self::reset).
+    pub fn force_open(&self, name: &str) -> Result<(), UnknownName> {
+        self.existing_breaker(name)?.force_open();
+        Ok(())
+    }
+
+    /// Disables the breaker `name`: every call goes through and nothing is recorded until
+    /// [`reset`](Self::reset).
+    pub fn disable(&self, name: &str) -> Result<(), UnknownName> {
+        self.existing_breaker(name)?.disable();
+        Ok(())
+    }
+
+    /// Closes the breaker `name` with an empty window, whatever its state.
+    pub fn reset(&self, name: &str) -> Result<(), UnknownName> {
+        self.existing_breaker(name)?.reset();
+        Ok(())
+    }
+
+    /// The breaker `name`, or an error listing the names there are. Operator commands use it:
+    /// a mistyped name must fail loudly, not create a breaker.
+    fn existing_breaker(&self, name: &str) -> Result<CircuitBreaker, UnknownName> {
+        self.get_breaker(name).ok_or_else(|| {
+            let known = self.breaker_names().iter().map(|n| n.to_string()).collect();
+            UnknownName::new("circuit breaker", name, known)
+        })
+    }
+
+    /// Handles to every breaker, in no particular order.
+    pub(crate) fn breaker_handles(&self) -> Vec<CircuitBreaker> {
+        read(&self.breakers).values().cloned().collect()
     }
 
     fn breaker_names(&self) -> Vec<Arc<str>> {

@@ -6,8 +6,8 @@
 //! callers.
 //!
 //! * [`CountWindow`]: the last `N` outcomes. One `fetch_add` claims a slot, one store fills it;
-//!   counting scans the `N` slots, which only failures, slow calls and the call that reaches the
-//!   minimum need.
+//!   counting scans the `N` slots, which only a failure or a slow call needs (the breaker judges
+//!   its window when a bad outcome lands, never on a plain success).
 //! * [`TimeWindow`]: outcomes of the last `D`, in buckets. A bucket belongs to one tick of the
 //!   clock; a bucket whose tick has left the window is ignored when counting and overwritten by
 //!   the next call that lands in it.
@@ -48,6 +48,9 @@ impl Tally {
 
 /// Low 24 bits of a generation, as stored in a count-window slot.
 const SLOT_GEN_MASK: u32 = 0x00FF_FFFF;
+/// Set in every slot that holds an outcome: an empty slot reads as generation 0's tag with no
+/// outcome bits, which would otherwise count as a success of a breaker's first closed period.
+const SLOT_FILLED: u32 = 0x80;
 
 /// The last `N` outcomes of one generation.
 ///
@@ -77,17 +80,23 @@ impl CountWindow {
 
     /// Records one outcome; false when the window belongs to another generation and the
     /// outcome was discarded.
+    #[inline]
     pub(crate) fn record(&self, generation: u32, outcome: u8) -> bool {
+        // A stale caller must not claim a slot: the newer window would skip it and keep the
+        // outcome it holds for another round, so the window would no longer be the last N.
+        if self.head.load(Ordering::Acquire) as u32 != generation {
+            return false;
+        }
         let previous = self.head.fetch_add(1 << 32, Ordering::AcqRel);
         if previous as u32 != generation {
-            // A stale caller moved the next slot index of a newer window on; that only shifts
-            // where the ring continues, it adds no outcome.
+            // The window changed hands between the check and the claim (a transition racing
+            // this very call): the skipped slot keeps one old outcome one round longer.
             return false;
         }
         let index = (previous >> 32) as u32;
         let slot = &self.slots[index as usize % self.slots.len()];
         slot.store(
-            ((generation & SLOT_GEN_MASK) << 8) | u32::from(outcome),
+            ((generation & SLOT_GEN_MASK) << 8) | SLOT_FILLED | u32::from(outcome),
             Ordering::Release,
         );
         true
@@ -99,7 +108,7 @@ impl CountWindow {
         let mut tally = Tally::default();
         for slot in self.slots.iter() {
             let value = slot.load(Ordering::Acquire);
-            if value >> 8 == tag {
+            if value & SLOT_FILLED != 0 && value >> 8 == tag {
                 tally.calls += 1;
                 tally.failures += u64::from(value as u8 & FAILURE != 0);
                 tally.slow += u64::from(value as u8 & SLOW != 0);
@@ -138,6 +147,10 @@ pub(crate) struct TimeWindow {
     bucket_micros: u64,
     buckets: Box<[Bucket]>,
     failures_only: bool,
+    /// The latest tick anything was recorded in, plus one (0: never). Bucket tags keep only 24
+    /// bits of their tick, so after a silence of 2^24 ticks an old tag could pass for a
+    /// current one; a window that has been silent for a whole span is cleared instead.
+    last_tick: AtomicU64,
 }
 
 impl TimeWindow {
@@ -148,6 +161,7 @@ impl TimeWindow {
         TimeWindow {
             bucket_micros,
             failures_only,
+            last_tick: AtomicU64::new(0),
             buckets: (0..buckets)
                 .map(|_| Bucket {
                     calls: AtomicU64::new(0),
@@ -166,6 +180,7 @@ impl TimeWindow {
     /// is false for windows that only count failures.
     pub(crate) fn record(&self, generation: u32, now_micros: u64, outcome: u8, count_call: bool) {
         let tick = now_micros / self.bucket_micros;
+        self.advance_to(tick);
         let bucket = &self.buckets[(tick % self.buckets.len() as u64) as usize];
         let tag = time_tag(generation, tick);
         if count_call {
@@ -179,10 +194,38 @@ impl TimeWindow {
         }
     }
 
+    /// Notes that time reached `tick`, clearing every bucket when nothing was recorded for a
+    /// whole span (each is expired anyway). Costs one load while time stays in a bucket.
+    fn advance_to(&self, tick: u64) {
+        let last = self.last_tick.load(Ordering::Relaxed);
+        if last >= tick + 1 {
+            return;
+        }
+        let silent = last == 0 || tick - (last - 1) >= self.buckets.len() as u64;
+        // One caller wins the move to the new tick; only it clears. A caller recording in the
+        // same tick while the clearing runs may lose that one count: the window was empty.
+        if self
+            .last_tick
+            .compare_exchange(last, tick + 1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+            && silent
+        {
+            for bucket in self.buckets.iter() {
+                bucket.calls.store(0, Ordering::Relaxed);
+                bucket.failures.store(0, Ordering::Relaxed);
+                bucket.slow.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Counts what `generation` recorded within the window ending at `now_micros`.
     pub(crate) fn tally(&self, generation: u32, now_micros: u64) -> Tally {
         let now_tick = now_micros / self.bucket_micros;
         let span = self.buckets.len() as u64;
+        let last = self.last_tick.load(Ordering::Relaxed);
+        if last == 0 || now_tick.saturating_sub(last - 1) >= span {
+            return Tally::default();
+        }
         let live = |word: u64| -> u64 {
             let tag = word >> COUNT_BITS;
             let age = now_tick.wrapping_sub(tag_tick(tag)) & TICK_MASK;
@@ -297,6 +340,17 @@ mod tests {
                 slow: 0
             }
         );
+    }
+
+    #[test]
+    fn a_silence_longer_than_the_tick_tags_does_not_resurrect_old_outcomes() {
+        let window = TimeWindow::new(1_000, 20, true);
+        window.record(0, 0, FAILURE, false);
+        // 2^24 ticks later the old bucket's 24-bit tag matches the current tick again.
+        let later = (1 << 24) * 1_000;
+        assert_eq!(window.tally(0, later).failures, 0);
+        window.record(0, later, FAILURE, false);
+        assert_eq!(window.tally(0, later).failures, 1);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::atomic::Ordering as StdOrdering;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -34,7 +35,9 @@ pub(crate) use config::{TIME_BUCKETS, WindowShape};
 pub(crate) use state::{Admission, Core, Env, Outcome};
 pub use state::{BreakerState, Transition, TransitionReason};
 
+use crate::counter::StripedCounter;
 use crate::error::{ConfigError, Rejection};
+use crate::event::{Event, Listeners};
 use crate::window::{CountWindow, Tally, TimeWindow, Window};
 
 /// A handle to a named circuit breaker. Clones share the breaker; a handle stays valid, and
@@ -79,6 +82,7 @@ impl WindowCell {
         }
     }
 
+    #[inline]
     fn latest(&self) -> &WindowCell {
         let mut cell = self;
         while let Some(next) = cell.next.get() {
@@ -88,14 +92,42 @@ impl WindowCell {
     }
 }
 
-/// Counters kept per breaker since it was created. Successes are not counted here, so the
-/// closed success path writes nothing beyond its window; the call-site metrics count them.
+/// Every state, in the order of [`Counters::transitions`]' rows and columns.
+pub(crate) const STATES: [BreakerState; 5] = [
+    BreakerState::Closed,
+    BreakerState::Open,
+    BreakerState::HalfOpen,
+    BreakerState::ForcedOpen,
+    BreakerState::Disabled,
+];
+
+fn state_index(state: BreakerState) -> usize {
+    match state {
+        BreakerState::Closed => 0,
+        BreakerState::Open => 1,
+        BreakerState::HalfOpen => 2,
+        BreakerState::ForcedOpen => 3,
+        BreakerState::Disabled => 4,
+    }
+}
+
+/// Counters kept per breaker since it was created.
+///
+/// Successes are counted on a [`StripedCounter`]: the closed success path is the hot path, and
+/// a shared `fetch_add` there would be one more contended atomic per call. The striped counter
+/// costs a thread-local read and a plain load and store on a cache line no other thread
+/// writes. Everything else is counted off the success path.
 #[derive(Default)]
 struct Counters {
+    successes: StripedCounter,
+    /// Failures, timeouts included.
     failures: StdAtomicU64,
+    /// Of the failures, attempts that timed out.
+    timeouts: StdAtomicU64,
     ignored: StdAtomicU64,
     rejected: StdAtomicU64,
-    transitions: StdAtomicU64,
+    /// Transitions by `[from][to]`, indexed by [`state_index`].
+    transitions: [[StdAtomicU64; 5]; 5],
 }
 
 struct Shared {
@@ -109,6 +141,14 @@ struct Shared {
     windows: WindowCell,
     counters: Counters,
     reconfigure: Mutex<()>,
+    /// Where events go; `None` for a breaker made without listeners.
+    listeners: Option<Arc<Listeners>>,
+    /// When the breaker last left the closed (or disabled) state, in microseconds since the
+    /// epoch plus one; 0 while it is closed. Re-openings after a failed probe keep it, so
+    /// "open too long" measures the whole outage, not the last open wait.
+    unhealthy_since: AtomicU64,
+    /// Whether this outage's open-too-long alert has fired.
+    open_alerted: AtomicBool,
 }
 
 impl Shared {
@@ -116,13 +156,69 @@ impl Shared {
         SharedEnv { shared: self }
     }
 
+    #[inline]
     fn window(&self) -> &Window {
         &self.windows.latest().window
+    }
+
+    /// Nanoseconds since the epoch (slow-call timing).
+    fn now_nanos(&self) -> u64 {
+        let elapsed = Instant::now().saturating_duration_since(self.epoch);
+        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
     }
 
     fn now_micros(&self) -> u64 {
         let elapsed = Instant::now().saturating_duration_since(self.epoch);
         u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Counts, logs and reports a rejected call; off the success path.
+    #[cold]
+    #[inline(never)]
+    fn rejected(&self, rejection: Rejection) -> Rejection {
+        self.counters.rejected.fetch_add(1, StdOrdering::Relaxed);
+        tracing::debug!(
+            target: "resilient::breaker",
+            breaker = %self.name,
+            retry_after = ?rejection.retry_after(),
+            "call rejected: {rejection}"
+        );
+        if let Some(listeners) = &self.listeners {
+            listeners.emit(|| Event::Rejected(rejection.clone()));
+            self.check_open_alert(listeners);
+        }
+        rejection
+    }
+
+    /// Sends the open-too-long alert if this outage has lasted past the listeners' threshold
+    /// and it has not been sent yet.
+    fn check_open_alert(&self, listeners: &Listeners) {
+        let limit = listeners.open_alert_micros();
+        let since = self.unhealthy_since.load(StdOrdering::Acquire);
+        if limit == 0 || since == 0 || self.open_alerted.load(StdOrdering::Relaxed) {
+            return;
+        }
+        let open_for = self.now_micros().saturating_sub(since - 1);
+        if open_for < limit
+            || self
+                .open_alerted
+                .compare_exchange(false, true, StdOrdering::AcqRel, StdOrdering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let open_for = Duration::from_micros(open_for);
+        let state = self.core.load().state();
+        tracing::warn!(
+            target: "resilient::breaker",
+            breaker = %self.name, %state, ?open_for,
+            "circuit breaker `{}` has not closed for {open_for:?}", self.name
+        );
+        listeners.emit(|| Event::OpenTooLong {
+            breaker: self.name.clone(),
+            state,
+            open_for,
+        });
     }
 }
 
@@ -154,11 +250,21 @@ impl Env for SharedEnv<'_> {
 
     fn on_transition(&self, transition: Transition) {
         let shared = self.shared;
-        shared
-            .counters
-            .transitions
-            .fetch_add(1, StdOrdering::Relaxed);
         let (from, to, reason) = (transition.from, transition.to, transition.reason);
+        shared.counters.transitions[state_index(from)][state_index(to)]
+            .fetch_add(1, StdOrdering::Relaxed);
+        if matches!(to, BreakerState::Closed | BreakerState::Disabled) {
+            shared.unhealthy_since.store(0, StdOrdering::Release);
+            shared.open_alerted.store(false, StdOrdering::Relaxed);
+        } else if matches!(from, BreakerState::Closed | BreakerState::Disabled) {
+            let since = shared.now_micros().saturating_add(1);
+            let _ = shared.unhealthy_since.compare_exchange(
+                0,
+                since,
+                StdOrdering::AcqRel,
+                StdOrdering::Relaxed,
+            );
+        }
         if matches!(to, BreakerState::Open | BreakerState::ForcedOpen) {
             tracing::warn!(
                 target: "resilient::breaker",
@@ -172,13 +278,40 @@ impl Env for SharedEnv<'_> {
                 "circuit breaker `{}` is now {to}: {reason}", shared.name
             );
         }
+        if let Some(listeners) = &shared.listeners {
+            listeners.emit(|| Event::StateTransition {
+                breaker: shared.name.clone(),
+                from,
+                to,
+                reason,
+            });
+        }
     }
 }
 
 impl CircuitBreaker {
-    /// A breaker outside any registry (tests, embedding). Use the registry for breakers shared
-    /// by name.
+    /// A breaker outside any registry (tests, embedding), reporting no events. Use the registry
+    /// for breakers shared by name.
     pub fn new(name: &str, config: BreakerConfig) -> Result<Self, ConfigError> {
+        Self::build(name, config, None)
+    }
+
+    /// A breaker outside any registry that reports its transitions, rejections and alerts to
+    /// `listeners` (for instance a registry's, from
+    /// [`Registry::listeners`](crate::Registry::listeners)).
+    pub fn with_listeners(
+        name: &str,
+        config: BreakerConfig,
+        listeners: Arc<Listeners>,
+    ) -> Result<Self, ConfigError> {
+        Self::build(name, config, Some(listeners))
+    }
+
+    fn build(
+        name: &str,
+        config: BreakerConfig,
+        listeners: Option<Arc<Listeners>>,
+    ) -> Result<Self, ConfigError> {
         config.validate(name)?;
         let epoch = Instant::now();
         let shape = config.window_shape();
@@ -193,6 +326,9 @@ impl CircuitBreaker {
                 windows: WindowCell::new(shape, 0),
                 counters: Counters::default(),
                 reconfigure: Mutex::new(()),
+                listeners,
+                unhealthy_since: AtomicU64::new(0),
+                open_alerted: AtomicBool::new(false),
             }),
         })
     }
@@ -222,30 +358,50 @@ impl CircuitBreaker {
     ///
     /// In the closed state this is one atomic load (plus a clock read when slow calls are
     /// configured): no lock, no allocation.
+    #[inline]
     pub fn try_acquire(&self) -> Result<BreakerPermit<'_>, Rejection> {
         let shared = &*self.shared;
+        // The closed state without slow-call timing, answered here so that this much inlines
+        // into the caller; everything else (and the same answer) comes from `admit`.
+        let word = shared.core.load();
+        if word.state() == BreakerState::Closed
+            && shared.slow_call_micros.load(StdOrdering::Relaxed) == 0
+        {
+            return Ok(BreakerPermit {
+                shared,
+                kind: PermitKind::Closed(word.generation()),
+                started: 0,
+            });
+        }
+        self.acquire(shared)
+    }
+
+    #[inline(never)]
+    fn acquire<'a>(&self, shared: &'a Shared) -> Result<BreakerPermit<'a>, Rejection> {
         let admission = shared.core.admit(shared.window(), &shared.env());
         let kind = match admission {
             Admission::Closed(generation) => PermitKind::Closed(generation),
             Admission::Probe(generation) => PermitKind::Probe(generation),
             Admission::Passthrough => PermitKind::Passthrough,
             Admission::RejectedOpen(left) => {
-                shared.counters.rejected.fetch_add(1, StdOrdering::Relaxed);
-                return Err(Rejection::CircuitOpen {
+                return Err(shared.rejected(Rejection::CircuitOpen {
                     breaker: shared.name.clone(),
                     retry_after: left.map(Duration::from_micros),
-                });
+                }));
             }
             Admission::RejectedHalfOpen => {
-                shared.counters.rejected.fetch_add(1, StdOrdering::Relaxed);
-                return Err(Rejection::HalfOpenFull {
+                return Err(shared.rejected(Rejection::HalfOpenFull {
                     breaker: shared.name.clone(),
-                });
+                }));
             }
         };
-        let started = (shared.slow_call_micros.load(StdOrdering::Relaxed) != 0
-            && !matches!(kind, PermitKind::Passthrough))
-        .then(Instant::now);
+        let started = if shared.slow_call_micros.load(StdOrdering::Relaxed) != 0
+            && !matches!(kind, PermitKind::Passthrough)
+        {
+            shared.now_nanos().saturating_add(1)
+        } else {
+            0
+        };
         Ok(BreakerPermit {
             shared,
             kind,
@@ -330,6 +486,16 @@ impl CircuitBreaker {
                 .map(|until| Duration::from_micros(until.saturating_sub(now))),
             _ => None,
         };
+        let counters = &shared.counters;
+        let mut transition_counts = Vec::new();
+        for (from, row) in STATES.into_iter().zip(&counters.transitions) {
+            for (to, count) in STATES.into_iter().zip(row) {
+                let count = count.load(StdOrdering::Relaxed);
+                if count > 0 {
+                    transition_counts.push(TransitionCount { from, to, count });
+                }
+            }
+        }
         BreakerMetrics {
             name: shared.name.clone(),
             state: word.state(),
@@ -338,10 +504,13 @@ impl CircuitBreaker {
             calls_in_window: tally.calls,
             failures_in_window: tally.failures,
             slow_calls_in_window: tally.slow,
-            failures: shared.counters.failures.load(StdOrdering::Relaxed),
-            ignored: shared.counters.ignored.load(StdOrdering::Relaxed),
-            rejected: shared.counters.rejected.load(StdOrdering::Relaxed),
-            transitions: shared.counters.transitions.load(StdOrdering::Relaxed),
+            successes: counters.successes.get(),
+            failures: counters.failures.load(StdOrdering::Relaxed),
+            timeouts: counters.timeouts.load(StdOrdering::Relaxed),
+            ignored: counters.ignored.load(StdOrdering::Relaxed),
+            rejected: counters.rejected.load(StdOrdering::Relaxed),
+            transitions: transition_counts.iter().map(|t| t.count).sum(),
+            transition_counts,
             half_open_probes_in_flight: word.probes(),
             time_in_state: Duration::from_micros(now.saturating_sub(since)),
             retry_after,
@@ -351,6 +520,14 @@ impl CircuitBreaker {
     /// Whether two handles share one breaker.
     pub fn same_as(&self, other: &CircuitBreaker) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// Sends the open-too-long alert if it is due (see
+    /// [`Listeners::alert_when_open_longer_than`]).
+    pub(crate) fn check_open_alert(&self) {
+        if let Some(listeners) = &self.shared.listeners {
+            self.shared.check_open_alert(listeners);
+        }
     }
 }
 
@@ -370,7 +547,12 @@ impl fmt::Debug for CircuitBreaker {
 }
 
 /// A breaker's state and counters at one moment.
+///
+/// The lifetime counters partition the calls the breaker admitted or refused:
+/// `successes + (failures - timeouts) + timeouts + ignored + rejected`. A disabled breaker
+/// counts nothing.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct BreakerMetrics {
     /// The breaker's name.
@@ -387,20 +569,50 @@ pub struct BreakerMetrics {
     pub failures_in_window: u64,
     /// Slow calls the current window holds.
     pub slow_calls_in_window: u64,
-    /// Failures recorded since creation.
+    /// Successful calls since creation (slow ones included).
+    pub successes: u64,
+    /// Failures recorded since creation, timeouts included.
     pub failures: u64,
+    /// Of the failures, attempts that ran out of time.
+    pub timeouts: u64,
     /// Errors that did not count, and cancelled calls, since creation.
     pub ignored: u64,
     /// Calls rejected since creation.
     pub rejected: u64,
     /// State changes since creation.
     pub transitions: u64,
+    /// State changes since creation by origin and destination; pairs that never happened are
+    /// left out.
+    pub transition_counts: Vec<TransitionCount>,
     /// Half-open probes in flight.
     pub half_open_probes_in_flight: u32,
-    /// How long it has been in its state.
+    /// How long it has been in its state (serialized as seconds).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "time_in_state_seconds", serialize_with = "crate::snapshot::seconds")
+    )]
     pub time_in_state: Duration,
-    /// For an open breaker, the time until it lets probes through.
+    /// For an open breaker, the time until it lets probes through (serialized as seconds).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "retry_after_seconds",
+            serialize_with = "crate::snapshot::optional_seconds"
+        )
+    )]
     pub retry_after: Option<Duration>,
+}
+
+/// How many times a breaker went from one state to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct TransitionCount {
+    /// The state left.
+    pub from: BreakerState,
+    /// The state entered.
+    pub to: BreakerState,
+    /// How many times.
+    pub count: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -418,11 +630,17 @@ enum PermitKind {
 pub struct BreakerPermit<'a> {
     shared: &'a Shared,
     kind: PermitKind,
-    started: Option<Instant>,
+    /// When a timed call started, in nanoseconds since the breaker's epoch plus one; 0 for a
+    /// call not timed. A plain integer, not an `Option<Instant>`: the permit is built in one
+    /// function and read in another, and the option's 16 bytes written piecewise (its `None`
+    /// is a 4-byte niche) then read whole stalled every closed success on a failed
+    /// store-to-load forward (23 ns → 10 ns per call, see BENCHMARKS.md).
+    started: u64,
 }
 
 impl BreakerPermit<'_> {
     /// The call succeeded.
+    #[inline]
     pub fn record_success(mut self) {
         let slow = self.is_slow();
         self.finish(Outcome::Success { slow });
@@ -430,6 +648,18 @@ impl BreakerPermit<'_> {
 
     /// The call failed in a way that counts against the dependency (a timeout, an outage).
     pub fn record_failure(mut self) {
+        let slow = self.is_slow();
+        self.finish(Outcome::Failure { slow });
+    }
+
+    /// The call ran out of time: a failure, counted among the breaker's timeouts too.
+    pub fn record_timeout(mut self) {
+        if !matches!(self.kind, PermitKind::Passthrough | PermitKind::Done) {
+            self.shared
+                .counters
+                .timeouts
+                .fetch_add(1, StdOrdering::Relaxed);
+        }
         let slow = self.is_slow();
         self.finish(Outcome::Failure { slow });
     }
@@ -457,23 +687,37 @@ impl BreakerPermit<'_> {
         }
     }
 
+    /// Starts the slow-call timer again, so that time spent queueing after the breaker
+    /// admitted the call (in a bulkhead) does not count as the dependency's latency.
+    pub(crate) fn restart_timer(&mut self) {
+        if self.started != 0 {
+            self.started = self.shared.now_nanos().saturating_add(1);
+        }
+    }
+
     /// Whether this permit is one of the half-open probes.
     pub fn is_probe(&self) -> bool {
         matches!(self.kind, PermitKind::Probe(_))
     }
 
+    #[inline]
     fn is_slow(&self) -> bool {
-        let Some(started) = self.started else {
+        if self.started == 0 {
             return false;
-        };
+        }
         let limit = self.shared.slow_call_micros.load(StdOrdering::Relaxed);
-        limit != 0 && started.elapsed().as_micros() >= u128::from(limit)
+        let elapsed = self.shared.now_nanos().saturating_sub(self.started - 1);
+        limit != 0 && elapsed / 1_000 >= limit
     }
 
+    #[inline]
     fn finish(&mut self, outcome: Outcome) {
         let shared = self.shared;
         let kind = std::mem::replace(&mut self.kind, PermitKind::Done);
         match outcome {
+            Outcome::Success { .. } if !matches!(kind, PermitKind::Passthrough) => {
+                shared.counters.successes.increment();
+            }
             Outcome::Failure { .. } if !matches!(kind, PermitKind::Passthrough) => {
                 shared.counters.failures.fetch_add(1, StdOrdering::Relaxed);
             }
@@ -500,6 +744,7 @@ impl BreakerPermit<'_> {
 }
 
 impl Drop for BreakerPermit<'_> {
+    #[inline]
     fn drop(&mut self) {
         if matches!(self.kind, PermitKind::Done) {
             return;

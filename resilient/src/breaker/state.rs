@@ -336,6 +336,7 @@ impl Core {
         core
     }
 
+    #[inline]
     pub(crate) fn load(&self) -> Word {
         Word(self.word.load(Ordering::Acquire))
     }
@@ -407,7 +408,24 @@ impl Core {
     }
 
     /// Records the outcome of a closed-state call admitted in `generation`.
+    #[inline]
     pub(crate) fn record_closed(
+        &self,
+        generation: u32,
+        outcome: Outcome,
+        window: &Window,
+        env: &impl Env,
+    ) {
+        // The hot path, small enough to inline into the caller: a success that was not slow
+        // takes its slot in a count window and judges nothing (a success cannot trip).
+        if let (Outcome::Success { slow: false }, Window::Count(count)) = (outcome, window) {
+            count.record(generation, 0);
+            return;
+        }
+        self.record_closed_outcome(generation, outcome, window, env);
+    }
+
+    fn record_closed_outcome(
         &self,
         generation: u32,
         outcome: Outcome,

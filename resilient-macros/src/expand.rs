@@ -1,0 +1,542 @@
+//! The expansion: the signature stays as written (save a `mut` moved onto a per-attempt copy)
+//! and the body runs inside an attempt loop over the runtime's step-wise driver.
+//!
+//! ```text
+//! async fn price(&self, sku: &str) -> Result<Price, PricingError> {
+//!     static __RESILIENT_SITE: CallSite = CallSite::new(Spec { .. });   // policy built once
+//!     let mut run = start(&__RESILIENT_SITE, PhantomData::<Result<Price, PricingError>>);
+//!     let result = loop {
+//!         let attempt = run.attempt({ /* per-attempt copies */ async move { <body> } }).await;
+//!         if let Next::Return(result) = run.next(attempt, |e| <classify e>).await {
+//!             break result;
+//!         }
+//!     };
+//!     <fallback on Err>
+//! }
+//! ```
+//!
+//! The body is an `async move` block of its own, so `?` and `return` end one attempt, and the
+//! block owns what it uses (per-attempt copies, re-borrows), so it is `Send` whenever the
+//! original function's future is.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::visit_mut::VisitMut;
+use syn::{
+    Block, Expr, ExprAsync, ExprPath, FnArg, GenericArgument, Ident, ItemFn, Pat, PatIdent,
+    PathArguments, ReturnType, Stmt, Type, TypeParamBound,
+};
+
+use crate::body;
+use crate::options::{Jitter, Options};
+
+/// Expands `function` under `options`.
+pub(crate) fn expand(options: &Options, mut function: ItemFn) -> syn::Result<TokenStream> {
+    if function.sig.asyncness.is_some() {
+        let ReturnType::Type(_, ret) = &function.sig.output else {
+            return Err(syn::Error::new_spanned(
+                &function.sig.ident,
+                "a `#[resilient]` function must return `Result<T, E>`; this one returns `()`",
+            ));
+        };
+        let ret = (**ret).clone();
+        let user_block = std::mem::replace(&mut *function.block, empty_block());
+        let generated = wrap(options, &mut function.sig, user_block, &ret)?;
+        function.block.stmts = vec![Stmt::Expr(Expr::Verbatim(generated), None)];
+        return Ok(function.into_token_stream());
+    }
+    let output = match &function.sig.output {
+        ReturnType::Type(_, ret) => future_output(ret).cloned(),
+        ReturnType::Default => None,
+    };
+    if let (Some(ret), Some(inner)) = (output, async_trait_block(&mut function.block)) {
+        // `#[async_trait]` expanded first: the body is `Box::pin(async move { .. })`, and that
+        // inner block is the body to wrap.
+        let user_block = std::mem::replace(&mut inner.block, empty_block());
+        let generated = wrap(options, &mut function.sig, user_block, &ret)?;
+        inner.block.stmts = vec![Stmt::Expr(Expr::Verbatim(generated), None)];
+        return Ok(function.into_token_stream());
+    }
+    Err(syn::Error::new_spanned(
+        function.sig.fn_token,
+        "`#[resilient]` needs an `async fn`: write `async fn` (retries, timeouts and backoff wait, and only an async fn can wait without blocking its thread)",
+    ))
+}
+
+fn empty_block() -> Block {
+    Block {
+        brace_token: syn::token::Brace::default(),
+        stmts: Vec::new(),
+    }
+}
+
+/// The last statement of an `#[async_trait]` method body, `Box::pin(async move { .. })`.
+fn async_trait_block(block: &mut Block) -> Option<&mut ExprAsync> {
+    let Some(Stmt::Expr(Expr::Call(call), None)) = block.stmts.last_mut() else {
+        return None;
+    };
+    let Expr::Path(ExprPath { path, .. }) = &*call.func else {
+        return None;
+    };
+    let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    if !names.ends_with(&["Box".to_owned(), "pin".to_owned()]) || call.args.len() != 1 {
+        return None;
+    }
+    match call.args.first_mut() {
+        Some(Expr::Async(inner)) if inner.capture.is_some() => Some(inner),
+        _ => None,
+    }
+}
+
+/// `T` in `Pin<Box<dyn Future<Output = T> + Send + '_>>`, the return type `#[async_trait]`
+/// writes.
+fn future_output(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Paren(inner) => future_output(&inner.elem),
+        Type::Group(inner) => future_output(&inner.elem),
+        Type::TraitObject(object) => bounds_output(object.bounds.iter()),
+        Type::ImplTrait(opaque) => bounds_output(opaque.bounds.iter()),
+        Type::Path(path) => path.path.segments.iter().find_map(|segment| {
+            let PathArguments::AngleBracketed(args) = &segment.arguments else {
+                return None;
+            };
+            args.args.iter().find_map(|arg| match arg {
+                GenericArgument::Type(inner) => future_output(inner),
+                _ => None,
+            })
+        }),
+        _ => None,
+    }
+}
+
+fn bounds_output<'a>(mut bounds: impl Iterator<Item = &'a TypeParamBound>) -> Option<&'a Type> {
+    bounds.find_map(|bound| {
+        let TypeParamBound::Trait(bound) = bound else {
+            return None;
+        };
+        let last = bound.path.segments.last()?;
+        if last.ident != "Future" {
+            return None;
+        }
+        let PathArguments::AngleBracketed(args) = &last.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|arg| match arg {
+            GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(&assoc.ty),
+            _ => None,
+        })
+    })
+}
+
+/// How an attempt gets an argument the body mentions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// A shared reference: each attempt copies it.
+    Copy,
+    /// `&mut`: each attempt re-borrows it.
+    Reborrow,
+    /// By value: each attempt clones it, when the original is needed again.
+    Clone,
+}
+
+fn access_of(ty: &Type) -> Access {
+    match ty {
+        Type::Reference(reference) if reference.mutability.is_some() => Access::Reborrow,
+        Type::Reference(_) => Access::Copy,
+        Type::Paren(inner) => access_of(&inner.elem),
+        Type::Group(inner) => access_of(&inner.elem),
+        _ => Access::Clone,
+    }
+}
+
+/// The generated body: the call site, the attempt loop around `user_block`, the fallback.
+fn wrap(
+    options: &Options,
+    sig: &mut syn::Signature,
+    mut user_block: Block,
+    ret: &Type,
+) -> syn::Result<TokenStream> {
+    // The original arguments are needed after an attempt when there may be another attempt,
+    // or a fallback to hand them to; otherwise the single attempt takes them.
+    let keep_originals = options.retries() > 0 || options.fallback.is_some();
+    let mut preludes = Vec::new();
+    let mut fallback_args = Vec::new();
+    let mut errors: Option<syn::Error> = None;
+    let mentioned = user_block.to_token_stream();
+    let fallback_span = options.fallback.as_ref().map(|f| f.span);
+    for input in &mut sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => {
+                fallback_args.push(at(receiver.self_token.to_token_stream(), fallback_span));
+                let access = access_of(&receiver.ty);
+                if !keep_originals
+                    || access == Access::Copy
+                    || !body::mentions(mentioned.clone(), "self")
+                {
+                    continue;
+                }
+                let span = receiver.self_token.span;
+                let renamed = body::renamed_self(span);
+                // In `&mut self` the `mut` belongs to the reference, not to the binding.
+                let mutability = match receiver.reference {
+                    None => receiver.mutability.take(),
+                    Some(_) => None,
+                };
+                let self_token = &receiver.self_token;
+                preludes.push(match access {
+                    Access::Reborrow => quote_spanned!(span=> let #mutability #renamed = &mut *#self_token;),
+                    _ => quote_spanned!(span=>
+                        let #mutability #renamed = ::resilient::__private::clone_arg(&#self_token);
+                    ),
+                });
+                body::rename_self(&mut user_block);
+            }
+            FnArg::Typed(typed) => {
+                let access = access_of(&typed.ty);
+                match &mut *typed.pat {
+                    Pat::Ident(binding) if binding.subpat.is_none() => {
+                        fallback_args
+                            .push(at(binding.ident.to_token_stream(), fallback_span));
+                        let access = if binding.by_ref.is_some() {
+                            if binding.mutability.is_some() { Access::Reborrow } else { Access::Copy }
+                        } else {
+                            access
+                        };
+                        if keep_originals
+                            && access != Access::Copy
+                            && body::mentions(mentioned.clone(), &binding.ident.to_string())
+                        {
+                            preludes.push(copy_binding(binding, access));
+                        }
+                    }
+                    pattern => {
+                        if options.fallback.is_some() {
+                            combine(
+                                &mut errors,
+                                syn::Error::new_spanned(
+                                    &*pattern,
+                                    "`fallback` is called with every argument, so each needs a name: write `name: Type` here and destructure `name` in the body",
+                                ),
+                            );
+                        } else if options.retries() > 0 {
+                            let mut bindings = Bindings {
+                                mentioned: &mentioned,
+                                copies: &mut preludes,
+                            };
+                            bindings.visit_pat_mut(pattern);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(error) = errors {
+        return Err(error);
+    }
+
+    let ret_erased = erase_impl_trait(ret);
+    let (ret_first, ret_last) = first_last_spans(ret.to_token_stream());
+    let site = Ident::new("__RESILIENT_SITE", Span::call_site());
+    let run = Ident::new("__resilient_run", Span::mixed_site());
+    let spec = spec(options, &sig.ident);
+    let marker = {
+        let head = quote_spanned!(ret_first=> ::core::marker::PhantomData::<);
+        let tail = quote_spanned!(ret_last=> >);
+        quote!(#head #ret_erased #tail)
+    };
+    let start = quote_spanned!(ret_first=> ::resilient::__private::start(&#site, #marker));
+
+    let fake_return = fake_return(&ret_erased, ret_first);
+    let attempt_body = quote! {
+        {
+            #(#preludes)*
+            async move {
+                #fake_return
+                #user_block
+            }
+        }
+    };
+
+    let calls = if options.retries() > 0 {
+        let attempt = Ident::new("__resilient_attempt", Span::mixed_site());
+        let result = Ident::new("__resilient_result", Span::mixed_site());
+        let error = Ident::new("__resilient_error", Span::mixed_site());
+        let classify = classify(options, &error);
+        quote! {
+            loop {
+                let #attempt = #run.attempt(#attempt_body).await;
+                if let ::resilient::__private::Next::Return(#result) =
+                    #run.next(#attempt, |#error| #classify).await
+                {
+                    break #result;
+                }
+            }
+        }
+    } else {
+        quote!(#run.once(#attempt_body).await)
+    };
+
+    let finish = match &options.fallback {
+        None => calls,
+        Some(fallback) => call_fallback(&run, calls, &fallback.value, &fallback_args),
+    };
+    Ok(quote! {
+        static #site: ::resilient::__private::CallSite =
+            ::resilient::__private::CallSite::new(#spec);
+        let mut #run = #start;
+        #finish
+    })
+}
+
+/// The per-attempt copy of an argument bound by name; the `mut` moves onto the copy, which is
+/// the binding the body mutates.
+fn copy_binding(binding: &mut PatIdent, access: Access) -> TokenStream {
+    let ident = &binding.ident;
+    let mutability = binding.mutability.take();
+    let span = ident.span();
+    match access {
+        Access::Reborrow => quote_spanned!(span=> let #mutability #ident = &mut *#ident;),
+        _ => quote_spanned!(span=>
+            let #mutability #ident = ::resilient::__private::clone_arg(&#ident);
+        ),
+    }
+}
+
+/// Collects per-attempt clones of the by-value bindings of a destructuring pattern that the
+/// body mentions.
+struct Bindings<'a> {
+    mentioned: &'a TokenStream,
+    copies: &'a mut Vec<TokenStream>,
+}
+
+impl VisitMut for Bindings<'_> {
+    fn visit_pat_ident_mut(&mut self, binding: &mut PatIdent) {
+        if binding.by_ref.is_none()
+            && body::mentions(self.mentioned.clone(), &binding.ident.to_string())
+        {
+            self.copies.push(copy_binding(binding, Access::Clone));
+        }
+        syn::visit_mut::visit_pat_ident_mut(self, binding);
+    }
+}
+
+fn combine(errors: &mut Option<syn::Error>, error: syn::Error) {
+    match errors {
+        Some(existing) => existing.combine(error),
+        None => *errors = Some(error),
+    }
+}
+
+/// `tokens` re-located at `span` (keeping their hygiene), when there is one.
+fn at(tokens: TokenStream, span: Option<Span>) -> TokenStream {
+    let Some(span) = span else {
+        return tokens;
+    };
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            token.set_span(token.span().located_at(span));
+            token
+        })
+        .collect()
+}
+
+fn first_last_spans(tokens: TokenStream) -> (Span, Span) {
+    let mut tokens = tokens.into_iter();
+    let first = tokens.next().map_or_else(Span::call_site, |t| t.span());
+    let last = tokens.last().map_or(first, |t| t.span());
+    (first, last)
+}
+
+/// Pins the attempt block's output to the declared return type before the body is checked,
+/// so `?` converts into it and a wrong tail expression is reported in the body.
+fn fake_return(ret: &Type, span: Span) -> TokenStream {
+    quote_spanned! {span=>
+        #[allow(
+            unknown_lints,
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::empty_loop,
+            clippy::let_unit_value,
+            clippy::let_with_type_underscore,
+            clippy::needless_return,
+            clippy::unreachable
+        )]
+        if false {
+            let __resilient_fake_return: #ret = loop {};
+            return __resilient_fake_return;
+        }
+    }
+}
+
+/// `impl Trait` cannot be named in a `let`; `_` lets inference fill it.
+fn erase_impl_trait(ret: &Type) -> Type {
+    struct Erase;
+    impl VisitMut for Erase {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if let Type::ImplTrait(opaque) = ty {
+                *ty = Type::Infer(syn::TypeInfer {
+                    underscore_token: syn::Token![_](opaque.impl_token.span),
+                });
+                return;
+            }
+            syn::visit_mut::visit_type_mut(self, ty);
+        }
+    }
+    let mut ret = ret.clone();
+    Erase.visit_type_mut(&mut ret);
+    ret
+}
+
+/// Whether an error is worth another attempt.
+fn classify(options: &Options, error: &Ident) -> TokenStream {
+    let base = quote! {{
+        use ::resilient::__private::{ClassifyAny as _, ClassifyTransient as _};
+        (&::resilient::__private::Classify(#error)).__resilient_classify()
+    }};
+    match &options.retry_if {
+        None => base,
+        Some(predicate) => {
+            let path = &predicate.value;
+            let (first, last) = first_last_spans(path.to_token_stream());
+            let call = quote_spanned!(first=> ::resilient::__private::retry_if);
+            let args = quote_spanned!(last=> (#path, #error, #base));
+            quote!(#call #args)
+        }
+    }
+}
+
+/// On `Err`, the fallback with the arguments and the error, awaited if it is `async`.
+fn call_fallback(
+    run: &Ident,
+    calls: TokenStream,
+    path: &ExprPath,
+    args: &[TokenStream],
+) -> TokenStream {
+    let result = Ident::new("__resilient_result", Span::mixed_site());
+    let (first, last) = first_last_spans(path.to_token_stream());
+    let error = Ident::new("__resilient_error", Span::mixed_site().located_at(last));
+    let value = Ident::new("__resilient_fallback", Span::mixed_site().located_at(first));
+    let call_args = quote_spanned!(last=> (#(#args,)* #error));
+    let awaited = quote_spanned!(last=> .await);
+    quote! {
+        let #result = #calls;
+        let #error = match #result {
+            ::core::result::Result::Err(#error) => #error,
+            #result => return #result,
+        };
+        #run.fallback_served();
+        let #value = {
+            use ::resilient::__private::{FallbackIsFuture as _, FallbackIsValue as _};
+            let #value = #path #call_args;
+            (&#value).__resilient_fallback_kind().resolve(#value)
+        };
+        #value #awaited
+    }
+}
+
+/// The call site's settings, as a constant expression.
+fn spec(options: &Options, function: &Ident) -> TokenStream {
+    let name = match &options.name {
+        Some(name) => {
+            let name = &name.value;
+            quote!(#name)
+        }
+        None => {
+            let function = function.to_string();
+            let function = function.strip_prefix("r#").unwrap_or(&function);
+            let suffix = format!("::{function}");
+            quote!(::core::concat!(::core::module_path!(), #suffix))
+        }
+    };
+    let text = |value: &Option<crate::options::Setting<String>>| match value {
+        Some(value) => {
+            let value = &value.value;
+            quote!(::core::option::Option::Some(#value))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let duration = |value: &Option<crate::options::Setting<std::time::Duration>>| match value {
+        Some(value) => {
+            let secs = grouped(value.value.as_secs());
+            let nanos = grouped(u64::from(value.value.subsec_nanos()));
+            quote!(::core::option::Option::Some(::resilient::__private::Duration::new(#secs, #nanos)))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let jitter = match options.jitter.as_ref().map(|jitter| jitter.value) {
+        None => quote!(::core::option::Option::None),
+        Some(jitter) => {
+            let variant = match jitter {
+                Jitter::None => quote!(None),
+                Jitter::Full => quote!(Full),
+                Jitter::Equal => quote!(Equal),
+                Jitter::Decorrelated => quote!(Decorrelated),
+            };
+            quote!(::core::option::Option::Some(::resilient::__private::Jitter::#variant))
+        }
+    };
+    let breaker = text(&options.breaker);
+    let bulkhead = text(&options.bulkhead);
+    let timeout = duration(&options.timeout);
+    let total_timeout = duration(&options.total_timeout);
+    let backoff = duration(&options.backoff);
+    let max_backoff = duration(&options.max_backoff);
+    let retries = grouped(u64::from(options.retries()));
+    quote! {
+        ::resilient::__private::Spec {
+            name: #name,
+            breaker: #breaker,
+            bulkhead: #bulkhead,
+            timeout: #timeout,
+            total_timeout: #total_timeout,
+            retries: #retries,
+            backoff: #backoff,
+            max_backoff: #max_backoff,
+            jitter: #jitter,
+        }
+    }
+}
+
+/// An integer literal with `_` every three digits, as clippy's `unreadable_literal` wants.
+fn grouped(value: u64) -> syn::LitInt {
+    let digits = value.to_string();
+    let mut text = String::with_capacity(digits.len() * 4 / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            text.push('_');
+        }
+        text.push(digit);
+    }
+    syn::LitInt::new(&text, Span::call_site())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_digits_by_three() {
+        assert_eq!(grouped(5).to_string(), "5");
+        assert_eq!(grouped(1000).to_string(), "1_000");
+        assert_eq!(grouped(500_000_000).to_string(), "500_000_000");
+    }
+
+    #[test]
+    fn finds_the_output_of_an_async_trait_return_type() {
+        let ty: Type = syn::parse_quote!(
+            ::core::pin::Pin<Box<dyn ::core::future::Future<Output = Result<u8, E>> + Send + 'async_trait>>
+        );
+        let output = future_output(&ty).unwrap();
+        assert_eq!(output.to_token_stream().to_string(), "Result < u8 , E >");
+    }
+
+    #[test]
+    fn erases_impl_trait() {
+        let ty: Type = syn::parse_quote!(Result<impl Display, E>);
+        assert_eq!(
+            erase_impl_trait(&ty).to_token_stream().to_string(),
+            "Result < _ , E >"
+        );
+    }
+}

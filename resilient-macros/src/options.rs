@@ -1,0 +1,621 @@
+//! The attribute's keys: parsed with darling into one typed [`Options`], then checked across
+//! keys. Every problem is collected and reported at once, each at the token it is about.
+
+use std::time::Duration;
+
+use darling::ast::NestedMeta;
+use darling::{Error, FromMeta};
+use proc_macro2::{Span, TokenStream};
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, ExprPath, Lit, Meta};
+
+use crate::duration;
+
+/// Every key, for "did you mean" and the list in the unknown-key error.
+const KEYS: &[&str] = &[
+    "timeout",
+    "total_timeout",
+    "retries",
+    "backoff",
+    "max_backoff",
+    "jitter",
+    "retry_if",
+    "breaker",
+    "bulkhead",
+    "fallback",
+    "name",
+];
+
+/// Kept in step with `resilient::retry::MAX_RETRIES` (a runtime test builds a policy with it).
+const MAX_RETRIES: u32 = 100;
+/// Kept in step with `resilient::__private::DEFAULT_BACKOFF` and `DEFAULT_MAX_BACKOFF`.
+pub(crate) const DEFAULT_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// A value with the span of its key (for rules about the key) and of the value itself.
+#[derive(Debug, Clone)]
+pub(crate) struct Setting<T> {
+    pub(crate) value: T,
+    pub(crate) key: Span,
+    pub(crate) span: Span,
+}
+
+/// The jitter choices, as the attribute spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Jitter {
+    None,
+    Full,
+    Equal,
+    Decorrelated,
+}
+
+const JITTERS: &[&str] = &["none", "full", "equal", "decorrelated"];
+
+/// What one `#[resilient(...)]` asks for.
+#[derive(Debug, Default)]
+pub(crate) struct Options {
+    pub(crate) timeout: Option<Setting<Duration>>,
+    pub(crate) total_timeout: Option<Setting<Duration>>,
+    pub(crate) retries: Option<Setting<u32>>,
+    pub(crate) backoff: Option<Setting<Duration>>,
+    pub(crate) max_backoff: Option<Setting<Duration>>,
+    pub(crate) jitter: Option<Setting<Jitter>>,
+    pub(crate) retry_if: Option<Setting<ExprPath>>,
+    pub(crate) breaker: Option<Setting<String>>,
+    pub(crate) bulkhead: Option<Setting<String>>,
+    pub(crate) fallback: Option<Setting<ExprPath>>,
+    pub(crate) name: Option<Setting<String>>,
+    /// `retries` was written, even if its value was refused.
+    retries_given: bool,
+}
+
+impl Options {
+    /// Parses the attribute's arguments, reporting every problem at once.
+    pub(crate) fn parse(args: TokenStream) -> darling::Result<Options> {
+        if args.is_empty() {
+            return Err(Error::custom(
+                "`#[resilient]` needs at least one setting, such as `#[resilient(timeout = \"2s\", retries = 3)]`",
+            ));
+        }
+        let items = NestedMeta::parse_meta_list(args)?;
+        let mut errors = Error::accumulator();
+        let mut options = Options::default();
+        for item in items {
+            match item {
+                NestedMeta::Meta(meta) => options.set(&meta, &mut errors),
+                NestedMeta::Lit(lit) => errors.push(at(
+                    &lit,
+                    "expected `key = value`, such as `timeout = \"2s\"`, not a bare value",
+                )),
+            }
+        }
+        options.check_rules(&mut errors);
+        errors.finish_with(options)
+    }
+
+    /// Whether the body may run more than once.
+    pub(crate) fn retries(&self) -> u32 {
+        self.retries.as_ref().map_or(0, |retries| retries.value)
+    }
+
+    fn set(&mut self, meta: &Meta, errors: &mut darling::error::Accumulator) {
+        let path = meta.path();
+        let key = path.get_ident().map(ToString::to_string).unwrap_or_else(|| {
+            path.segments
+                .iter()
+                .map(|segment| segment.ident.to_string())
+                .collect::<Vec<_>>()
+                .join("::")
+        });
+        match key.as_str() {
+            "timeout" => set(&mut self.timeout, meta, errors, DurationArg::get),
+            "total_timeout" => set(&mut self.total_timeout, meta, errors, DurationArg::get),
+            "retries" => {
+                self.retries_given = true;
+                set(&mut self.retries, meta, errors, RetriesArg::get);
+            }
+            "backoff" => set(&mut self.backoff, meta, errors, DurationArg::get),
+            "max_backoff" => set(&mut self.max_backoff, meta, errors, DurationArg::get),
+            "jitter" => set(&mut self.jitter, meta, errors, JitterArg::get),
+            "retry_if" => set(&mut self.retry_if, meta, errors, PathArg::get),
+            "breaker" => set(&mut self.breaker, meta, errors, NameArg::get),
+            "bulkhead" => set(&mut self.bulkhead, meta, errors, NameArg::get),
+            "fallback" => set(&mut self.fallback, meta, errors, PathArg::get),
+            "name" => set(&mut self.name, meta, errors, NameArg::get),
+            _ => {
+                let unknown = Error::unknown_field_with_alts(&key, KEYS);
+                errors.push(at(
+                    path,
+                    format!("{unknown}\n  the keys are: {}", KEYS.join(", ")),
+                ));
+            }
+        }
+    }
+
+    /// The rules across keys.
+    fn check_rules(&self, errors: &mut darling::error::Accumulator) {
+        if let (Some(timeout), Some(total)) = (&self.timeout, &self.total_timeout)
+            && timeout.value > total.value
+        {
+            errors.push(at_span(
+                timeout.span,
+                format!(
+                    "`timeout` ({:?}) is longer than `total_timeout` ({:?}): no attempt could use all of it; shorten `timeout` or lengthen `total_timeout`",
+                    timeout.value, total.value
+                ),
+            ));
+        }
+        self.check_retry_keys(errors);
+        let base = self.backoff.as_ref().map_or(DEFAULT_BACKOFF, |b| b.value);
+        match (&self.backoff, &self.max_backoff) {
+            (_, Some(max)) if max.value < base => errors.push(at_span(
+                max.span,
+                format!(
+                    "`max_backoff` ({:?}) is below the first backoff delay ({base:?}{}); raise `max_backoff` or lower `backoff`",
+                    max.value,
+                    if self.backoff.is_some() { "" } else { ", the default `backoff`" },
+                ),
+            )),
+            (Some(backoff), None) if backoff.value > DEFAULT_MAX_BACKOFF => errors.push(at_span(
+                backoff.span,
+                format!(
+                    "`backoff` ({:?}) is above the default `max_backoff` ({DEFAULT_MAX_BACKOFF:?}); set `max_backoff` as well",
+                    backoff.value
+                ),
+            )),
+            _ => {}
+        }
+    }
+
+    /// `backoff`, `max_backoff`, `jitter` and `retry_if` shape retries, so they need some.
+    fn check_retry_keys(&self, errors: &mut darling::error::Accumulator) {
+        let retry_keys = [
+            ("backoff", self.backoff.as_ref().map(|k| k.key)),
+            ("max_backoff", self.max_backoff.as_ref().map(|k| k.key)),
+            ("jitter", self.jitter.as_ref().map(|k| k.key)),
+            ("retry_if", self.retry_if.as_ref().map(|k| k.key)),
+        ];
+        for (name, key) in retry_keys {
+            let Some(key) = key else { continue };
+            let message = match &self.retries {
+                // A `retries` that failed to parse has its own error already.
+                None if self.retries_given => continue,
+                None => format!(
+                    "`{name}` needs `retries`: it shapes retries, and without `retries` there are none; add `retries = 3` (or another count) or remove `{name}`"
+                ),
+                Some(retries) if retries.value == 0 => format!(
+                    "`{name}` has no effect with `retries = 0`: raise `retries` or remove `{name}`"
+                ),
+                Some(_) => continue,
+            };
+            errors.push(at_span(key, message));
+        }
+    }
+}
+
+/// An error whose caret covers all of `tokens` (darling's `with_span` keeps only the first).
+fn at(tokens: &impl quote::ToTokens, message: impl std::fmt::Display) -> Error {
+    syn::Error::new_spanned(tokens, message).into()
+}
+
+/// An error at `span`.
+fn at_span(span: Span, message: impl std::fmt::Display) -> Error {
+    syn::Error::new(span, message).into()
+}
+
+/// Records one key's value, refusing a second occurrence.
+fn set<T>(
+    slot: &mut Option<Setting<T>>,
+    meta: &Meta,
+    errors: &mut darling::error::Accumulator,
+    parse: impl FnOnce(&Meta) -> darling::Result<T>,
+) {
+    let key = meta.path();
+    if slot.is_some() {
+        errors.push(at(
+            key,
+            format!(
+                "`{}` is given twice; keep one",
+                key.get_ident().map(ToString::to_string).unwrap_or_default()
+            ),
+        ));
+        return;
+    }
+    if let Some(value) = errors.handle(parse(meta)) {
+        let span = match meta {
+            Meta::NameValue(pair) => pair.value.span(),
+            _ => meta.span(),
+        };
+        *slot = Some(Setting {
+            value,
+            key: key.span(),
+            span,
+        });
+    }
+}
+
+/// Parses a `key = value` item with `T`'s [`FromMeta`], explaining the other shapes.
+fn value<T: FromMeta>(meta: &Meta, example: &str) -> darling::Result<T> {
+    let key = meta
+        .path()
+        .get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    match meta {
+        Meta::NameValue(pair) => T::from_expr(unwrap_group(&pair.value)),
+        Meta::Path(path) => Err(at(
+            path,
+            format!("`{key}` needs a value: write `{key} = {example}`"),
+        )),
+        Meta::List(list) => Err(at(
+            list,
+            format!("write `{key} = {example}`, not `{key}(...)`"),
+        )),
+    }
+}
+
+/// Values produced by `macro_rules` arrive wrapped in invisible groups.
+fn unwrap_group(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Group(group) => unwrap_group(&group.expr),
+        Expr::Paren(paren) => unwrap_group(&paren.expr),
+        other => other,
+    }
+}
+
+/// What a value is, for "expected X, found Y".
+fn describe(expr: &Expr) -> &'static str {
+    match expr {
+        Expr::Lit(ExprLit { lit, .. }) => match lit {
+            Lit::Str(_) => "a string",
+            Lit::Int(_) => "an integer",
+            Lit::Float(_) => "a float",
+            Lit::Bool(_) => "a boolean",
+            _ => "a literal",
+        },
+        Expr::Path(_) => "a path",
+        Expr::Closure(_) => "a closure",
+        Expr::Unary(_) => "an expression",
+        _ => "an expression",
+    }
+}
+
+fn expected(what: &str, example: &str, found: &Expr) -> Error {
+    at(
+        found,
+        format!("expected {what}, such as `{example}`; found {}", describe(found)),
+    )
+}
+
+/// `timeout`, `total_timeout`, `backoff`, `max_backoff`: a string such as `"2s"`.
+struct DurationArg(Duration);
+
+impl DurationArg {
+    fn get(meta: &Meta) -> darling::Result<Duration> {
+        value::<DurationArg>(meta, "\"2s\"").map(|arg| arg.0)
+    }
+}
+
+impl FromMeta for DurationArg {
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        match expr {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(text),
+                ..
+            }) => duration::parse(&text.value())
+                .map(DurationArg)
+                .map_err(|error| at(text, error.message(&text.value()))),
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(int), ..
+            }) => Err(at(
+                int,
+                format!(
+                    "expected a duration string with a unit, such as `\"{0}s\"` or `\"{0}ms\"`; found an integer",
+                    int.base10_digits()
+                ),
+            )),
+            other => Err(expected(
+                "a duration string",
+                "\"2s\"",
+                other,
+            )),
+        }
+    }
+}
+
+/// `retries`: a whole number, at most [`MAX_RETRIES`].
+struct RetriesArg(u32);
+
+impl RetriesArg {
+    fn get(meta: &Meta) -> darling::Result<u32> {
+        value::<RetriesArg>(meta, "3").map(|arg| arg.0)
+    }
+}
+
+impl FromMeta for RetriesArg {
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        let too_many = || {
+            at(
+                expr,
+                format!(
+                    "`retries` is at most {MAX_RETRIES}: more retries only add load to a dependency that keeps failing"
+                ),
+            )
+        };
+        match expr {
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(int), ..
+            }) => {
+                if !int.suffix().is_empty() {
+                    return Err(at(
+                        int,
+                        format!("write `retries = {}` without a type suffix", int.base10_digits()),
+                    ));
+                }
+                match int.base10_parse::<u32>() {
+                    Ok(n) if n <= MAX_RETRIES => Ok(RetriesArg(n)),
+                    _ => Err(too_many()),
+                }
+            }
+            Expr::Unary(_) => Err(at(
+                expr,
+                "`retries` counts the attempts after the first: it cannot be negative",
+            )),
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(text),
+                ..
+            }) => Err(at(
+                text,
+                format!(
+                    "expected an integer, such as `retries = 3`; found a string (write `retries = {}` without quotes)",
+                    text.value()
+                ),
+            )),
+            other => Err(expected("an integer", "retries = 3", other)),
+        }
+    }
+}
+
+/// `breaker`, `bulkhead`, `name`: a non-blank string.
+struct NameArg(String);
+
+impl NameArg {
+    fn get(meta: &Meta) -> darling::Result<String> {
+        let key = meta
+            .path()
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let example = if key == "name" {
+            "\"checkout::price\""
+        } else {
+            "\"feature_store\""
+        };
+        let arg = value::<NameArg>(meta, example).map_err(|error| match meta {
+            // A bare identifier is the likeliest slip: say so with the quoted form.
+            Meta::NameValue(pair) if matches!(unwrap_group(&pair.value), Expr::Path(_)) => {
+                let written = quote::ToTokens::to_token_stream(&pair.value).to_string();
+                at(
+                    &pair.value,
+                    format!("expected a string: write `{key} = \"{written}\"`"),
+                )
+            }
+            _ => error,
+        })?;
+        if arg.0.trim().is_empty() {
+            let what = match key.as_str() {
+                "breaker" => "a breaker's name",
+                "bulkhead" => "a bulkhead's name",
+                _ => "a call site's name",
+            };
+            return Err(at_span(
+                name_value_span(meta),
+                format!("{what} must not be empty: write `{key} = {example}`"),
+            ));
+        }
+        Ok(arg.0)
+    }
+}
+
+fn name_value_span(meta: &Meta) -> Span {
+    match meta {
+        Meta::NameValue(pair) => pair.value.span(),
+        other => other.span(),
+    }
+}
+
+impl FromMeta for NameArg {
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        match expr {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(text),
+                ..
+            }) => Ok(NameArg(text.value())),
+            other => Err(expected("a string", "\"feature_store\"", other)),
+        }
+    }
+}
+
+/// `jitter`: `none`, `full`, `equal` or `decorrelated`, bare or quoted.
+struct JitterArg(Jitter);
+
+impl JitterArg {
+    fn get(meta: &Meta) -> darling::Result<Jitter> {
+        value::<JitterArg>(meta, "full").map(|arg| arg.0)
+    }
+
+    fn named(name: &str, written: &impl quote::ToTokens) -> darling::Result<Self> {
+        Ok(JitterArg(match name {
+            "none" => Jitter::None,
+            "full" => Jitter::Full,
+            "equal" => Jitter::Equal,
+            "decorrelated" => Jitter::Decorrelated,
+            _ => {
+                let unknown = Error::unknown_value_with_alts(name, JITTERS);
+                return Err(at(
+                    written,
+                    format!("{unknown}\n  `jitter` is one of: {}", JITTERS.join(", ")),
+                ));
+            }
+        }))
+    }
+}
+
+impl FromMeta for JitterArg {
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        match expr {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(text),
+                ..
+            }) => JitterArg::named(&text.value(), text),
+            Expr::Path(path) if path.path.get_ident().is_some() => {
+                let ident = path.path.get_ident().map(ToString::to_string);
+                JitterArg::named(&ident.unwrap_or_default(), path)
+            }
+            other => Err(expected(
+                "`none`, `full`, `equal` or `decorrelated`",
+                "jitter = full",
+                other,
+            )),
+        }
+    }
+}
+
+/// `fallback`, `retry_if`: a path to a function.
+struct PathArg(ExprPath);
+
+impl PathArg {
+    fn get(meta: &Meta) -> darling::Result<ExprPath> {
+        let key = meta
+            .path()
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let example = if key == "fallback" {
+            "cached_price"
+        } else {
+            "is_transient"
+        };
+        value::<PathArg>(meta, example)
+            .map(|arg| arg.0)
+            .map_err(|error| match meta {
+                Meta::NameValue(pair) => {
+                    path_error(&key, example, unwrap_group(&pair.value)).unwrap_or(error)
+                }
+                _ => error,
+            })
+    }
+}
+
+/// The explanation for a value that is not a path, by what it is instead.
+fn path_error(key: &str, example: &str, value: &Expr) -> Option<Error> {
+    let message = match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) => format!(
+            "expected a path to a function, not a string: write `{key} = {}`",
+            text.value()
+        ),
+        Expr::Closure(_) => format!(
+            "expected a path to a function, not a closure: move the code into a function and write `{key} = {example}`"
+        ),
+        Expr::Call(_) | Expr::MethodCall(_) => format!(
+            "expected a path to a function, not a call: write `{key} = {example}` and `#[resilient]` calls it"
+        ),
+        other => format!(
+            "expected a path to a function, such as `{key} = {example}`; found {}",
+            describe(other)
+        ),
+    };
+    Some(at(value, message))
+}
+
+impl FromMeta for PathArg {
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        match expr {
+            Expr::Path(path) => Ok(PathArg(path.clone())),
+            other => Err(expected("a path to a function", "cached_price", other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn errors(args: TokenStream) -> Vec<String> {
+        match Options::parse(args) {
+            Ok(options) => panic!("accepted: {options:?}"),
+            Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn parses_every_key() {
+        let options = Options::parse(quote! {
+            timeout = "250ms", total_timeout = "2s", retries = 3, backoff = "50ms",
+            max_backoff = "1s", jitter = "equal", retry_if = is_transient,
+            breaker = "db", bulkhead = "db_pool", fallback = Self::cached, name = "svc::get"
+        })
+        .unwrap();
+        assert_eq!(options.timeout.unwrap().value, Duration::from_millis(250));
+        assert_eq!(options.total_timeout.unwrap().value, Duration::from_secs(2));
+        assert_eq!(options.retries.unwrap().value, 3);
+        assert_eq!(options.jitter.unwrap().value, Jitter::Equal);
+        assert_eq!(options.breaker.unwrap().value, "db");
+        assert_eq!(options.name.unwrap().value, "svc::get");
+        assert!(options.fallback.is_some() && options.retry_if.is_some());
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let found = errors(quote! {
+            timout = "2s", retries = "3", breaker = "", timeout = "3s", total_timeout = "2s",
+            jitter = full, fallback = || 0
+        });
+        assert_eq!(found.len(), 5, "{found:#?}");
+        assert!(found[0].contains("Did you mean `timeout`"), "{}", found[0]);
+        assert!(found[1].contains("write `retries = 3` without quotes"));
+        assert!(found[2].contains("must not be empty"));
+        assert!(found[3].contains("not a closure"));
+        assert!(found[4].contains("longer than `total_timeout`"));
+        // `jitter` without usable `retries` is not reported: `retries` itself was wrong.
+    }
+
+    #[test]
+    fn retry_keys_need_retries() {
+        let found = errors(quote!(backoff = "1s", jitter = none));
+        assert_eq!(found.len(), 2);
+        assert!(found[0].starts_with("`backoff` needs `retries`"));
+        let found = errors(quote!(retries = 0, retry_if = f));
+        assert!(found[0].contains("no effect with `retries = 0`"));
+    }
+
+    #[test]
+    fn backoff_must_fit_under_its_cap() {
+        let found = errors(quote!(retries = 1, max_backoff = "50ms"));
+        assert!(found[0].contains("the default `backoff`"), "{found:?}");
+        let found = errors(quote!(retries = 1, backoff = "20s"));
+        assert!(found[0].contains("default `max_backoff`"), "{found:?}");
+        assert!(Options::parse(quote!(retries = 1, backoff = "20s", max_backoff = "1m")).is_ok());
+    }
+
+    #[test]
+    fn duplicates_and_shapes_are_refused() {
+        let found = errors(quote!(retries = 1, retries = 2));
+        assert_eq!(found, ["`retries` is given twice; keep one"]);
+        let found = errors(quote!(timeout));
+        assert_eq!(found, ["`timeout` needs a value: write `timeout = \"2s\"`"]);
+        let found = errors(quote!(retries = 101));
+        assert!(found[0].contains("at most 100"));
+        let found = errors(quote!(breaker = feature_store));
+        assert_eq!(found, ["expected a string: write `breaker = \"feature_store\"`"]);
+    }
+
+    #[test]
+    fn an_empty_attribute_asks_for_something() {
+        assert!(errors(TokenStream::new())[0].contains("needs at least one setting"));
+    }
+}

@@ -1,0 +1,493 @@
+//! Model tests of the lock-free breaker under loom: every interleaving of a few threads (up to
+//! a preemption bound) over the state word, the windows and the half-open probe slots.
+//!
+//! Run them with
+//! `RUSTFLAGS="--cfg resilient_loom" cargo test -p resilient --lib --release loom_tests`.
+//!
+//! Each model is kept to two or three threads and a window of two slots: loom explores every
+//! schedule, so the models must stay small to finish in seconds; the races they cover (two
+//! callers on one transition, one outcome against one transition) need no more.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use loom::thread;
+
+use crate::breaker::{
+    Admission, BreakerConfig, BreakerState, Core, Env, Outcome, SlidingWindow, Transition,
+    TransitionReason,
+};
+use crate::window::{CountWindow, FAILURE, TimeWindow, Window};
+
+/// How long an open breaker waits in these models, in microseconds.
+const OPEN_WAIT_MICROS: u64 = 1_000_000;
+
+/// Fixed configuration, a clock the model sets, and every transition the state machine reports.
+struct TestEnv {
+    config: std::sync::Arc<BreakerConfig>,
+    clock: AtomicU64,
+    transitions: Mutex<Vec<Transition>>,
+}
+
+impl TestEnv {
+    fn new(config: BreakerConfig) -> Self {
+        TestEnv {
+            config: std::sync::Arc::new(config),
+            clock: AtomicU64::new(0),
+            transitions: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn set_now(&self, micros: u64) {
+        self.clock.store(micros, Ordering::SeqCst);
+    }
+
+    fn transitions(&self) -> Vec<Transition> {
+        self.transitions.lock().unwrap().clone()
+    }
+}
+
+impl Env for TestEnv {
+    type Config = std::sync::Arc<BreakerConfig>;
+
+    fn config(&self) -> Self::Config {
+        self.config.clone()
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.load(Ordering::SeqCst)
+    }
+
+    fn on_transition(&self, transition: Transition) {
+        // No loom operation happens while the lock is held, so it never blocks a model thread.
+        self.transitions.lock().unwrap().push(transition);
+    }
+}
+
+/// A breaker's atomics and window, shared by the model's threads.
+struct Breaker {
+    core: Core,
+    window: Window,
+    env: TestEnv,
+}
+
+impl Breaker {
+    fn new(config: BreakerConfig, window: Window) -> Arc<Self> {
+        Arc::new(Breaker {
+            core: Core::new(0),
+            window,
+            env: TestEnv::new(config),
+        })
+    }
+
+    fn admit(&self) -> Admission {
+        self.core.admit(&self.window, &self.env)
+    }
+
+    fn record_closed(&self, generation: u32, outcome: Outcome) {
+        self.core
+            .record_closed(generation, outcome, &self.window, &self.env);
+    }
+
+    fn record_probe(&self, generation: u32, outcome: Outcome) {
+        self.core
+            .record_probe(generation, outcome, &self.window, &self.env);
+    }
+
+    fn force(&self, state: BreakerState) {
+        self.core
+            .force(state, TransitionReason::Reset, &self.window, &self.env);
+    }
+
+    /// Opens the breaker, lets the open wait pass and returns the half-open generation with
+    /// `probes` probes admitted (at least one: the transition admits its caller).
+    fn half_open_with(&self, probes: u32) -> u32 {
+        self.force(BreakerState::Open);
+        self.env.set_now(OPEN_WAIT_MICROS);
+        let mut generation = None;
+        for _ in 0..probes {
+            match self.admit() {
+                Admission::Probe(g) => generation = Some(g),
+                other => panic!("setup expected a probe, got {other:?}"),
+            }
+        }
+        let generation = generation.expect("at least one probe");
+        assert_eq!(self.core.load().state(), BreakerState::HalfOpen);
+        generation
+    }
+}
+
+/// Opens at a failure rate of 50 % over a count window of two calls, judged from one call on,
+/// so a single counted failure trips it.
+fn rate_config(probes: u32, successes: u32) -> BreakerConfig {
+    BreakerConfig::failure_rate(0.5, SlidingWindow::Calls(2), 1)
+        .with_open_wait(Duration::from_micros(OPEN_WAIT_MICROS))
+        .with_half_open(probes, successes)
+        .with_max_half_open(None)
+}
+
+fn count_window() -> Window {
+    Window::Count(CountWindow::new(2, 0))
+}
+
+fn model(test: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    // Every interleaving with up to three preemptions: the races below need at most two.
+    builder.preemption_bound = Some(3);
+    builder.check(test);
+}
+
+#[test]
+fn half_open_never_admits_more_probes_than_configured() {
+    model(|| {
+        // One probe allowed. Three callers race the open → half-open transition itself: the
+        // caller that wins it holds the only slot; the others are rejected until it is freed.
+        let breaker = Breaker::new(rate_config(1, 1), count_window());
+        breaker.force(BreakerState::Open);
+        breaker.env.set_now(OPEN_WAIT_MICROS);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let admitted = Arc::new(AtomicUsize::new(0));
+        let callers: Vec<_> = (0..3)
+            .map(|_| {
+                let (breaker, in_flight, admitted) =
+                    (breaker.clone(), in_flight.clone(), admitted.clone());
+                thread::spawn(move || match breaker.admit() {
+                    Admission::Probe(generation) => {
+                        admitted.fetch_add(1, Ordering::SeqCst);
+                        let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                        assert!(now <= 1, "{now} probes in flight, 1 allowed");
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        // Cancelled: frees the slot and records nothing.
+                        breaker.record_probe(generation, Outcome::Ignored);
+                    }
+                    Admission::RejectedHalfOpen => {}
+                    other => panic!("a half-open breaker answered {other:?}"),
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.join().unwrap();
+        }
+        assert!(admitted.load(Ordering::SeqCst) >= 1, "someone probes");
+        let word = breaker.core.load();
+        assert_eq!(word.state(), BreakerState::HalfOpen);
+        assert_eq!(word.probes(), 0, "every probe slot was given back");
+        let transitions = breaker.env.transitions();
+        let to_half_open = transitions
+            .iter()
+            .filter(|t| t.to == BreakerState::HalfOpen)
+            .count();
+        assert_eq!(
+            to_half_open, 1,
+            "one caller made the transition: {transitions:?}"
+        );
+    });
+}
+
+#[test]
+fn two_probe_slots_are_never_exceeded() {
+    model(|| {
+        // Two slots, one already held; two more callers race for the one left.
+        let breaker = Breaker::new(rate_config(2, 2), count_window());
+        let generation = breaker.half_open_with(1);
+        let admitted = Arc::new(AtomicUsize::new(0));
+        let callers: Vec<_> = (0..2)
+            .map(|_| {
+                let (breaker, admitted) = (breaker.clone(), admitted.clone());
+                thread::spawn(move || {
+                    if let Admission::Probe(g) = breaker.admit() {
+                        assert_eq!(g, generation);
+                        admitted.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.join().unwrap();
+        }
+        assert_eq!(admitted.load(Ordering::SeqCst), 1, "exactly the free slot");
+        assert_eq!(breaker.core.load().probes(), 2);
+    });
+}
+
+#[test]
+fn racing_failures_trip_the_breaker_once() {
+    model(|| {
+        let breaker = Breaker::new(rate_config(1, 1), count_window());
+        let callers: Vec<_> = (0..2)
+            .map(|_| {
+                let breaker = breaker.clone();
+                thread::spawn(move || {
+                    let Admission::Closed(generation) = breaker.admit() else {
+                        // The other caller already tripped it.
+                        return;
+                    };
+                    breaker.record_closed(generation, Outcome::Failure { slow: false });
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.join().unwrap();
+        }
+        let transitions = breaker.env.transitions();
+        assert_eq!(transitions.len(), 1, "one transition: {transitions:?}");
+        assert_eq!(
+            (transitions[0].from, transitions[0].to),
+            (BreakerState::Closed, BreakerState::Open)
+        );
+        let word = breaker.core.load();
+        assert_eq!(word.state(), BreakerState::Open);
+        assert_eq!(word.generation(), 1);
+        assert!(
+            breaker.core.open_until(word).is_some(),
+            "the deadline is stamped"
+        );
+    });
+}
+
+#[test]
+fn racing_probes_close_or_reopen_once() {
+    // Both succeed (one of them closes), or one fails (re-opens) while the other succeeds.
+    for outcomes in [
+        [
+            Outcome::Success { slow: false },
+            Outcome::Success { slow: false },
+        ],
+        [
+            Outcome::Success { slow: false },
+            Outcome::Failure { slow: false },
+        ],
+    ] {
+        model(move || {
+            let breaker = Breaker::new(rate_config(2, 1), count_window());
+            let generation = breaker.half_open_with(2);
+            let probes: Vec<_> = outcomes
+                .into_iter()
+                .map(|outcome| {
+                    let breaker = breaker.clone();
+                    thread::spawn(move || breaker.record_probe(generation, outcome))
+                })
+                .collect();
+            for probe in probes {
+                probe.join().unwrap();
+            }
+            let transitions = breaker.env.transitions();
+            // Closed → Open (setup), Open → HalfOpen (setup), then exactly one more.
+            assert_eq!(transitions.len(), 3, "{transitions:?}");
+            let last = transitions[2];
+            assert_eq!(last.from, BreakerState::HalfOpen);
+            let word = breaker.core.load();
+            assert_eq!(word.state(), last.to, "the state is the last transition's");
+            assert_eq!(word.generation(), generation + 1);
+            assert_eq!(word.probes(), 0);
+        });
+    }
+}
+
+#[test]
+fn a_stale_failure_never_counts_in_the_next_closed_period() {
+    // The same race over each kind of window the closed state judges by.
+    let windows: [fn() -> Window; 2] = [count_window, || {
+        Window::Time(TimeWindow::new(1_000, 2, false))
+    }];
+    for make_window in windows {
+        model(move || {
+            let breaker = Breaker::new(rate_config(1, 1), make_window());
+            let Admission::Closed(stale) = breaker.admit() else {
+                panic!("a new breaker is closed");
+            };
+            // The call admitted in generation 0 fails while an operator resets the breaker.
+            let caller = {
+                let breaker = breaker.clone();
+                thread::spawn(move || {
+                    breaker.record_closed(stale, Outcome::Failure { slow: false })
+                })
+            };
+            let operator = {
+                let breaker = breaker.clone();
+                thread::spawn(move || breaker.force(BreakerState::Closed))
+            };
+            caller.join().unwrap();
+            operator.join().unwrap();
+            // Either the failure tripped generation 0 before the reset, or it was discarded:
+            // the reset's compare-and-swap is the last whatever the order, and the new closed
+            // period starts empty and closed. (The *reports* of the two transitions may arrive
+            // in either order: each is made after its own compare-and-swap.)
+            let word = breaker.core.load();
+            assert_eq!(word.state(), BreakerState::Closed);
+            let transitions = breaker.env.transitions();
+            let resets = transitions
+                .iter()
+                .filter(|t| t.reason == TransitionReason::Reset)
+                .count();
+            let trips = transitions
+                .iter()
+                .filter(|t| (t.from, t.to) == (BreakerState::Closed, BreakerState::Open))
+                .count();
+            assert_eq!(
+                (resets, transitions.len()),
+                (1, 1 + trips),
+                "{transitions:?}"
+            );
+            assert_eq!(
+                word.generation(),
+                1 + trips as u32,
+                "one generation per transition"
+            );
+            let tally = match &breaker.window {
+                Window::Count(count) => count.tally(word.generation()),
+                Window::Time(time) => time.tally(word.generation(), breaker.env.now()),
+                Window::None => unreachable!(),
+            };
+            assert_eq!(tally.calls, 0, "a stale outcome counted: {tally:?}");
+            assert_eq!(tally.failures, 0, "a stale outcome counted: {tally:?}");
+        });
+    }
+}
+
+#[test]
+fn a_stale_failure_never_trips_the_next_generation() {
+    // Consecutive failures: the counter is tagged with its generation instead of a window.
+    model(|| {
+        let config = BreakerConfig::consecutive_failures(1)
+            .with_open_wait(Duration::from_micros(OPEN_WAIT_MICROS))
+            .with_max_half_open(None);
+        let breaker = Breaker::new(config, Window::None);
+        let Admission::Closed(stale) = breaker.admit() else {
+            panic!("a new breaker is closed");
+        };
+        breaker.force(BreakerState::Closed);
+        let fresh = breaker.core.load().generation();
+        let caller = {
+            let breaker = breaker.clone();
+            thread::spawn(move || breaker.record_closed(stale, Outcome::Failure { slow: false }))
+        };
+        let current = {
+            let breaker = breaker.clone();
+            thread::spawn(move || breaker.record_closed(fresh, Outcome::Success { slow: false }))
+        };
+        caller.join().unwrap();
+        current.join().unwrap();
+        let word = breaker.core.load();
+        assert_eq!(
+            word.state(),
+            BreakerState::Closed,
+            "a stale failure tripped it"
+        );
+        assert_eq!(word.generation(), fresh);
+    });
+}
+
+#[test]
+fn a_stale_probe_never_closes_the_next_half_open_period() {
+    model(|| {
+        // Two probes of one half-open period: one fails (re-opening) while the other
+        // succeeds; after the next open wait a new half-open period begins. The success of
+        // the old period must not close the new one.
+        let breaker = Breaker::new(rate_config(2, 1), count_window());
+        let old = breaker.half_open_with(2);
+        let failing = {
+            let breaker = breaker.clone();
+            thread::spawn(move || {
+                breaker.record_probe(old, Outcome::Failure { slow: false });
+                breaker.env.set_now(3 * OPEN_WAIT_MICROS);
+                // The next half-open period, admitted by this caller.
+                breaker.admit()
+            })
+        };
+        let succeeding = {
+            let breaker = breaker.clone();
+            thread::spawn(move || breaker.record_probe(old, Outcome::Success { slow: false }))
+        };
+        let next = failing.join().unwrap();
+        succeeding.join().unwrap();
+        let word = breaker.core.load();
+        match next {
+            // The success came first and closed the breaker; the failure was then stale.
+            Admission::Closed(_) => assert_eq!(word.state(), BreakerState::Closed),
+            // The failure came first: a new half-open period, untouched by the old success.
+            Admission::Probe(g) => {
+                assert_ne!(g, old);
+                assert_eq!(word.state(), BreakerState::HalfOpen);
+                assert_eq!(
+                    (word.generation(), word.probes(), word.successes()),
+                    (g, 1, 0)
+                );
+            }
+            other => panic!("unexpected admission {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn cancelled_probes_free_their_slots_for_later_callers() {
+    model(|| {
+        // One slot. Two callers each get it in turn or are rejected, and each cancels.
+        let breaker = Breaker::new(rate_config(1, 1), count_window());
+        let generation = breaker.half_open_with(1);
+        let holder = {
+            let breaker = breaker.clone();
+            thread::spawn(move || breaker.record_probe(generation, Outcome::Ignored))
+        };
+        let contender = {
+            let breaker = breaker.clone();
+            thread::spawn(move || match breaker.admit() {
+                Admission::Probe(g) => {
+                    breaker.record_probe(g, Outcome::Ignored);
+                    true
+                }
+                Admission::RejectedHalfOpen => false,
+                other => panic!("unexpected admission {other:?}"),
+            })
+        };
+        holder.join().unwrap();
+        contender.join().unwrap();
+        assert_eq!(breaker.core.load().probes(), 0);
+        assert!(
+            matches!(breaker.admit(), Admission::Probe(g) if g == generation),
+            "a later caller is admitted once the cancelled probes are gone"
+        );
+    });
+}
+
+#[test]
+fn concurrent_outcomes_of_one_generation_are_all_counted() {
+    model(|| {
+        let window = Arc::new(CountWindow::new(2, 0));
+        let writers: Vec<_> = [FAILURE, 0]
+            .into_iter()
+            .map(|outcome| {
+                let window = window.clone();
+                thread::spawn(move || assert!(window.record(0, outcome)))
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let tally = window.tally(0);
+        assert_eq!((tally.calls, tally.failures), (2, 1));
+    });
+}
+
+#[test]
+fn a_stale_write_never_erases_what_a_newer_generation_counted() {
+    model(|| {
+        // One bucket, written at the same moment by a call of generation 1 and a late call of
+        // generation 0: the late one must leave generation 1's counts alone.
+        let window = Arc::new(TimeWindow::new(1_000, 2, false));
+        let writers: Vec<_> = [1, 0]
+            .into_iter()
+            .map(|generation| {
+                let window = window.clone();
+                thread::spawn(move || window.record(generation, 0, FAILURE, true))
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let tally = window.tally(1, 0);
+        assert_eq!((tally.calls, tally.failures), (1, 1), "{tally:?}");
+    });
+}

@@ -1,0 +1,81 @@
+//! Everything a registry knows, at one moment, in one value: breakers, bulkheads and call
+//! sites, for a `/status` page, a metrics exporter or a test.
+//!
+//! With the `serde` feature the snapshot serializes (to JSON, for instance); durations are
+//! written as seconds (`time_in_state_seconds`), states in snake case (`half_open`).
+//!
+//! ```
+//! use resilient::{BreakerConfig, BulkheadConfig, Registry};
+//!
+//! let registry = Registry::new();
+//! registry.declare_breaker("users_db", BreakerConfig::consecutive_failures(5))?;
+//! registry.declare_bulkhead("users_db", BulkheadConfig::new(10))?;
+//! let snapshot = registry.snapshot();
+//! assert_eq!(snapshot.breakers[0].name.as_ref(), "users_db");
+//! assert_eq!(snapshot.bulkheads[0].max_concurrent, 10);
+//! # Ok::<(), resilient::ConfigError>(())
+//! ```
+
+use crate::breaker::BreakerMetrics;
+use crate::bulkhead::BulkheadMetrics;
+use crate::callsite::CallSiteMetrics;
+use crate::registry::Registry;
+
+/// Every breaker, bulkhead and call site of a registry, each list sorted by name.
+///
+/// The breakers and the bulkheads are read one after the other without a global lock, so a
+/// snapshot taken under traffic is a consistent view of each breaker and each bulkhead, not of
+/// the whole registry at one instant.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// Every circuit breaker: state, rates over its window, lifetime counters.
+    pub breakers: Vec<BreakerMetrics>,
+    /// Every bulkhead: slots in use, limit, callers waiting, rejections.
+    pub bulkheads: Vec<BulkheadMetrics>,
+    /// Every call site that has been built or run: calls, retries, fallbacks, latency
+    /// percentiles.
+    pub call_sites: Vec<CallSiteMetrics>,
+}
+
+impl Registry {
+    /// Every breaker, bulkhead and call site with its state and counters. Costs a read lock on
+    /// each map    /// and, per count-window breaker, a scan of its window: cheap enough for every scrape, not
+    /// for every call.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            breakers: self.breakers(),
+            bulkheads: self.bulkheads(),
+            call_sites: self.call_site_metrics(),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for crate::breaker::BreakerState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Serializes a duration as fractional seconds, the unit dashboards expect.
+#[cfg(feature = "serde")]
+pub(crate) fn seconds<S: serde::Serializer>(
+    duration: &std::time::Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
+}
+
+/// Serializes an optional duration as fractional seconds, or none.
+#[cfg(feature = "serde")]
+pub(crate) fn optional_seconds<S: serde::Serializer>(
+    duration: &Option<std::time::Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match duration {
+        Some(duration) => serializer.serialize_some(&duration.as_secs_f64()),
+        None => serializer.serialize_none(),
+    }
+}

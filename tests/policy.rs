@@ -235,6 +235,44 @@ async fn slow_successes_through_a_policy_trip_a_slow_call_breaker() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn time_queued_in_the_bulkhead_is_not_the_dependencys_latency() {
+    let registry = Registry::new();
+    let breaker = registry
+        .declare_breaker(
+            "db",
+            BreakerConfig::failure_rate(1.0, SlidingWindow::Calls(2), 2).with_slow_calls(SEC, 0.5),
+        )
+        .unwrap();
+    registry
+        .declare_bulkhead("db", BulkheadConfig::new(1).with_max_wait(10 * SEC))
+        .unwrap();
+    let policy = Policy::builder("fetch")
+        .breaker("db")
+        .bulkhead("db")
+        .build_in(&registry)
+        .unwrap();
+    // The first call holds the only slot for 2 s; the second queues behind it, then answers
+    // in 1 ms. Only the first call is slow; timed from its admission by the breaker, the
+    // second would be too.
+    let first = policy.call(|| async {
+        sleep(2 * SEC).await;
+        Ok::<(), TestError>(())
+    });
+    let second = policy.call(|| async {
+        sleep(MS).await;
+        Ok::<(), TestError>(())
+    });
+    let (first, second) = tokio::join!(first, second);
+    assert_eq!((first, second), (Ok(()), Ok(())));
+    let metrics = breaker.metrics();
+    assert_eq!(
+        (metrics.calls_in_window, metrics.slow_calls_in_window),
+        (2, 1),
+        "{metrics:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn errors_the_breaker_predicate_excuses_are_neither_failures_nor_successes() {
     let registry = Registry::new();
     let breaker = registry

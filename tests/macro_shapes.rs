@@ -159,6 +159,20 @@ impl Service {
         Ok(format!("{key}: cached after {error}, count {}", self.count))
     }
 
+    /// In a method, a bare name is a method of `Self`.
+    #[resilient(fallback = cached)]
+    async fn bare_name_fallback(&self, key: &str) -> Result<String, Error> {
+        let _ = key;
+        Err(Error::Down)
+    }
+
+    /// A free function is written as a path.
+    #[resilient(fallback = self::free_fallback)]
+    async fn free_fallback_in_method(&self, key: &str) -> Result<String, Error> {
+        let _ = key;
+        Err(Error::Down)
+    }
+
     #[resilient(retries = 1, backoff = "1ms")]
     async fn generic_method<T: Clone + Send + Sync>(&self, value: T) -> Result<T, Error> {
         self.flaky.check()?;
@@ -166,9 +180,13 @@ impl Service {
     }
 }
 
+fn free_fallback(service: &Service, key: &str, error: Error) -> Result<String, Error> {
+    Ok(format!("{key}: free fallback after {error}, count {}", service.count))
+}
+
 #[tokio::test(start_paused = true)]
 async fn methods() {
-    let mut service = Service::default();
+    let service = Service::default();
     assert_eq!(service.by_ref().await, Ok(2));
     let mut service2 = Service::default();
     assert_eq!(service2.by_mut().await, Ok(2));
@@ -179,6 +197,14 @@ async fn methods() {
     assert_eq!(
         service.with_method_fallback("k").await.unwrap(),
         "k: cached after down, count 0"
+    );
+    assert_eq!(
+        service.bare_name_fallback("b").await.unwrap(),
+        "b: cached after down, count 0"
+    );
+    assert_eq!(
+        service.free_fallback_in_method("f").await.unwrap(),
+        "f: free fallback after down, count 0"
     );
     assert_eq!(Service::default().generic_method(5u8).await, Ok(5));
 }

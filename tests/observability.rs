@@ -66,7 +66,11 @@ async fn transitions_are_logged_with_their_reason_at_warn_when_opening_and_info_
         .map(|event| (event.level, event.text.clone()))
         .collect();
     let expected = [
-        (Level::WARN, "failure rate 60% ≥ 50% over the last 10 calls", "to=open"),
+        (
+            Level::WARN,
+            "failure rate 60% ≥ 50% over the last 10 calls",
+            "to=open",
+        ),
         (Level::INFO, "open wait elapsed, probing", "to=half_open"),
         (Level::WARN, "probe failed", "to=open"),
         (Level::INFO, "open wait elapsed, probing", "to=half_open"),
@@ -84,8 +88,8 @@ async fn transitions_are_logged_with_their_reason_at_warn_when_opening_and_info_
 async fn slow_calls_and_operators_give_their_own_reasons() {
     let capture = Capture::start();
     let registry = Registry::new();
-    let config = BreakerConfig::failure_rate(0.5, SlidingWindow::Calls(4), 4)
-        .with_slow_calls(100 * MS, 0.5);
+    let config =
+        BreakerConfig::failure_rate(0.5, SlidingWindow::Calls(4), 4).with_slow_calls(100 * MS, 0.5);
     let slow = registry.declare_breaker("slow", config).unwrap();
     for _ in 0..4 {
         let permit = slow.try_acquire().unwrap();
@@ -107,7 +111,10 @@ async fn slow_calls_and_operators_give_their_own_reasons() {
         warnings[0].contains("slow-call rate 100% ≥ 50% over the last 4 calls"),
         "{warnings:?}"
     );
-    assert!(warnings[1].contains("forced open by an operator"), "{warnings:?}");
+    assert!(
+        warnings[1].contains("forced open by an operator"),
+        "{warnings:?}"
+    );
     let infos: Vec<_> = capture
         .events()
         .into_iter()
@@ -265,15 +272,18 @@ async fn the_broadcast_channel_carries_rejections_retries_and_transitions() {
         seen.push(event);
     }
     let error_type = std::any::type_name::<TestError>();
-    assert!(matches!(
-        &seen[..],
-        [
-            Event::Retry { attempt: 1, delay: d1, error: e1, .. },
-            Event::StateTransition { from: BreakerState::Closed, to: BreakerState::Open, .. },
-            Event::Retry { attempt: 2, delay: d2, error: e2, .. },
-            Event::Rejected(Rejection::CircuitOpen { .. }),
-        ] if *d1 == 5 * MS && *d2 == 5 * MS && *e1 == error_type && *e2 == error_type
-    ), "{seen:#?}");
+    assert!(
+        matches!(
+            &seen[..],
+            [
+                Event::Retry { attempt: 1, delay: d1, error: e1, .. },
+                Event::StateTransition { from: BreakerState::Closed, to: BreakerState::Open, .. },
+                Event::Retry { attempt: 2, delay: d2, error: e2, .. },
+                Event::Rejected(Rejection::CircuitOpen { .. }),
+            ] if *d1 == 5 * MS && *d2 == 5 * MS && *e1 == error_type && *e2 == error_type
+        ),
+        "{seen:#?}"
+    );
     assert_eq!(
         seen[1].to_string(),
         "circuit breaker `db`: closed → open: 2 failures in a row"
@@ -378,7 +388,10 @@ async fn a_breaker_outside_the_registry_reports_to_the_listeners_it_was_given() 
     fail(&breaker);
     assert!(matches!(
         receiver.try_recv().unwrap(),
-        Event::StateTransition { to: BreakerState::Open, .. }
+        Event::StateTransition {
+            to: BreakerState::Open,
+            ..
+        }
     ));
     // And a plain one reports nowhere, without failing.
     let plain = CircuitBreaker::new("plain", BreakerConfig::consecutive_failures(1)).unwrap();
@@ -389,7 +402,9 @@ async fn a_breaker_outside_the_registry_reports_to_the_listeners_it_was_given() 
 #[tokio::test(start_paused = true)]
 async fn operator_handles_by_name_refuse_unknown_names() {
     let registry = Registry::new();
-    registry.declare_breaker("payments", rate_breaker()).unwrap();
+    registry
+        .declare_breaker("payments", rate_breaker())
+        .unwrap();
     registry.declare_breaker("search", rate_breaker()).unwrap();
     let err = registry.force_open("paymnets").unwrap_err();
     assert_eq!(err.name(), "paymnets");
@@ -400,10 +415,16 @@ async fn operator_handles_by_name_refuse_unknown_names() {
     );
     assert!(registry.disable("nope").is_err());
     assert!(registry.reset("nope").is_err());
-    assert!(registry.get_breaker("paymnets").is_none(), "no breaker was created");
+    assert!(
+        registry.get_breaker("paymnets").is_none(),
+        "no breaker was created"
+    );
 
     registry.force_open("payments").unwrap();
-    assert_eq!(registry.breaker("payments").state(), BreakerState::ForcedOpen);
+    assert_eq!(
+        registry.breaker("payments").state(),
+        BreakerState::ForcedOpen
+    );
     registry.disable("payments").unwrap();
     assert_eq!(registry.breaker("payments").state(), BreakerState::Disabled);
     registry.reset("payments").unwrap();
@@ -440,7 +461,10 @@ async fn the_snapshot_counts_every_outcome() {
     tokio::time::advance(4 * SEC).await;
 
     let bulkhead = registry.bulkhead("db");
-    let _slots = (bulkhead.try_acquire().unwrap(), bulkhead.try_acquire().unwrap());
+    let _slots = (
+        bulkhead.try_acquire().unwrap(),
+        bulkhead.try_acquire().unwrap(),
+    );
     assert!(bulkhead.try_acquire().is_err());
     let waiter = tokio::spawn({
         let bulkhead = bulkhead.clone();
@@ -452,7 +476,13 @@ async fn the_snapshot_counts_every_outcome() {
     let db = &snapshot.breakers[0];
     assert_eq!(db.state, BreakerState::Open);
     assert_eq!(
-        (db.successes, db.failures, db.timeouts, db.ignored, db.rejected),
+        (
+            db.successes,
+            db.failures,
+            db.timeouts,
+            db.ignored,
+            db.rejected
+        ),
         (4, 6, 1, 1, 1)
     );
     assert_eq!(db.transitions, 1);
@@ -460,7 +490,12 @@ async fn the_snapshot_counts_every_outcome() {
     assert_eq!(db.retry_after, Some(6 * SEC));
     let pool = &snapshot.bulkheads[0];
     assert_eq!(
-        (pool.in_use, pool.max_concurrent, pool.waiting, pool.rejected),
+        (
+            pool.in_use,
+            pool.max_concurrent,
+            pool.waiting,
+            pool.rejected
+        ),
         (2, 2, 1, 1)
     );
     let site = &snapshot.call_sites[0];

@@ -24,7 +24,7 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::visit_mut::VisitMut;
 use syn::{
     Block, Expr, ExprAsync, ExprPath, FnArg, GenericArgument, Ident, ItemFn, Pat, PatIdent,
-    PathArguments, ReturnType, Stmt, Type, TypeParamBound,
+    PathArguments, Receiver, ReturnType, Signature, Stmt, Type, TypeParamBound,
 };
 
 use crate::body;
@@ -40,6 +40,7 @@ pub(crate) fn expand(options: &Options, mut function: ItemFn) -> syn::Result<Tok
             ));
         };
         let ret = (**ret).clone();
+        check_return_type(&ret)?;
         let user_block = std::mem::replace(&mut *function.block, empty_block());
         let generated = wrap(options, &mut function.sig, user_block, &ret)?;
         function.block.stmts = vec![Stmt::Expr(Expr::Verbatim(generated), None)];
@@ -50,6 +51,7 @@ pub(crate) fn expand(options: &Options, mut function: ItemFn) -> syn::Result<Tok
         ReturnType::Default => None,
     };
     if let (Some(ret), Some(inner)) = (output, async_trait_block(&mut function.block)) {
+        check_return_type(&ret)?;
         // `#[async_trait]` expanded first: the body is `Box::pin(async move { .. })`, and that
         // inner block is the body to wrap.
         let user_block = std::mem::replace(&mut inner.block, empty_block());
@@ -61,6 +63,32 @@ pub(crate) fn expand(options: &Options, mut function: ItemFn) -> syn::Result<Tok
         function.sig.fn_token,
         "`#[resilient]` needs an `async fn`: write `async fn` (retries, timeouts and backoff wait, and only an async fn can wait without blocking its thread)",
     ))
+}
+
+/// Refuses return types that cannot be a `Result` whatever they alias, so the common mistake
+/// gets one error; any other type is checked by the compiler, at the return type.
+fn check_return_type(ret: &Type) -> syn::Result<()> {
+    let not_result = match ret {
+        Type::Paren(inner) => return check_return_type(&inner.elem),
+        Type::Group(inner) => return check_return_type(&inner.elem),
+        Type::Path(path) if path.qself.is_none() => path.path.segments.last().is_some_and(|last| {
+            const NOT_RESULTS: &[&str] = &[
+                "Option", "Vec", "String", "Box", "bool", "char", "str", "u8", "u16", "u32",
+                "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32",
+                "f64", "HashMap", "BTreeMap", "HashSet", "BTreeSet", "Poll",
+            ];
+            NOT_RESULTS.iter().any(|name| last.ident == name)
+        }),
+        Type::Path(_) | Type::Verbatim(_) | Type::Macro(_) | Type::Infer(_) => false,
+        _ => true,
+    };
+    if not_result {
+        return Err(syn::Error::new_spanned(
+            ret,
+            "a `#[resilient]` function must return `Result<T, E>` (aliases such as `std::io::Result<T>` are fine): its failures and rejections are returned as `Err`",
+        ));
+    }
+    Ok(())
 }
 
 fn empty_block() -> Block {
@@ -149,157 +177,112 @@ fn access_of(ty: &Type) -> Access {
     }
 }
 
-/// The generated body: the call site, the attempt loop around `user_block`, the fallback.
-fn wrap(
-    options: &Options,
-    sig: &mut syn::Signature,
-    mut user_block: Block,
-    ret: &Type,
-) -> syn::Result<TokenStream> {
-    // The original arguments are needed after an attempt when there may be another attempt,
-    // or a fallback to hand them to; otherwise the single attempt takes them.
-    let keep_originals = options.retries() > 0 || options.fallback.is_some();
-    let mut preludes = Vec::new();
-    let mut fallback_args = Vec::new();
-    let mut errors: Option<syn::Error> = None;
-    let mentioned = user_block.to_token_stream();
-    let fallback_span = options.fallback.as_ref().map(|f| f.span);
-    for input in &mut sig.inputs {
-        match input {
-            FnArg::Receiver(receiver) => {
-                fallback_args.push(at(receiver.self_token.to_token_stream(), fallback_span));
-                let access = access_of(&receiver.ty);
-                if !keep_originals
-                    || access == Access::Copy
-                    || !body::mentions(mentioned.clone(), "self")
-                {
-                    continue;
+/// What the attempts and the fallback get from the function's arguments.
+struct Arguments {
+    /// Statements run before each attempt: its own copy or re-borrow of each argument the body
+    /// mentions, when the original is needed afterwards.
+    copies: Vec<TokenStream>,
+    /// The arguments handed to the fallback, receiver first.
+    passed: Vec<TokenStream>,
+}
+
+impl Arguments {
+    /// Reads the signature; takes `mut` off arguments whose copy becomes the mutable binding,
+    /// and renames `self` in `body` when each attempt needs its own receiver.
+    fn of(options: &Options, sig: &mut Signature, body: &mut Block) -> syn::Result<Self> {
+        // The originals are needed after an attempt when there may be another attempt, or a
+        // fallback to hand them to; otherwise the single attempt takes them.
+        let keep_originals = options.retries() > 0 || options.fallback.is_some();
+        let mentioned = body.to_token_stream();
+        let fallback = options.fallback.as_ref().map(|fallback| fallback.span);
+        let mut arguments = Arguments {
+            copies: Vec::new(),
+            passed: Vec::new(),
+        };
+        let mut errors: Option<syn::Error> = None;
+        for input in &mut sig.inputs {
+            match input {
+                FnArg::Receiver(receiver) => {
+                    arguments.passed.push(at(receiver.self_token.to_token_stream(), fallback));
+                    if keep_originals && body::mentions(mentioned.clone(), "self") {
+                        arguments.copies.extend(receiver_copy(receiver, body));
+                    }
                 }
-                let span = receiver.self_token.span;
-                let renamed = body::renamed_self(span);
-                // In `&mut self` the `mut` belongs to the reference, not to the binding.
-                let mutability = match receiver.reference {
-                    None => receiver.mutability.take(),
-                    Some(_) => None,
-                };
-                let self_token = &receiver.self_token;
-                preludes.push(match access {
-                    Access::Reborrow => quote_spanned!(span=> let #mutability #renamed = &mut *#self_token;),
-                    _ => quote_spanned!(span=>
-                        let #mutability #renamed = ::resilient::__private::clone_arg(&#self_token);
-                    ),
-                });
-                body::rename_self(&mut user_block);
-            }
-            FnArg::Typed(typed) => {
-                let access = access_of(&typed.ty);
-                match &mut *typed.pat {
+                FnArg::Typed(typed) => match &mut *typed.pat {
                     Pat::Ident(binding) if binding.subpat.is_none() => {
-                        fallback_args
-                            .push(at(binding.ident.to_token_stream(), fallback_span));
-                        let access = if binding.by_ref.is_some() {
-                            if binding.mutability.is_some() { Access::Reborrow } else { Access::Copy }
-                        } else {
-                            access
+                        arguments.passed.push(at(binding.ident.to_token_stream(), fallback));
+                        let access = match (&binding.by_ref, &binding.mutability) {
+                            (Some(_), Some(_)) => Access::Reborrow,
+                            (Some(_), None) => Access::Copy,
+                            (None, _) => access_of(&typed.ty),
                         };
                         if keep_originals
                             && access != Access::Copy
                             && body::mentions(mentioned.clone(), &binding.ident.to_string())
                         {
-                            preludes.push(copy_binding(binding, access));
+                            arguments.copies.push(copy(binding, access, Some(&typed.ty)));
                         }
                     }
-                    pattern => {
-                        if options.fallback.is_some() {
-                            combine(
-                                &mut errors,
-                                syn::Error::new_spanned(
-                                    &*pattern,
-                                    "`fallback` is called with every argument, so each needs a name: write `name: Type` here and destructure `name` in the body",
-                                ),
-                            );
-                        } else if options.retries() > 0 {
-                            let mut bindings = Bindings {
-                                mentioned: &mentioned,
-                                copies: &mut preludes,
-                            };
-                            bindings.visit_pat_mut(pattern);
-                        }
+                    pattern if options.fallback.is_some() => combine(
+                        &mut errors,
+                        syn::Error::new_spanned(
+                            &*pattern,
+                            "`fallback` is called with every argument, so each needs a name: write `name: Type` here and destructure `name` in the body",
+                        ),
+                    ),
+                    pattern if options.retries() > 0 => Bindings {
+                        mentioned: &mentioned,
+                        copies: &mut arguments.copies,
                     }
-                }
+                    .visit_pat_mut(pattern),
+                    _ => {}
+                },
             }
         }
+        errors.map_or(Ok(arguments), Err)
     }
-    if let Some(error) = errors {
-        return Err(error);
+}
+
+/// The per-attempt receiver, `__resilient_self`, which `body` is renamed to use (a
+/// `let self = …` is not allowed).
+fn receiver_copy(receiver: &mut Receiver, body: &mut Block) -> Option<TokenStream> {
+    let access = access_of(&receiver.ty);
+    if access == Access::Copy {
+        return None;
     }
-
-    let ret_erased = erase_impl_trait(ret);
-    let (ret_first, ret_last) = first_last_spans(ret.to_token_stream());
-    let site = Ident::new("__RESILIENT_SITE", Span::call_site());
-    let run = Ident::new("__resilient_run", Span::mixed_site());
-    let spec = spec(options, &sig.ident);
-    let marker = {
-        let head = quote_spanned!(ret_first=> ::core::marker::PhantomData::<);
-        let tail = quote_spanned!(ret_last=> >);
-        quote!(#head #ret_erased #tail)
+    let span = receiver.self_token.span;
+    let renamed = body::renamed_self(span);
+    // In `&mut self` the `mut` belongs to the reference, not to the binding.
+    let mutability = match receiver.reference {
+        None => receiver.mutability.take(),
+        Some(_) => None,
     };
-    let start = quote_spanned!(ret_first=> ::resilient::__private::start(&#site, #marker));
-
-    let fake_return = fake_return(&ret_erased, ret_first);
-    let attempt_body = quote! {
-        {
-            #(#preludes)*
-            async move {
-                #fake_return
-                #user_block
-            }
-        }
-    };
-
-    let calls = if options.retries() > 0 {
-        let attempt = Ident::new("__resilient_attempt", Span::mixed_site());
-        let result = Ident::new("__resilient_result", Span::mixed_site());
-        let error = Ident::new("__resilient_error", Span::mixed_site());
-        let classify = classify(options, &error);
-        quote! {
-            loop {
-                let #attempt = #run.attempt(#attempt_body).await;
-                if let ::resilient::__private::Next::Return(#result) =
-                    #run.next(#attempt, |#error| #classify).await
-                {
-                    break #result;
-                }
-            }
-        }
+    let self_token = receiver.self_token;
+    body::rename_self(body);
+    Some(if access == Access::Reborrow {
+        quote_spanned!(span=> let #mutability #renamed = &mut *#self_token;)
     } else {
-        quote!(#run.once(#attempt_body).await)
-    };
-
-    let finish = match &options.fallback {
-        None => calls,
-        Some(fallback) => call_fallback(&run, calls, &fallback.value, &fallback_args),
-    };
-    Ok(quote! {
-        static #site: ::resilient::__private::CallSite =
-            ::resilient::__private::CallSite::new(#spec);
-        let mut #run = #start;
-        #finish
+        let ty = erase_impl_trait(&receiver.ty);
+        quote_spanned!(span=>
+            let #mutability #renamed = ::resilient::__private::clone_arg::<#ty>(&#self_token);
+        )
     })
 }
 
 /// The per-attempt copy of an argument bound by name; the `mut` moves onto the copy, which is
-/// the binding the body mutates.
-fn copy_binding(binding: &mut PatIdent, access: Access) -> TokenStream {
+/// the binding the body mutates. The type, when known, keeps rustc from suggesting a borrow
+/// in the signature when the type is not `Clone`.
+fn copy(binding: &mut PatIdent, access: Access, ty: Option<&Type>) -> TokenStream {
     let ident = &binding.ident;
     let mutability = binding.mutability.take();
     let span = ident.span();
-    match access {
-        Access::Reborrow => quote_spanned!(span=> let #mutability #ident = &mut *#ident;),
-        _ => quote_spanned!(span=>
-            let #mutability #ident = ::resilient::__private::clone_arg(&#ident);
-        ),
+    if access == Access::Reborrow {
+        return quote_spanned!(span=> let #mutability #ident = &mut *#ident;);
     }
+    let ty = ty.map_or_else(|| quote!(_), |ty| erase_impl_trait(ty).into_token_stream());
+    quote_spanned!(span=>
+        let #mutability #ident = ::resilient::__private::clone_arg::<#ty>(&#ident);
+    )
 }
 
 /// Collects per-attempt clones of the by-value bindings of a destructuring pattern that the
@@ -314,10 +297,97 @@ impl VisitMut for Bindings<'_> {
         if binding.by_ref.is_none()
             && body::mentions(self.mentioned.clone(), &binding.ident.to_string())
         {
-            self.copies.push(copy_binding(binding, Access::Clone));
+            self.copies.push(copy(binding, Access::Clone, None));
         }
         syn::visit_mut::visit_pat_ident_mut(self, binding);
     }
+}
+
+/// The generated body: the call site, the attempt loop around `body`, the fallback.
+fn wrap(
+    options: &Options,
+    sig: &mut Signature,
+    mut body: Block,
+    ret: &Type,
+) -> syn::Result<TokenStream> {
+    let arguments = Arguments::of(options, sig, &mut body)?;
+    let site = Ident::new("__RESILIENT_SITE", Span::call_site());
+    let run = Ident::new("__resilient_run", Span::mixed_site());
+    let spec = spec(options, &sig.ident);
+    let start = start(&site, ret);
+    let copies = &arguments.copies;
+    let fake_return = fake_return(ret);
+    let attempt = quote! {
+        {
+            #(#copies)*
+            async move {
+                #fake_return
+                #body
+            }
+        }
+    };
+    let calls = if options.retries() > 0 {
+        retry_loop(options, &run, &attempt)
+    } else {
+        quote!(#run.once(#attempt).await)
+    };
+    let finish = match &options.fallback {
+        None => calls,
+        Some(fallback) => {
+            let path = fallback_path(&fallback.value, sig);
+            call_fallback(&run, &calls, &path, &arguments.passed)
+        }
+    };
+    Ok(quote! {
+        static #site: ::resilient::__private::CallSite =
+            ::resilient::__private::CallSite::new(#spec);
+        let mut #run = #start;
+        #finish
+    })
+}
+
+/// `start(&SITE, PhantomData::<Ret>)`, written with the return type's span from its first to
+/// its last token, so a type error about it underlines the return type, once.
+fn start(site: &Ident, ret: &Type) -> TokenStream {
+    let (first, last) = first_last_spans(ret.to_token_stream());
+    let ret = erase_impl_trait(ret);
+    let path = quote_spanned!(first=> ::resilient::__private::);
+    let function = Ident::new("start", last);
+    let marker = quote_spanned!(first=> ::core::marker::PhantomData::<);
+    let close = quote_spanned!(last=> >);
+    let args = quote_spanned!(last=> (&#site, #marker #ret #close));
+    quote!(#path #function #args)
+}
+
+/// The loop over attempts, retrying while the runtime says so.
+fn retry_loop(options: &Options, run: &Ident, attempt: &TokenStream) -> TokenStream {
+    let outcome = Ident::new("__resilient_attempt", Span::mixed_site());
+    let result = Ident::new("__resilient_result", Span::mixed_site());
+    let error = Ident::new("__resilient_error", Span::mixed_site());
+    let classify = classify(options, &error);
+    quote! {
+        loop {
+            let #outcome = #run.attempt(#attempt).await;
+            if let ::resilient::__private::Next::Return(#result) =
+                #run.next(#outcome, |#error| #classify).await
+            {
+                break #result;
+            }
+        }
+    }
+}
+
+/// In a method, a bare name means a method of `Self` (resilience4j's `fallbackMethod`, and
+/// what a reader expects); a free function there is written as a path, `self::cached`.
+fn fallback_path(path: &ExprPath, sig: &Signature) -> ExprPath {
+    let has_receiver = matches!(sig.inputs.first(), Some(FnArg::Receiver(_)));
+    let bare = path.qself.is_none() && path.path.get_ident().is_some();
+    if !(has_receiver && bare) {
+        return path.clone();
+    }
+    let ident = &path.path.segments[0].ident;
+    let self_type = Ident::new("Self", ident.span());
+    syn::parse_quote!(#self_type::#ident)
 }
 
 fn combine(errors: &mut Option<syn::Error>, error: syn::Error) {
@@ -327,7 +397,11 @@ fn combine(errors: &mut Option<syn::Error>, error: syn::Error) {
     }
 }
 
-/// `tokens` re-located at `span` (keeping their hygiene), when there is one.
+/// `tokens` re-located at `span`, when there is one.
+///
+/// They resolve as written at the attribute (as the parameters do), and count as generated:
+/// rustc then reports a wrong fallback signature at the path without suggesting edits of the
+/// generated call.
 fn at(tokens: TokenStream, span: Option<Span>) -> TokenStream {
     let Some(span) = span else {
         return tokens;
@@ -335,7 +409,7 @@ fn at(tokens: TokenStream, span: Option<Span>) -> TokenStream {
     tokens
         .into_iter()
         .map(|mut token| {
-            token.set_span(token.span().located_at(span));
+            token.set_span(Span::call_site().located_at(span));
             token
         })
         .collect()
@@ -350,7 +424,9 @@ fn first_last_spans(tokens: TokenStream) -> (Span, Span) {
 
 /// Pins the attempt block's output to the declared return type before the body is checked,
 /// so `?` converts into it and a wrong tail expression is reported in the body.
-fn fake_return(ret: &Type, span: Span) -> TokenStream {
+fn fake_return(ret: &Type) -> TokenStream {
+    let (span, _) = first_last_spans(ret.to_token_stream());
+    let ret = erase_impl_trait(ret);
     quote_spanned! {span=>
         #[allow(
             unknown_lints,
@@ -394,22 +470,21 @@ fn classify(options: &Options, error: &Ident) -> TokenStream {
         use ::resilient::__private::{ClassifyAny as _, ClassifyTransient as _};
         (&::resilient::__private::Classify(#error)).__resilient_classify()
     }};
-    match &options.retry_if {
-        None => base,
-        Some(predicate) => {
-            let path = &predicate.value;
-            let (first, last) = first_last_spans(path.to_token_stream());
-            let call = quote_spanned!(first=> ::resilient::__private::retry_if);
-            let args = quote_spanned!(last=> (#path, #error, #base));
-            quote!(#call #args)
-        }
-    }
+    let Some(predicate) = &options.retry_if else {
+        return base;
+    };
+    // Spanned at the path, the error first: a predicate of the wrong type is reported there.
+    let path = &predicate.value;
+    let (first, last) = first_last_spans(path.to_token_stream());
+    let function = quote_spanned!(first=> ::resilient::__private::retry_if);
+    let error = Ident::new("__resilient_error", error.span().located_at(first));
+    quote_spanned!(last=> #function(#error, #base, #path))
 }
 
 /// On `Err`, the fallback with the arguments and the error, awaited if it is `async`.
 fn call_fallback(
     run: &Ident,
-    calls: TokenStream,
+    calls: &TokenStream,
     path: &ExprPath,
     args: &[TokenStream],
 ) -> TokenStream {

@@ -100,13 +100,12 @@ impl Options {
 
     fn set(&mut self, meta: &Meta, errors: &mut darling::error::Accumulator) {
         let path = meta.path();
-        let key = path.get_ident().map(ToString::to_string).unwrap_or_else(|| {
-            path.segments
-                .iter()
-                .map(|segment| segment.ident.to_string())
-                .collect::<Vec<_>>()
-                .join("::")
-        });
+        let key = path
+            .segments
+            .iter()
+            .map(|segment| segment.ident.to_string())
+            .collect::<Vec<_>>()
+            .join("::");
         match key.as_str() {
             "timeout" => set(&mut self.timeout, meta, errors, DurationArg::get),
             "total_timeout" => set(&mut self.total_timeout, meta, errors, DurationArg::get),
@@ -126,7 +125,7 @@ impl Options {
                 let unknown = Error::unknown_field_with_alts(&key, KEYS);
                 errors.push(at(
                     path,
-                    format!("{unknown}\n  the keys are: {}", KEYS.join(", ")),
+                    format!("{unknown}\nthe keys are: {}", KEYS.join(", ")),
                 ));
             }
         }
@@ -275,7 +274,6 @@ fn describe(expr: &Expr) -> &'static str {
         },
         Expr::Path(_) => "a path",
         Expr::Closure(_) => "a closure",
-        Expr::Unary(_) => "an expression",
         _ => "an expression",
     }
 }
@@ -342,6 +340,12 @@ impl FromMeta for RetriesArg {
                 ),
             )
         };
+        let negative = || {
+            at(
+                expr,
+                "`retries` counts the attempts after the first: it cannot be negative",
+            )
+        };
         match expr {
             Expr::Lit(ExprLit {
                 lit: Lit::Int(int), ..
@@ -352,15 +356,15 @@ impl FromMeta for RetriesArg {
                         format!("write `retries = {}` without a type suffix", int.base10_digits()),
                     ));
                 }
+                if int.base10_digits().starts_with('-') {
+                    return Err(negative());
+                }
                 match int.base10_parse::<u32>() {
                     Ok(n) if n <= MAX_RETRIES => Ok(RetriesArg(n)),
                     _ => Err(too_many()),
                 }
             }
-            Expr::Unary(_) => Err(at(
-                expr,
-                "`retries` counts the attempts after the first: it cannot be negative",
-            )),
+            Expr::Unary(_) => Err(negative()),
             Expr::Lit(ExprLit {
                 lit: Lit::Str(text),
                 ..
@@ -454,7 +458,7 @@ impl JitterArg {
                 let unknown = Error::unknown_value_with_alts(name, JITTERS);
                 return Err(at(
                     written,
-                    format!("{unknown}\n  `jitter` is one of: {}", JITTERS.join(", ")),
+                    format!("{unknown}\n`jitter` is one of: {}", JITTERS.join(", ")),
                 ));
             }
         }))
@@ -499,16 +503,14 @@ impl PathArg {
         value::<PathArg>(meta, example)
             .map(|arg| arg.0)
             .map_err(|error| match meta {
-                Meta::NameValue(pair) => {
-                    path_error(&key, example, unwrap_group(&pair.value)).unwrap_or(error)
-                }
+                Meta::NameValue(pair) => path_error(&key, example, unwrap_group(&pair.value)),
                 _ => error,
             })
     }
 }
 
 /// The explanation for a value that is not a path, by what it is instead.
-fn path_error(key: &str, example: &str, value: &Expr) -> Option<Error> {
+fn path_error(key: &str, example: &str, value: &Expr) -> Error {
     let message = match value {
         Expr::Lit(ExprLit {
             lit: Lit::Str(text),
@@ -528,7 +530,7 @@ fn path_error(key: &str, example: &str, value: &Expr) -> Option<Error> {
             describe(other)
         ),
     };
-    Some(at(value, message))
+    at(value, message)
 }
 
 impl FromMeta for PathArg {

@@ -148,6 +148,9 @@ impl<E: From<Rejection>> AbsorbsRejection for E {}
 
 /// Starts one call of `site`; `R` is the function's declared return type. The marker argument
 /// is written with the return type's tokens, so that a type error lands on the return type.
+///
+/// This is the only place that requires `E: From<Rejection>`: [`Run`] keeps the conversion, so
+/// a missing impl is reported once.
 pub fn start<R>(site: &'static CallSite, _return_type: PhantomData<R>) -> Run<R::Ok, R::Err>
 where
     R: ResilientResult,
@@ -156,6 +159,7 @@ where
     Run {
         site,
         execution: site.policy().execution(),
+        reject: <R::Err as From<Rejection>>::from,
         types: PhantomData,
     }
 }
@@ -165,12 +169,29 @@ where
 pub struct Run<T, E> {
     site: &'static CallSite,
     execution: Execution<'static>,
-    // A function pointer, so that `Run` is `Send` and `Sync` whatever `T` and `E` are.
-    types: PhantomData<fn() -> Result<T, E>>,
+    reject: fn(Rejection) -> E,
+    // A function pointer, so that `Run` is `Send` and `Sync` whatever `T` is.
+    types: PhantomData<fn() -> T>,
+}
+
+/// The error the runtime's driver sees between attempts: the function's own, or a rejection
+/// that [`Run`] converts at the end (so the driver needs no `From` bound on `E`).
+#[derive(Debug)]
+pub enum Failure<E> {
+    /// The function's error.
+    Error(E),
+    /// `resilient` refused or cut short the call.
+    Rejected(Rejection),
+}
+
+impl<E> From<Rejection> for Failure<E> {
+    fn from(rejection: Rejection) -> Self {
+        Failure::Rejected(rejection)
+    }
 }
 
 impl<T, E: Any> Run<T, E> {
-    /// Runs one attempt; see [`Execution::attempt`].
+    /// Runs one attempt; see [`Execution::attempt`]. The breaker sees the function's own error.
     pub fn attempt<F>(&mut self, attempt: F) -> impl Future<Output = Attempt<T, E>>
     where
         F: Future<Output = Result<T, E>>,
@@ -179,25 +200,41 @@ impl<T, E: Any> Run<T, E> {
     }
 
     /// Decides what follows an attempt; see [`Execution::next`].
-    pub fn next<C>(&mut self, attempt: Attempt<T, E>, classify: C) -> impl Future<Output = Next<T, E>>
+    pub async fn next<C>(&mut self, attempt: Attempt<T, E>, classify: C) -> Next<T, E>
     where
         C: FnOnce(&E) -> Classification,
-        E: AbsorbsRejection,
     {
-        self.execution.next(attempt, classify)
+        let attempt = match attempt {
+            Attempt::Done(result) => Attempt::Done(result.map_err(Failure::Error)),
+            Attempt::Rejected(rejection) => Attempt::Rejected(rejection),
+        };
+        let next = self.execution.next(attempt, |failure| match failure {
+            Failure::Error(error) => classify(error),
+            Failure::Rejected(rejection) => Classification::of(rejection),
+        });
+        match next.await {
+            Next::Retry => Next::Retry,
+            Next::Return(result) => Next::Return(result.map_err(|failure| self.convert(failure))),
+        }
     }
 
     /// The whole call when it makes a single attempt (no `retries`).
     pub async fn once<F>(&mut self, attempt: F) -> Result<T, E>
     where
         F: Future<Output = Result<T, E>>,
-        E: AbsorbsRejection,
     {
         let attempt = self.execution.attempt(attempt).await;
-        match self.execution.next(attempt, |_| Classification::STOP).await {
+        match self.next(attempt, |_| Classification::STOP).await {
             Next::Return(result) => result,
             // `next` retries only while retries are left, and this call site has none.
             Next::Retry => unreachable!("a call site without retries was asked to retry"),
+        }
+    }
+
+    fn convert(&self, failure: Failure<E>) -> E {
+        match failure {
+            Failure::Error(error) => error,
+            Failure::Rejected(rejection) => (self.reject)(rejection),
         }
     }
 
@@ -245,8 +282,9 @@ impl<E> ClassifyAny for &Classify<'_, E> {
 }
 
 /// Applies a `retry_if` predicate: it decides whether to retry, while a `Retry-After` hint
-/// from a [`Transient`] impl still sets the least delay.
-pub fn retry_if<E, P>(predicate: P, error: &E, base: Classification) -> Classification
+/// from a [`Transient`] impl still sets the least delay. The error comes first, so that a
+/// predicate of the wrong type is what the compiler reports.
+pub fn retry_if<E, P>(error: &E, base: Classification, predicate: P) -> Classification
 where
     P: FnOnce(&E) -> bool,
 {
@@ -340,7 +378,7 @@ mod tests {
             transient: true,
             retry_after: Some(Duration::from_secs(1)),
         };
-        let decided = retry_if(|code: &u16| *code >= 500, &404, base);
+        let decided = retry_if(&404, base, |code: &u16| *code >= 500);
         assert!(!decided.transient);
         assert_eq!(decided.retry_after, Some(Duration::from_secs(1)));
     }

@@ -467,7 +467,9 @@ impl FileConfig {
     }
 
     /// Reads, parses and validates a TOML file; errors start with its path.
-    pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<FileConfig, FileConfigError> {
+    pub fn from_toml_file(
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<FileConfig, FileConfigError> {
         let path = path.as_ref();
         let with_origin = |mut error: FileConfigError| {
             error.origin = Some(path.display().to_string());
@@ -550,7 +552,9 @@ impl FileConfig {
 
     /// The breakers the file declares, by name.
     pub fn breakers(&self) -> impl Iterator<Item = (&str, &BreakerConfig)> {
-        self.breakers.iter().map(|(name, config)| (name.as_str(), config))
+        self.breakers
+            .iter()
+            .map(|(name, config)| (name.as_str(), config))
     }
 
     /// One breaker's resolved configuration.
@@ -560,7 +564,9 @@ impl FileConfig {
 
     /// The bulkheads the file declares, by name.
     pub fn bulkheads(&self) -> impl Iterator<Item = (&str, &BulkheadConfig)> {
-        self.bulkheads.iter().map(|(name, config)| (name.as_str(), config))
+        self.bulkheads
+            .iter()
+            .map(|(name, config)| (name.as_str(), config))
     }
 
     /// One bulkhead's resolved configuration.
@@ -570,7 +576,9 @@ impl FileConfig {
 
     /// The call-site overrides, by call-site name.
     pub fn call_sites(&self) -> impl Iterator<Item = (&str, &CallSiteOverrides)> {
-        self.call_sites.iter().map(|(name, site)| (name.as_str(), site))
+        self.call_sites
+            .iter()
+            .map(|(name, site)| (name.as_str(), site))
     }
 
     /// One call site's overrides.
@@ -608,8 +616,11 @@ impl FileConfig {
             section: "call_sites",
             profile_section: "call_site_profiles",
         };
-        for tables in [&breaker_tables.names(), &bulkhead_tables.names(), &call_site_tables.names()]
-        {
+        for tables in [
+            &breaker_tables.names(),
+            &bulkhead_tables.names(),
+            &call_site_tables.names(),
+        ] {
             for (section, name) in tables {
                 if name.trim().is_empty() {
                     return Err(Failure::at(
@@ -665,6 +676,13 @@ where
         let inner = failure.inner();
         let mut error = FileConfigError::new(plain_message(&inner.to_string()));
         error.location = locate(inner);
+        // The path of an unknown key ends with the key: its table is the segment before.
+        let section = path.first().filter(|_| path.len() >= 2).map(String::as_str);
+        if let Some(suggestion) =
+            unknown_field(&error.message).and_then(|field| suggest(&field, fields_of(section)))
+        {
+            error.message = format!("{} (did you mean `{suggestion}`?)", error.message);
+        }
         match path.as_slice() {
             [section, name, field, ..] => error.entry(section, name).field(field.clone()),
             [section, name] => {
@@ -700,6 +718,56 @@ fn plain_message(text: &str) -> String {
 fn unknown_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     Some(rest[..rest.find('`')?].to_owned())
+}
+
+/// The keys a table accepts, given its section (`None`: the top level).
+fn fields_of(section: Option<&str>) -> &'static [&'static str] {
+    match section {
+        None => &[
+            "breaker_profiles",
+            "breakers",
+            "bulkhead_profiles",
+            "bulkheads",
+            "call_site_profiles",
+            "call_sites",
+        ],
+        Some("breakers" | "breaker_profiles") => RawBreaker::FIELDS,
+        Some("bulkheads" | "bulkhead_profiles") => RawBulkhead::FIELDS,
+        Some("call_sites" | "call_site_profiles") => RawCallSite::FIELDS,
+        Some(_) => &[],
+    }
+}
+
+/// The accepted key closest to a misspelt one, if it is close: at most a third of its letters
+/// differ, or it is the start of the key (`failure_rate` for `failure_rate_threshold`).
+fn suggest(field: &str, fields: &[&'static str]) -> Option<&'static str> {
+    fields
+        .iter()
+        .filter(|candidate| **candidate != field)
+        .filter_map(|candidate| {
+            let distance = edit_distance(field, candidate);
+            let close = distance <= field.len().div_ceil(3)
+                || (field.len() >= 4 && candidate.starts_with(field));
+            close.then_some((distance, *candidate))
+        })
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// Line and column, from 1, of a byte offset.
@@ -881,7 +949,12 @@ impl<R: RawTable> Tables<'_, R> {
         Ok(chain)
     }
 
-    fn resolve_one<T>(&self, level: Level, table: &R, convert: Convert<R, T>) -> Result<T, Failure> {
+    fn resolve_one<T>(
+        &self,
+        level: Level,
+        table: &R,
+        convert: Convert<R, T>,
+    ) -> Result<T, Failure> {
         let chain = self.chain(level.clone(), table)?;
         let mut merged = table.clone();
         for (_, lower) in &chain[1..] {
@@ -942,7 +1015,11 @@ const TRIP_FIELDS: [(&str, TripKind); 8] = [
     ("failure_count_window", TripKind::FailureCount),
 ];
 
-fn breaker_config(name: &str, merged: &RawBreaker, own: &RawBreaker) -> Result<BreakerConfig, Issue> {
+fn breaker_config(
+    name: &str,
+    merged: &RawBreaker,
+    own: &RawBreaker,
+) -> Result<BreakerConfig, Issue> {
     let trip = merged.trip.unwrap_or(TripKind::FailureRate);
     // A field the entry sets for another trip policy would be silently ignored: refuse it.
     for (field, kind) in TRIP_FIELDS {
@@ -953,14 +1030,21 @@ fn breaker_config(name: &str, merged: &RawBreaker, own: &RawBreaker) -> Result<B
                     "applies to trip = {:?}, but this breaker's trip is {:?}{}: set trip = {:?} or remove the field",
                     kind.as_str(),
                     trip.as_str(),
-                    if merged.trip.is_none() { " (the default)" } else { "" },
+                    if merged.trip.is_none() {
+                        " (the default)"
+                    } else {
+                        ""
+                    },
                     kind.as_str(),
                 ),
             ));
         }
     }
     let required = |field: &str| {
-        Issue::new(field, format!("is required when trip = {:?}", trip.as_str()))
+        Issue::new(
+            field,
+            format!("is required when trip = {:?}", trip.as_str()),
+        )
     };
     let policy = match trip {
         TripKind::FailureRate => {
@@ -1020,7 +1104,9 @@ fn breaker_config(name: &str, merged: &RawBreaker, own: &RawBreaker) -> Result<B
                 .ok_or_else(|| required("consecutive_failures"))?,
         ),
         TripKind::FailureCount => TripPolicy::FailureCount {
-            failures: merged.failure_count.ok_or_else(|| required("failure_count"))?,
+            failures: merged
+                .failure_count
+                .ok_or_else(|| required("failure_count"))?,
             within: merged
                 .failure_count_window
                 .ok_or_else(|| required("failure_count_window"))?
@@ -1113,7 +1199,10 @@ fn call_site_overrides(
     if let Some(retries) = site.retries
         && retries > MAX_RETRIES
     {
-        return Err(Issue::new("retries", format!("= {retries} must be at most {MAX_RETRIES}")));
+        return Err(Issue::new(
+            "retries",
+            format!("= {retries} must be at most {MAX_RETRIES}"),
+        ));
     }
     if site.backoff.is_some_and(|base| base.is_zero()) {
         return Err(Issue::new("backoff", "must be greater than zero"));
@@ -1186,8 +1275,11 @@ fn override_entry<R: RawTable>(
             )));
         }
     };
-    let parsed: R = parse_value(&field, value)
-        .map_err(|message| FileConfigError::new(message).entry(section, &name).field(&field))?;
+    let parsed: R = parse_value(&field, value).map_err(|message| {
+        FileConfigError::new(message)
+            .entry(section, &name)
+            .field(&field)
+    })?;
     entries
         .get_mut(&name)
         .expect("the name was found among the entries")
@@ -1389,7 +1481,20 @@ mod tests {
         assert_eq!(err.entry_name(), Some("breakers.payments"));
         assert_eq!(err.field_name(), Some("failure_rate"));
         assert_eq!(err.location(), Some((2, 1)));
-        assert!(err.message().contains("unknown field `failure_rate`"), "{err}");
+        assert!(
+            err.message().contains("unknown field `failure_rate`"),
+            "{err}"
+        );
+        assert!(
+            err.message()
+                .ends_with("(did you mean `failure_rate_threshold`?)"),
+            "{err}"
+        );
+        let top = error("[breaker.payments]\n");
+        assert!(
+            top.message().ends_with("(did you mean `breakers`?)"),
+            "{top}"
+        );
     }
 
     #[test]
@@ -1421,9 +1526,8 @@ mod tests {
         assert_eq!(missing.field_name(), Some("base"));
         assert_eq!(missing.location(), Some((2, 8)));
         assert!(missing.message().contains("names no profile"), "{missing}");
-        let cycle = error(
-            "[breaker_profiles.a]\nbase = \"b\"\n[breaker_profiles.b]\nbase = \"a\"\n",
-        );
+        let cycle =
+            error("[breaker_profiles.a]\nbase = \"b\"\n[breaker_profiles.b]\nbase = \"a\"\n");
         assert!(cycle.message().contains("cycle"), "{cycle}");
     }
 
@@ -1431,10 +1535,15 @@ mod tests {
     fn a_field_of_another_trip_policy_is_refused() {
         let err = error("[breakers.db]\nconsecutive_failures = 5\n");
         assert_eq!(err.field_name(), Some("consecutive_failures"));
-        assert!(err.message().contains("set trip = \"consecutive_failures\""), "{err}");
-        let config =
-            FileConfig::from_toml("[breakers.db]\ntrip = \"consecutive_failures\"\nconsecutive_failures = 5\n")
-                .unwrap();
+        assert!(
+            err.message()
+                .contains("set trip = \"consecutive_failures\""),
+            "{err}"
+        );
+        let config = FileConfig::from_toml(
+            "[breakers.db]\ntrip = \"consecutive_failures\"\nconsecutive_failures = 5\n",
+        )
+        .unwrap();
         assert_eq!(
             config.breaker("db").unwrap().trip(),
             TripPolicy::ConsecutiveFailures(5)
@@ -1457,7 +1566,9 @@ mod tests {
         .unwrap();
         let pay = config.breaker("checkout::pay").unwrap();
         assert_eq!(pay.open_wait, Duration::from_secs(45));
-        assert!(matches!(pay.trip(), TripPolicy::FailureRate { threshold, .. } if threshold == 0.3));
+        assert!(
+            matches!(pay.trip(), TripPolicy::FailureRate { threshold, .. } if threshold == 0.3)
+        );
         assert_eq!(config.bulkhead("db").unwrap().max_concurrent, 8);
         let site = config.call_site("a.b").unwrap();
         assert_eq!(site.breaker.as_deref(), Some("payments"));
@@ -1471,7 +1582,10 @@ mod tests {
             .clone()
             .with_env([("RESILIENT_BREAKER_DB_OPEN_WIAT", "1s")])
             .unwrap_err();
-        assert_eq!(typo.origin(), Some("environment variable RESILIENT_BREAKER_DB_OPEN_WIAT"));
+        assert_eq!(
+            typo.origin(),
+            Some("environment variable RESILIENT_BREAKER_DB_OPEN_WIAT")
+        );
         assert!(typo.message().contains("names no field"), "{typo}");
         let value = config
             .clone()
@@ -1481,9 +1595,15 @@ mod tests {
         assert_eq!(value.entry_name(), Some("breakers.db"));
         let smuggled = config
             .clone()
-            .with_env([("RESILIENT_BREAKER_DB_OPEN_WAIT", "\"1s\"\nhalf_open_probes = 9")])
+            .with_env([(
+                "RESILIENT_BREAKER_DB_OPEN_WAIT",
+                "\"1s\"\nhalf_open_probes = 9",
+            )])
             .unwrap_err();
-        assert!(smuggled.message().contains("not a single value"), "{smuggled}");
+        assert!(
+            smuggled.message().contains("not a single value"),
+            "{smuggled}"
+        );
         let invalid = config
             .with_env([("RESILIENT_BREAKER_DB_FAILURE_RATE_THRESHOLD", "2")])
             .unwrap_err();

@@ -11,6 +11,7 @@
 //! `fetch_add`, slower but exact. A slot is handed back through a mutex, so the next owner
 //! starts from everything the previous one stored.
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Mutex;
@@ -25,33 +26,58 @@ static FREE_SLOTS: Mutex<BinaryHeap<Reverse<usize>>> = Mutex::new(BinaryHeap::ne
 /// The next never-used slot.
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
 
-/// A thread's slot, given back when the thread exits.
-struct Slot(usize);
+thread_local! {
+    /// This thread's slot plus one; 0 until the thread first counts. A `const` cell with no
+    /// destructor, so reading it is a plain thread-local load with no lazy-init check.
+    static SLOT: Cell<usize> = const { Cell::new(0) };
+    /// Hands the slot back when the thread exits (registered on the thread's first count).
+    static RELEASE: Release = const { Release };
+}
 
-impl Slot {
-    fn claim() -> Slot {
-        let reused = FREE_SLOTS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
-        match reused {
-            Some(Reverse(slot)) => Slot(slot),
-            None => Slot(NEXT_SLOT.fetch_add(1, Ordering::Relaxed)),
+struct Release;
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let slot = SLOT.with(Cell::get);
+        if slot != 0 {
+            // Anything this thread counts from now on (from other destructors) goes to the
+            // shared count: see `claim`.
+            SLOT.with(|cell| cell.set(usize::MAX));
+            FREE_SLOTS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(Reverse(slot - 1));
         }
     }
 }
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        FREE_SLOTS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Reverse(self.0));
+/// This thread's slot.
+#[inline]
+fn slot() -> Option<usize> {
+    match SLOT.with(Cell::get) {
+        0 => claim(),
+        usize::MAX => None, // the thread is exiting and gave its slot back
+        slot => Some(slot - 1),
     }
 }
 
-thread_local! {
-    static SLOT: Slot = Slot::claim();
+/// Claims a slot for this thread, on its first count.
+#[cold]
+#[inline(never)]
+fn claim() -> Option<usize> {
+    // Register the release first: a thread whose locals are already being destroyed gets no
+    // slot, since nothing would give it back.
+    RELEASE.try_with(|_| ()).ok()?;
+    let reused = FREE_SLOTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .pop();
+    let slot = match reused {
+        Some(Reverse(slot)) => slot,
+        None => NEXT_SLOT.fetch_add(1, Ordering::Relaxed),
+    };
+    SLOT.with(|cell| cell.set(slot + 1));
+    Some(slot)
 }
 
 /// One stripe, alone on its cache line (128 bytes covers adjacent-line prefetching).
@@ -78,14 +104,12 @@ impl StripedCounter {
     /// Adds one.
     #[inline]
     pub(crate) fn increment(&self) {
-        // `try_with` fails only while the thread's locals are being destroyed.
-        let stripe = SLOT
-            .try_with(|slot| slot.0)
-            .ok()
-            .and_then(|slot| self.stripes.get(slot));
+        let stripe = slot().and_then(|slot| self.stripes.get(slot));
         match stripe {
             // This thread is the stripe's only writer: a plain load and store cannot race.
-            Some(Stripe(count)) => count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed),
+            Some(Stripe(count)) => {
+                count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed)
+            }
             None => {
                 self.shared.fetch_add(1, Ordering::Relaxed);
             }

@@ -2,7 +2,7 @@
 //! attempt is retried, a fallback was served, a breaker stayed open too long — delivered to
 //! callbacks and to a broadcast channel.
 //!
-//! Every breaker and bulkhead of a [`Registry`](crate::Registry) reports to the registry's
+//! Every breaker and bulkhead of a [`Registry`] reports to the registry's
 //! [`Listeners`]; a breaker made outside a registry reports to the `Listeners` it was given at
 //! creation ([`CircuitBreaker::with_listeners`](crate::CircuitBreaker::with_listeners)), or to
 //! none.

@@ -51,8 +51,8 @@ pub use error::{ConfigError, Rejection, TimeoutKind, UnknownName};
 pub use event::{Event, Listeners};
 pub use policy::{Execution, Policy, PolicyBuilder};
 pub use registry::{Registry, registry};
-pub use snapshot::Snapshot;
 pub use retry::{Classification, RetryConfig, Transient};
+pub use snapshot::Snapshot;
 pub use timeout::TimeoutConfig;
 
 /// Wraps an async function in timeouts, retries, a circuit breaker, a bulkhead and a fallback.

@@ -1,4 +1,4 @@
-//! Export through the [`metrics`](::metrics) crate facade (feature `metrics`), so any recorder
+//! Export through the [`metrics`] crate facade (feature `metrics`), so any recorder
 //! works: Prometheus (`metrics-exporter-prometheus`), StatsD, OpenTelemetry bridges, ...
 //!
 //! Names and labels follow Prometheus conventions and what resilience4j and Polly export:
@@ -123,10 +123,12 @@ pub fn export(snapshot: &Snapshot) {
         counter!("resilient_call_site_calls_total", "call_site" => name.clone())
             .absolute(site.calls);
         counter!("resilient_retries_total", "call_site" => name.clone()).absolute(site.retries);
-        counter!("resilient_fallbacks_total", "call_site" => name.clone())
-            .absolute(site.fallbacks);
-        gauge!("resilient_call_site_bypassed", "call_site" => name.clone())
-            .set(if site.bypassed { 1.0 } else { 0.0 });
+        counter!("resilient_fallbacks_total", "call_site" => name.clone()).absolute(site.fallbacks);
+        gauge!("resilient_call_site_bypassed", "call_site" => name.clone()).set(if site.bypassed {
+            1.0
+        } else {
+            0.0
+        });
         for (quantile, value) in QUANTILES {
             // No sample yet: leave the series out rather than report a latency of zero.
             if let Some(seconds) = value(site) {
@@ -178,15 +180,27 @@ fn describe() {
         "Time since the circuit breaker's last state change."
     );
     describe_gauge!("resilient_bulkhead_in_use", "Bulkhead slots taken.");
-    describe_gauge!("resilient_bulkhead_limit", "Bulkhead slots in all (max_concurrent).");
-    describe_gauge!("resilient_bulkhead_waiting", "Calls waiting for a bulkhead slot.");
+    describe_gauge!(
+        "resilient_bulkhead_limit",
+        "Bulkhead slots in all (max_concurrent)."
+    );
+    describe_gauge!(
+        "resilient_bulkhead_waiting",
+        "Calls waiting for a bulkhead slot."
+    );
     describe_counter!(
         "resilient_bulkhead_rejected_total",
         "Calls rejected by a full bulkhead."
     );
-    describe_counter!("resilient_call_site_calls_total", "Calls started, per call site.");
+    describe_counter!(
+        "resilient_call_site_calls_total",
+        "Calls started, per call site."
+    );
     describe_counter!("resilient_retries_total", "Retries made, per call site.");
-    describe_counter!("resilient_fallbacks_total", "Fallbacks served, per call site.");
+    describe_counter!(
+        "resilient_fallbacks_total",
+        "Fallbacks served, per call site."
+    );
     describe_gauge!(
         "resilient_call_site_bypassed",
         "1 while an operator has switched the call site's policies off."

@@ -37,8 +37,7 @@ pub struct Registry {
     /// Call-site settings from the last configuration file applied, for the call sites to
     /// pick up.
     #[cfg(feature = "serde")]
-    pub(crate) call_site_overrides:
-        RwLock<HashMap<Arc<str>, crate::config::CallSiteOverrides>>,
+    pub(crate) call_site_overrides: RwLock<HashMap<Arc<str>, crate::config::CallSiteOverrides>>,
 }
 
 impl Default for Registry {

@@ -198,7 +198,7 @@ impl TimeWindow {
     /// whole span (each is expired anyway). Costs one load while time stays in a bucket.
     fn advance_to(&self, tick: u64) {
         let last = self.last_tick.load(Ordering::Relaxed);
-        if last >= tick + 1 {
+        if last > tick {
             return;
         }
         let silent = last == 0 || tick - (last - 1) >= self.buckets.len() as u64;

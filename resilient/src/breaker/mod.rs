@@ -589,7 +589,10 @@ pub struct BreakerMetrics {
     /// How long it has been in its state (serialized as seconds).
     #[cfg_attr(
         feature = "serde",
-        serde(rename = "time_in_state_seconds", serialize_with = "crate::snapshot::seconds")
+        serde(
+            rename = "time_in_state_seconds",
+            serialize_with = "crate::snapshot::seconds"
+        )
     )]
     pub time_in_state: Duration,
     /// For an open breaker, the time until it lets probes through (serialized as seconds).

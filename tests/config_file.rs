@@ -1,0 +1,333 @@
+//! Configuration files: the shipped example, profiles, errors with their place, environment
+//! overrides, other serde formats, and live reloads that keep each breaker's state and window.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{MS, SEC, fail, fail_n, rejection, succeed_n};
+use resilient::config::FileConfig;
+use resilient::{BreakerConfig, BreakerState, Jitter, Registry, SlidingWindow, TripPolicy};
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/resilient.toml");
+
+fn threshold(registry: &Registry, name: &str) -> f64 {
+    match registry.get_breaker(name).unwrap().config().trip() {
+        TripPolicy::FailureRate { threshold, .. } => threshold,
+        other => panic!("{name} trips on {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_example_file_declares_everything_it_names() {
+    let config = FileConfig::from_toml_file(EXAMPLE).unwrap();
+    let registry = Registry::new();
+    let report = registry.reload(&config).unwrap();
+    assert_eq!(
+        report.breakers_created,
+        ["feature_store", "inventory", "payments", "recommendations"]
+    );
+    assert_eq!(report.bulkheads_created, ["feature_store", "payments"]);
+
+    // payments ← critical ← default.
+    assert_eq!(threshold(&registry, "payments"), 0.25);
+    let payments = config.breaker("payments").unwrap();
+    assert!(matches!(
+        payments.trip(),
+        TripPolicy::FailureRate {
+            window: SlidingWindow::Calls(50),
+            minimum_calls: 10,
+            ..
+        }
+    ));
+    assert_eq!(
+        registry.get_breaker("inventory").unwrap().config().trip(),
+        TripPolicy::ConsecutiveFailures(5)
+    );
+    assert!(matches!(
+        registry.get_breaker("recommendations").unwrap().config().trip(),
+        TripPolicy::FailureRate { window: SlidingWindow::Time(d), .. } if d == Duration::from_secs(60)
+    ));
+    let slow = registry
+        .get_breaker("feature_store")
+        .unwrap()
+        .config()
+        .slow_calls()
+        .unwrap();
+    assert_eq!((slow.duration, slow.rate_threshold), (500 * MS, 0.5));
+    assert_eq!(
+        registry.get_bulkhead("payments").unwrap().config().max_wait,
+        250 * MS
+    );
+
+    // The default profile now configures breakers used without a declaration.
+    let undeclared = registry.breaker("shipping");
+    assert_eq!(threshold(&registry, "shipping"), 0.5);
+    assert!(undeclared.config().slow_calls().is_none());
+
+    // Call-site overrides are kept for the call sites.
+    let charge = registry.call_site_overrides("checkout::charge").unwrap();
+    assert_eq!(charge.timeout, Some(5 * SEC));
+    assert_eq!(charge.total_timeout, Some(12 * SEC));
+    assert_eq!(charge.breaker.as_deref(), Some("payments"));
+    let price = registry.call_site_overrides("checkout::price").unwrap();
+    assert_eq!(price.jitter, Some(Jitter::Full));
+    assert_eq!(price.backoff, Some(50 * MS));
+    assert!(registry.call_site_overrides("checkout::ship").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_stays_open_across_a_reload() {
+    let registry = Registry::new();
+    let first = FileConfig::from_toml(
+        "[breakers.db]\ntrip = \"consecutive_failures\"\nconsecutive_failures = 3\nopen_wait = \"30s\"\n",
+    )
+    .unwrap();
+    registry.reload(&first).unwrap();
+    let breaker = registry.breaker("db");
+    fail_n(&breaker, 3);
+    tokio::time::advance(10 * SEC).await;
+    assert_eq!(rejection(&breaker).retry_after(), Some(20 * SEC));
+
+    let second = FileConfig::from_toml(
+        "[breakers.db]\ntrip = \"consecutive_failures\"\nconsecutive_failures = 10\nopen_wait = \"1m\"\n",
+    )
+    .unwrap();
+    let report = registry.reload(&second).unwrap();
+    assert_eq!(report.breakers_reconfigured, ["db"]);
+    assert!(report.windows_restarted.is_empty());
+    assert_eq!(breaker.state(), BreakerState::Open);
+    assert_eq!(
+        rejection(&breaker).retry_after(),
+        Some(20 * SEC),
+        "the current open period keeps its deadline"
+    );
+    assert_eq!(
+        breaker.metrics().transitions,
+        1,
+        "no transition from the reload"
+    );
+    assert_eq!(
+        breaker.config().trip(),
+        TripPolicy::ConsecutiveFailures(10),
+        "the handle follows the new configuration"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_breaker_keeps_its_window_across_a_threshold_change() {
+    let registry = Registry::new();
+    let toml = |threshold: f64| {
+        format!(
+            "[breakers.db]\nfailure_rate_threshold = {threshold}\nsliding_window_size = 10\nminimum_calls = 10\n"
+        )
+    };
+    registry
+        .reload(&FileConfig::from_toml(&toml(0.9)).unwrap())
+        .unwrap();
+    let breaker = registry.breaker("db");
+    succeed_n(&breaker, 4);
+    fail_n(&breaker, 5); // 9 calls: below the minimum, and 55 % < 90 % anyway
+
+    let report = registry
+        .reload(&FileConfig::from_toml(&toml(0.5)).unwrap())
+        .unwrap();
+    assert!(report.windows_restarted.is_empty());
+    assert_eq!(breaker.metrics().calls_in_window, 9, "the window survived");
+    fail(&breaker); // the 10th call: 6 of 10 failed
+    assert_eq!(breaker.state(), BreakerState::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_window_size_restarts_a_closed_breakers_window() {
+    let registry = Registry::new();
+    let toml =
+        |size: u32| format!("[breakers.db]\nsliding_window_size = {size}\nminimum_calls = 5\n");
+    registry
+        .reload(&FileConfig::from_toml(&toml(10)).unwrap())
+        .unwrap();
+    let breaker = registry.breaker("db");
+    fail_n(&breaker, 2);
+    succeed_n(&breaker, 2);
+    let report = registry
+        .reload(&FileConfig::from_toml(&toml(20)).unwrap())
+        .unwrap();
+    assert_eq!(report.windows_restarted, ["db"]);
+    assert_eq!(breaker.metrics().calls_in_window, 0);
+    assert_eq!(breaker.state(), BreakerState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_keeps_failure_predicates_set_in_code_and_leaves_other_breakers_alone() {
+    #[derive(Debug)]
+    struct NotFound;
+    let registry = Registry::new();
+    let breaker = registry
+        .declare_breaker(
+            "users",
+            BreakerConfig::consecutive_failures(2).with_failure_predicate(|_: &NotFound| false),
+        )
+        .unwrap();
+    registry
+        .declare_breaker("other", BreakerConfig::default())
+        .unwrap();
+    let config = FileConfig::from_toml(
+        "[breakers.users]\ntrip = \"consecutive_failures\"\nconsecutive_failures = 1\n",
+    )
+    .unwrap();
+    let report = registry.reload(&config).unwrap();
+    assert_eq!(report.not_in_file, ["other"]);
+    breaker.try_acquire().unwrap().record_error(&NotFound);
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Closed,
+        "a 404 still does not count"
+    );
+    breaker.try_acquire().unwrap().record_error(&"timeout");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Open,
+        "one failure now trips it"
+    );
+}
+
+#[test]
+fn environment_variables_override_single_fields() {
+    let env = [
+        ("RESILIENT_BREAKER_PAYMENTS_FAILURE_RATE_THRESHOLD", "0.3"),
+        ("RESILIENT_BREAKER_FEATURE_STORE_OPEN_WAIT", "2m"),
+        ("RESILIENT_BULKHEAD_PAYMENTS_MAX_CONCURRENT", "4"),
+        ("RESILIENT_CALL_SITE_CHECKOUT__CHARGE_RETRIES", "0"),
+        ("RESILIENT_CALL_SITE_CHECKOUT__PRICE_ENABLED", "false"),
+        ("HOME", "/root"),
+    ];
+    let config = FileConfig::from_toml_file(EXAMPLE)
+        .unwrap()
+        .with_env(env)
+        .unwrap();
+    assert!(matches!(
+        config.breaker("payments").unwrap().trip(),
+        TripPolicy::FailureRate { threshold, window: SlidingWindow::Calls(50), .. } if threshold == 0.3
+    ));
+    let registry = Registry::new();
+    registry.reload(&config).unwrap();
+    assert_eq!(
+        registry
+            .get_bulkhead("payments")
+            .unwrap()
+            .config()
+            .max_concurrent,
+        4
+    );
+    assert_eq!(
+        registry
+            .call_site_overrides("checkout::charge")
+            .unwrap()
+            .retries,
+        Some(0)
+    );
+    assert_eq!(
+        registry
+            .call_site_overrides("checkout::price")
+            .unwrap()
+            .enabled,
+        Some(false)
+    );
+
+    let typo = FileConfig::from_toml_file(EXAMPLE)
+        .unwrap()
+        .with_env([("RESILIENT_BREAKER_PAYMENT_OPEN_WAIT", "1m")])
+        .unwrap_err();
+    assert_eq!(
+        typo.origin(),
+        Some("environment variable RESILIENT_BREAKER_PAYMENT_OPEN_WAIT")
+    );
+    assert!(
+        typo.message()
+            .contains("FEATURE_STORE, INVENTORY, PAYMENTS"),
+        "{typo}"
+    );
+    let bad = FileConfig::from_toml_file(EXAMPLE)
+        .unwrap()
+        .with_env([("RESILIENT_BREAKER_PAYMENTS_OPEN_WAIT", "soon")])
+        .unwrap_err();
+    assert_eq!(bad.entry_name(), Some("breakers.payments"));
+    assert_eq!(bad.field_name(), Some("open_wait"));
+    assert!(bad.message().contains("invalid duration \"soon\""), "{bad}");
+}
+
+#[test]
+fn errors_name_the_file_the_entry_the_field_and_the_place() {
+    let path = std::env::temp_dir().join(format!("resilient-config-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[breakers.payments]\nopen_wait = \"30s\"\nhalf_open_probes = 2\nhalf_open_successes = 3\n",
+    )
+    .unwrap();
+    let err = FileConfig::from_toml_file(&path).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(err.origin(), Some(path.display().to_string().as_str()));
+    assert_eq!(err.location(), Some((4, 23)));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:4:23: breakers.payments: `half_open_successes` = 3 must not exceed half_open_probes",
+            path.display()
+        )
+    );
+
+    let missing = FileConfig::from_toml_file("/nonexistent/resilient.toml").unwrap_err();
+    assert!(
+        missing
+            .to_string()
+            .starts_with("/nonexistent/resilient.toml: cannot read")
+    );
+
+    let syntax = FileConfig::from_toml("[breakers.db\nopen_wait = 1\n").unwrap_err();
+    assert_eq!(syntax.location().map(|(line, _)| line), Some(1));
+
+    let wrong_type =
+        FileConfig::from_toml("[bulkheads.db]\nmax_concurrent = \"ten\"\n").unwrap_err();
+    assert_eq!(wrong_type.entry_name(), Some("bulkheads.db"));
+    assert_eq!(wrong_type.field_name(), Some("max_concurrent"));
+    assert_eq!(wrong_type.location(), Some((2, 18)));
+
+    let zero = FileConfig::from_toml("[bulkheads.db]\nmax_concurrent = 0\n").unwrap_err();
+    assert_eq!(
+        zero.to_string(),
+        "2:18: bulkheads.db: `max_concurrent` = 0 must be between 1 and 1048576"
+    );
+
+    let missing_field =
+        FileConfig::from_toml("[breakers.\"a b\"]\ntrip = \"failure_count\"\nfailure_count = 5\n")
+            .unwrap_err();
+    assert_eq!(
+        missing_field.to_string(),
+        "1:1: breakers.\"a b\": `failure_count_window` is required when trip = \"failure_count\""
+    );
+}
+
+#[test]
+fn any_serde_format_works() {
+    let json = r#"{
+        "breaker_profiles": { "default": { "open_wait": "20s" } },
+        "breakers": { "db": { "failure_rate_threshold": 0.4 } },
+        "bulkheads": { "db": { "max_concurrent": 3 } }
+    }"#;
+    let config =
+        FileConfig::from_deserializer(&mut serde_json::Deserializer::from_str(json)).unwrap();
+    let registry = Registry::new();
+    registry.reload(&config).unwrap();
+    assert_eq!(threshold(&registry, "db"), 0.4);
+    assert_eq!(
+        registry.get_bulkhead("db").unwrap().config().max_concurrent,
+        3
+    );
+
+    let bad = r#"{ "breakers": { "db": { "open_wait": 5 } } }"#;
+    let err =
+        FileConfig::from_deserializer(&mut serde_json::Deserializer::from_str(bad)).unwrap_err();
+    assert_eq!(err.entry_name(), Some("breakers.db"));
+    assert_eq!(err.field_name(), Some("open_wait"));
+    assert!(err.message().contains("line 1 column"), "{err}");
+}

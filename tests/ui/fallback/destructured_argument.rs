@@ -1,0 +1,25 @@
+use resilient::{Rejection, resilient};
+
+#[derive(Debug)]
+pub enum Error {
+    Down,
+    Rejected(Rejection),
+}
+
+impl From<Rejection> for Error {
+    fn from(rejection: Rejection) -> Self {
+        Error::Rejected(rejection)
+    }
+}
+
+#[resilient(fallback = cached_price)]
+async fn price((sku, quantity): (String, u32)) -> Result<u32, Error> {
+    let _ = (sku, quantity);
+    Err(Error::Down)
+}
+
+fn cached_price(_line: (String, u32), _error: Error) -> Result<u32, Error> {
+    Ok(0)
+}
+
+fn main() {}

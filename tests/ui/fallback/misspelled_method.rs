@@ -1,0 +1,29 @@
+use resilient::{Rejection, resilient};
+
+#[derive(Debug)]
+pub enum Error {
+    Down,
+    Rejected(Rejection),
+}
+
+impl From<Rejection> for Error {
+    fn from(rejection: Rejection) -> Self {
+        Error::Rejected(rejection)
+    }
+}
+
+pub struct Shop;
+
+impl Shop {
+    #[resilient(fallback = cahced_price)]
+    async fn price(&self, sku: &str) -> Result<u32, Error> {
+        let _ = sku;
+        Err(Error::Down)
+    }
+
+    fn cached_price(&self, _sku: &str, _error: Error) -> Result<u32, Error> {
+        Ok(0)
+    }
+}
+
+fn main() {}

@@ -1,0 +1,20 @@
+use resilient::{Rejection, resilient};
+
+#[derive(Debug)]
+pub enum Error {
+    Down,
+    Rejected(Rejection),
+}
+
+impl From<Rejection> for Error {
+    fn from(rejection: Rejection) -> Self {
+        Error::Rejected(rejection)
+    }
+}
+
+#[resilient(timeout = "2s")]
+pub struct Client {
+    pub url: String,
+}
+
+fn main() {}

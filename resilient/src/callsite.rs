@@ -225,6 +225,68 @@ pub struct CallSiteMetrics {
     pub p99: Option<Duration>,
 }
 
+/// A call site as written in the source. `#[resilient]` registers one per annotated function
+/// at link time, so [`Registry::call_sites`](crate::Registry::call_sites) lists them all and
+/// [`Registry::validate`](crate::Registry::validate) can check the names they use before the
+/// first call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallSiteInfo {
+    /// The call site's name (the `name` key, or the module path and function name).
+    pub name: &'static str,
+    /// The breaker it names, if any.
+    pub breaker: Option<&'static str>,
+    /// The bulkhead it names, if any.
+    pub bulkhead: Option<&'static str>,
+    /// The attribute's options as written, e.g. `timeout = "2s", retries = 3`.
+    pub options: &'static str,
+    /// Where the annotated function is.
+    pub file: &'static str,
+    /// The line of the annotated function.
+    pub line: u32,
+}
+
+impl CallSiteInfo {
+    /// A call site description; the attribute builds these in constant context.
+    #[doc(hidden)]
+    pub const fn new(
+        name: &'static str,
+        breaker: Option<&'static str>,
+        bulkhead: Option<&'static str>,
+        options: &'static str,
+        file: &'static str,
+        line: u32,
+    ) -> Self {
+        CallSiteInfo {
+            name,
+            breaker,
+            bulkhead,
+            options,
+            file,
+            line,
+        }
+    }
+}
+
+inventory::collect!(CallSiteInfo);
+
+/// Every annotated function linked into this program, sorted by name.
+pub fn annotated_call_sites() -> Vec<&'static CallSiteInfo> {
+    let mut all: Vec<_> = inventory::iter::<CallSiteInfo>.into_iter().collect();
+    all.sort_by(|a, b| (a.name, a.file, a.line).cmp(&(b.name, b.file, b.line)));
+    all
+}
+
+/// An annotated call site with its counters (absent until it first ran).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallSiteDescription {
+    /// What the attribute declared.
+    pub info: CallSiteInfo,
+    /// Its counters, once it has run.
+    pub metrics: Option<CallSiteMetrics>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

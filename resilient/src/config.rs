@@ -1367,6 +1367,7 @@ impl Registry {
                         report.windows_restarted.push(name.clone());
                     }
                     live.reconfigure(breaker)?;
+                    self.mark_breaker_declared(name);
                     report.breakers_reconfigured.push(name.clone());
                 }
                 None => {

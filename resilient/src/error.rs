@@ -247,6 +247,40 @@ impl fmt::Display for UnknownName {
 
 impl Error for UnknownName {}
 
+/// Call sites that name breakers or bulkheads nobody declared, from
+/// [`Registry::validate`](crate::Registry::validate): one line per offender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    problems: Vec<String>,
+}
+
+impl ValidationError {
+    pub(crate) fn new(problems: Vec<String>) -> Self {
+        ValidationError { problems }
+    }
+
+    /// One sentence per offending use.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} undeclared name(s) used by #[resilient] call sites:",
+            self.problems.len()
+        )?;
+        for problem in &self.problems {
+            write!(f, "\n  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Error for ValidationError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,13 +5,13 @@
 //! dependency at startup with its configuration; a name used without a declaration gets the
 //! registry's default configuration and one warning naming it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use crate::breaker::{BreakerConfig, BreakerMetrics, CircuitBreaker};
 use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadMetrics};
-use crate::callsite::{CallSiteMetrics, CallSiteStats};
-use crate::error::{ConfigError, UnknownName};
+use crate::callsite::{CallSiteDescription, CallSiteMetrics, CallSiteStats, annotated_call_sites};
+use crate::error::{ConfigError, UnknownName, ValidationError};
 use crate::event::Listeners;
 use crate::retry::{BudgetConfig, RetryBudget};
 
@@ -30,6 +30,10 @@ pub struct Registry {
     bulkheads: RwLock<HashMap<Arc<str>, Bulkhead>>,
     budgets: RwLock<HashMap<Arc<str>, Arc<RetryBudget>>>,
     call_sites: RwLock<HashMap<Arc<str>, Arc<CallSiteStats>>>,
+    /// Names declared on purpose (in code or a configuration file), as opposed to created
+    /// with the default configuration on first use: `validate` reports the latter.
+    declared_breakers: RwLock<HashSet<Arc<str>>>,
+    declared_bulkheads: RwLock<HashSet<Arc<str>>>,
     default_breaker: RwLock<BreakerConfig>,
     default_bulkhead: RwLock<BulkheadConfig>,
     /// Where every breaker and bulkhead of this registry reports its events.
@@ -71,6 +75,8 @@ impl Registry {
             bulkheads: RwLock::default(),
             budgets: RwLock::default(),
             call_sites: RwLock::default(),
+            declared_breakers: RwLock::default(),
+            declared_bulkheads: RwLock::default(),
             default_breaker: RwLock::new(BreakerConfig::default()),
             default_bulkhead: RwLock::new(BulkheadConfig::default()),
             listeners: Arc::new(Listeners::new()),
@@ -94,6 +100,8 @@ impl Registry {
         config: BreakerConfig,
     ) -> Result<CircuitBreaker, ConfigError> {
         check_name("circuit breaker", name)?;
+        config.validate(name)?;
+        self.mark_breaker_declared(name);
         if let Some(existing) = self.get_breaker(name) {
             existing.reconfigure(config)?;
             return Ok(existing);
@@ -142,6 +150,8 @@ impl Registry {
         config: BulkheadConfig,
     ) -> Result<Bulkhead, ConfigError> {
         check_name("bulkhead", name)?;
+        config.validate(name)?;
+        write(&self.declared_bulkheads).insert(name.into());
         let mut bulkheads = write(&self.bulkheads);
         if let Some(existing) = bulkheads.get(name) {
             existing.reconfigure(config)?;
@@ -195,6 +205,62 @@ impl Registry {
         let budget = Arc::new(RetryBudget::new(name, config)?);
         budgets.insert(name.into(), budget.clone());
         Ok(budget)
+    }
+
+    /// Notes that breaker `name` was configured on purpose (see [`validate`](Self::validate)).
+    pub(crate) fn mark_breaker_declared(&self, name: &str) {
+        if !read(&self.declared_breakers).contains(name) {
+            write(&self.declared_breakers).insert(name.into());
+        }
+    }
+
+    /// Every function annotated with `#[resilient]` in this program, with what it declared
+    /// and its counters in this registry once it has run.
+    pub fn call_sites(&self) -> Vec<CallSiteDescription> {
+        let stats = read(&self.call_sites);
+        annotated_call_sites()
+            .into_iter()
+            .map(|info| CallSiteDescription {
+                info: *info,
+                metrics: stats
+                    .get(info.name)
+                    .map(|stats| stats.metrics(info.name.into())),
+            })
+            .collect()
+    }
+
+    /// Checks that every breaker and bulkhead an annotated function names was declared (in
+    /// code or by a configuration file), listing every offender. Call it at startup, after
+    /// declaring, so a misspelled name fails the deploy instead of silently getting a default
+    /// breaker of its own.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let breakers = read(&self.declared_breakers);
+        let bulkheads = read(&self.declared_bulkheads);
+        let mut problems = Vec::new();
+        for site in annotated_call_sites() {
+            let uses = [
+                ("breaker", site.breaker, &*breakers),
+                ("bulkhead", site.bulkhead, &*bulkheads),
+            ];
+            for (kind, name, declared) in uses {
+                let Some(name) = name else { continue };
+                if declared.contains(name) {
+                    continue;
+                }
+                let suggestion = closest(name, declared.iter().map(|n| &**n))
+                    .map(|close| format!(" (did you mean `{close}`?)"))
+                    .unwrap_or_default();
+                problems.push(format!(
+                    "`{}` ({}:{}) uses {kind} `{name}`, which was never declared{suggestion}",
+                    site.name, site.file, site.line
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationError::new(problems))
+        }
     }
 
     /// The counters of call site `name`, created on first use.
@@ -310,9 +376,50 @@ impl Registry {
     }
 }
 
+/// The candidate closest to `name` by edit distance, if it is close enough to be a typo.
+fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|candidate| (edit_distance(name, candidate), candidate))
+        .filter(|(distance, _)| *distance <= name.len().max(3) / 3)
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 fn check_name(kind: &str, name: &str) -> Result<(), ConfigError> {
     if name.trim().is_empty() {
         return Err(ConfigError::new(kind, "name", name, "must not be empty"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_find_their_intended_name() {
+        let declared = ["feature_store", "payments"];
+        assert_eq!(
+            closest("featur_store", declared.into_iter()),
+            Some("feature_store")
+        );
+        assert_eq!(closest("inventory", declared.into_iter()), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 }

@@ -188,10 +188,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let schedule = [
         ("healthy", Health::Healthy, "the store answers in ~4 ms"),
         ("outage", Health::Down, "every call fails"),
-        ("slow", Health::Slow, "calls take 400 ms, past the 100 ms timeout"),
+        (
+            "slow",
+            Health::Slow,
+            "calls take 400 ms, past the 100 ms timeout",
+        ),
         ("recovered", Health::Healthy, "the store is back"),
     ];
-    println!("checkout: 200 requests/s over 4 phases of {PHASE:?}; breaker `feature_store` opens at ≥ 50 % failures (or slow calls) over the last 20 calls\n");
+    println!(
+        "checkout: 200 requests/s over 4 phases of {PHASE:?}; breaker `feature_store` opens at ≥ 50 % failures (or slow calls) over the last 20 calls\n"
+    );
     let mut summary = Vec::new();
     for (phase, health, what) in schedule {
         store.set(health);

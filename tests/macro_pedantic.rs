@@ -1,9 +1,11 @@
 //! Annotated functions of every shape under clippy's pedantic group: CI runs
 //! `cargo clippy --all-targets -- -D warnings`, so a pedantic lint firing on generated code
-//! fails the build. The functions also run, so this file proves they work, not only that they
-//! compile.
+//! fails the build. `forbid(unsafe_code)` proves the expansion (link-time registration
+//! included) needs no exemption either. The functions also run, so this file proves they
+//! work, not only that they compile.
 
 #![warn(clippy::pedantic)]
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

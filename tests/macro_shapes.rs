@@ -49,7 +49,10 @@ where
 }
 
 #[resilient(retries = 1, backoff = "1ms")]
-async fn impl_trait_argument(flaky: &Flaky, label: impl AsRef<str> + Clone + Send) -> Result<String, Error> {
+async fn impl_trait_argument(
+    flaky: &Flaky,
+    label: impl AsRef<str> + Clone + Send,
+) -> Result<String, Error> {
     flaky.check()?;
     Ok(label.as_ref().to_uppercase())
 }
@@ -79,7 +82,9 @@ async fn mutable_argument(flaky: &Flaky, mut text: String) -> Result<String, Err
 
 #[resilient(retries = 1, backoff = "1ms")]
 async fn io_alias(flaky: &Flaky) -> std::io::Result<u32> {
-    flaky.check().map_err(|_| std::io::ErrorKind::ConnectionReset.into())
+    flaky
+        .check()
+        .map_err(|_| std::io::ErrorKind::ConnectionReset.into())
 }
 
 #[resilient(retries = 1, backoff = "1ms")]
@@ -99,11 +104,30 @@ pub async fn documented() -> Result<u32, Error> {
 async fn free_functions() {
     assert_eq!(free(&Flaky::default()).await, Ok(2));
     assert_eq!(generic(&Flaky::default(), &["a", "b"], 1u8).await, Ok(&"b"));
-    assert_eq!(impl_trait_argument(&Flaky::default(), "ab").await.unwrap(), "AB");
-    assert_eq!(impl_trait_return(&Flaky::default()).await.unwrap().to_string(), "2");
-    assert_eq!(destructured(&Flaky::default(), ("x".into(), 1)).await.unwrap(), "x1");
+    assert_eq!(
+        impl_trait_argument(&Flaky::default(), "ab").await.unwrap(),
+        "AB"
+    );
+    assert_eq!(
+        impl_trait_return(&Flaky::default())
+            .await
+            .unwrap()
+            .to_string(),
+        "2"
+    );
+    assert_eq!(
+        destructured(&Flaky::default(), ("x".into(), 1))
+            .await
+            .unwrap(),
+        "x1"
+    );
     assert_eq!(r#type(&Flaky::default()).await, Ok(2));
-    assert_eq!(mutable_argument(&Flaky::default(), "hi".into()).await.unwrap(), "hi!");
+    assert_eq!(
+        mutable_argument(&Flaky::default(), "hi".into())
+            .await
+            .unwrap(),
+        "hi!"
+    );
     assert_eq!(io_alias(&Flaky::default()).await.unwrap(), 2);
     assert_eq!(anyhow_alias(&Flaky::default()).await.unwrap(), 2);
     assert_eq!(documented().await, Ok(1));
@@ -181,7 +205,10 @@ impl Service {
 }
 
 fn free_fallback(service: &Service, key: &str, error: Error) -> Result<String, Error> {
-    Ok(format!("{key}: free fallback after {error}, count {}", service.count))
+    Ok(format!(
+        "{key}: free fallback after {error}, count {}",
+        service.count
+    ))
 }
 
 #[tokio::test(start_paused = true)]
@@ -192,7 +219,11 @@ async fn methods() {
     assert_eq!(service2.by_mut().await, Ok(2));
     assert_eq!(service2.count, 2, "both attempts mutated the same service");
     assert!(Service::default().by_value().await.is_ok());
-    assert_eq!(Service::default().by_mut_value().await, Ok(10), "each attempt has its own copy");
+    assert_eq!(
+        Service::default().by_mut_value().await,
+        Ok(10),
+        "each attempt has its own copy"
+    );
     assert_eq!(Arc::new(Service::default()).by_arc().await, Ok(2));
     assert_eq!(
         service.with_method_fallback("k").await.unwrap(),
@@ -207,6 +238,23 @@ async fn methods() {
         "f: free fallback after down, count 0"
     );
     assert_eq!(Service::default().generic_method(5u8).await, Ok(5));
+}
+
+/// A generic type: the call site's `static` is shared by every `T`, which it never names.
+struct Repository<T>(T);
+
+impl<T: Clone + Send + Sync> Repository<T> {
+    #[resilient(retries = 1, backoff = "1ms")]
+    async fn get(&self, flaky: &Flaky) -> Result<T, Error> {
+        flaky.check()?;
+        Ok(self.0.clone())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn methods_of_generic_types() {
+    assert_eq!(Repository(7u8).get(&Flaky::default()).await, Ok(7));
+    assert_eq!(Repository("s").get(&Flaky::default()).await, Ok("s"));
 }
 
 // Async fns in trait impls, and default bodies.
@@ -252,7 +300,10 @@ struct Memory {
 
 impl Memory {
     fn fallback_get(&self, key: &str, error: Error) -> Result<String, Error> {
-        Ok(format!("{key} from cache ({error}), {} writes", self.writes))
+        Ok(format!(
+            "{key} from cache ({error}), {} writes",
+            self.writes
+        ))
     }
 }
 
@@ -281,12 +332,43 @@ impl Store for Memory {
 #[tokio::test(start_paused = true)]
 async fn async_trait_methods() {
     let mut memory = Memory::default();
-    assert_eq!(memory.get("k").await.unwrap(), "k from cache (down), 0 writes");
+    assert_eq!(
+        memory.get("k").await.unwrap(),
+        "k from cache (down), 0 writes"
+    );
     assert_eq!(memory.put("abc".into(), 1).await, Ok(4));
     assert_eq!(memory.writes, 2);
     assert_eq!(memory.pair((1, 2)).await, Ok(3));
     let store: Box<dyn Store> = Box::new(Memory::default());
-    assert_eq!(store.pair((2, 2)).await, Ok(4), "through a trait object too");
+    assert_eq!(
+        store.pair((2, 2)).await,
+        Ok(4),
+        "through a trait object too"
+    );
+}
+
+#[async_trait]
+trait Consume {
+    async fn consume(self) -> Result<u32, Error>;
+}
+
+#[async_trait]
+impl Consume for Service {
+    #[resilient(retries = 1, backoff = "1ms")]
+    async fn consume(mut self) -> Result<u32, Error> {
+        self.count += 1;
+        self.flaky.check()?;
+        Ok(self.count)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn async_trait_by_value_receiver() {
+    assert_eq!(
+        Service::default().consume().await,
+        Ok(1),
+        "each attempt has its own copy"
+    );
 }
 
 // `#[tracing::instrument]`, stacked in both orders.
@@ -317,7 +399,10 @@ impl Service {
 #[tokio::test(start_paused = true)]
 async fn stacked_with_instrument() {
     assert_eq!(instrumented_inside(&Flaky::default(), 1).await, Ok(2));
-    assert_eq!(instrumented_outside(&Flaky::default(), "a".into()).await, Ok(2));
+    assert_eq!(
+        instrumented_outside(&Flaky::default(), "a".into()).await,
+        Ok(2)
+    );
     let mut service = Service::default();
     assert_eq!(service.instrumented_method(5).await, Ok(2));
     assert_eq!(service.count, 10);
@@ -358,4 +443,32 @@ async fn send_not_sync(cell: std::cell::Cell<u32>) -> Result<u32, Error> {
 #[test]
 fn a_send_but_not_sync_argument_keeps_the_future_send() {
     assert_send(&send_not_sync(std::cell::Cell::new(1)));
+}
+
+// Functions and attribute values written by `macro_rules!`.
+
+macro_rules! getter {
+    ($name:ident, $timeout:expr) => {
+        #[resilient(timeout = $timeout, fallback = getter_fallback)]
+        async fn $name(flaky: &Flaky, key: String) -> Result<String, Error> {
+            flaky.check()?;
+            Ok(key)
+        }
+    };
+}
+
+getter!(from_macro, "2s");
+
+fn getter_fallback(_flaky: &Flaky, key: String, error: Error) -> Result<String, Error> {
+    Ok(format!("{key} after {error}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn written_by_macro_rules() {
+    let flaky = Flaky::default();
+    assert_eq!(
+        from_macro(&flaky, "k".into()).await.unwrap(),
+        "k after down"
+    );
+    assert_eq!(from_macro(&flaky, "k".into()).await.unwrap(), "k");
 }

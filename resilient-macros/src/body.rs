@@ -20,8 +20,10 @@ pub(crate) fn mentions(tokens: TokenStream, name: &str) -> bool {
         TokenTree::Group(group) => mentions(group.stream(), name),
         TokenTree::Literal(literal) => literal.to_string().contains(name),
         // `self::item` names the module, not the receiver.
-        TokenTree::Ident(ident) => ident == name && !(name == "self" && is_path_sep(&tokens, index + 1)),
-        _ => false,
+        TokenTree::Ident(ident) => {
+            ident == name && !(name == "self" && is_path_sep(&tokens, index + 1))
+        }
+        TokenTree::Punct(_) => false,
     })
 }
 
@@ -43,7 +45,9 @@ struct RenameSelf;
 
 impl VisitMut for RenameSelf {
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
-        if let Expr::Path(ExprPath { qself: None, path, .. }) = expr
+        if let Expr::Path(ExprPath {
+            qself: None, path, ..
+        }) = expr
             && path.leading_colon.is_none()
             && path.segments.len() == 1
             && path.segments[0].ident == "self"
@@ -88,7 +92,12 @@ mod tests {
 
     #[test]
     fn finds_mentions_at_any_depth() {
-        assert!(mentions(quote!({ let y = f(&[x]); }), "x"));
+        assert!(mentions(
+            quote!({
+                let y = f(&[x]);
+            }),
+            "x"
+        ));
         assert!(mentions(quote!(println!("{}", x)), "x"));
         assert!(mentions(quote!(println!("{x}")), "x"));
         assert!(!mentions(quote!(println!("{}", y)), "x"));
@@ -102,13 +111,23 @@ mod tests {
             let a = self.value;
             self::helper(&self);
             println!("{:?}", self);
-            impl Foo { fn g(&self) -> u32 { self.0 } }
+            impl Foo {
+                fn g(&self) -> u32 {
+                    self.0
+                }
+            }
         });
         rename_self(&mut block);
         let text = block.to_token_stream().to_string();
         assert!(text.contains("let a = __resilient_self . value"), "{text}");
-        assert!(text.contains("self :: helper (& __resilient_self)"), "{text}");
-        assert!(text.contains("println ! (\"{:?}\" , __resilient_self)"), "{text}");
+        assert!(
+            text.contains("self :: helper (& __resilient_self)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("println ! (\"{:?}\" , __resilient_self)"),
+            "{text}"
+        );
         assert!(text.contains("self . 0"), "{text}");
     }
 }

@@ -36,7 +36,9 @@ impl DurationError {
                 format!("\"{text}\" is not a duration: {reason}; {SHAPE}")
             }
             DurationError::Zero => {
-                format!("a duration of zero is refused: \"{text}\" would time out (or back off) at once; give a positive duration or leave the key out")
+                format!(
+                    "a duration of zero is refused: \"{text}\" would time out (or back off) at once; give a positive duration or leave the key out"
+                )
             }
             DurationError::Overflow => format!(
                 "\"{text}\" is too long: a duration must stay under 2^64 nanoseconds (about 584 years)"
@@ -64,8 +66,9 @@ pub(crate) fn parse(text: &str) -> Result<Duration, DurationError> {
         let (unit, after) = after.split_at(unit_len);
         if unit.is_empty() {
             return Err(malformed(&match after.chars().next() {
-                Some('.' | ',') => "decimals are not accepted (write \"1s500ms\", not \"1.5s\")"
-                    .to_owned(),
+                Some('.' | ',') => {
+                    "decimals are not accepted (write \"1s500ms\", not \"1.5s\")".to_owned()
+                }
                 Some(_) => unexpected(after),
                 None => format!("`{number}` has no unit"),
             }));
@@ -162,8 +165,14 @@ mod tests {
             parse("99999999999999999999999999999999999999999h"),
             Err(DurationError::Overflow)
         );
-        assert_eq!(parse("18446744073709551615ns"), Ok(Duration::from_nanos(u64::MAX)));
-        assert_eq!(parse("18446744073709551616ns"), Err(DurationError::Overflow));
+        assert_eq!(
+            parse("18446744073709551615ns"),
+            Ok(Duration::from_nanos(u64::MAX))
+        );
+        assert_eq!(
+            parse("18446744073709551616ns"),
+            Err(DurationError::Overflow)
+        );
     }
 
     #[test]

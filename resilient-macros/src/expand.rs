@@ -4,6 +4,7 @@
 //! ```text
 //! async fn price(&self, sku: &str) -> Result<Price, PricingError> {
 //!     static __RESILIENT_SITE: CallSite = CallSite::new(Spec { .. });   // policy built once
+//!     inventory::submit!(CallSiteInfo::new(..));                        // listed at link time
 //!     let mut run = start(&__RESILIENT_SITE, PhantomData::<Result<Price, PricingError>>);
 //!     let result = loop {
 //!         let attempt = run.attempt({ /* per-attempt copies */ async move { <body> } }).await;
@@ -15,9 +16,12 @@
 //! }
 //! ```
 //!
-//! The body is an `async move` block of its own, so `?` and `return` end one attempt, and the
-//! block owns what it uses (per-attempt copies, re-borrows), so it is `Send` whenever the
-//! original function's future is.
+//! Without `retries` there is no loop: `run.once(..)` makes the single attempt, and by-value
+//! arguments move into it. The body is an `async move` block of its own, so `?` and `return`
+//! end one attempt, and the block owns what it uses (per-attempt copies, re-borrows), so it is
+//! `Send` whenever the original function's future is.
+
+use std::time::Duration;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
@@ -28,7 +32,7 @@ use syn::{
 };
 
 use crate::body;
-use crate::options::{Jitter, Options};
+use crate::options::{Jitter, Options, Setting};
 
 /// Expands `function` under `options`.
 pub(crate) fn expand(options: &Options, mut function: ItemFn) -> syn::Result<TokenStream> {
@@ -73,9 +77,9 @@ fn check_return_type(ret: &Type) -> syn::Result<()> {
         Type::Group(inner) => return check_return_type(&inner.elem),
         Type::Path(path) if path.qself.is_none() => path.path.segments.last().is_some_and(|last| {
             const NOT_RESULTS: &[&str] = &[
-                "Option", "Vec", "String", "Box", "bool", "char", "str", "u8", "u16", "u32",
-                "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32",
-                "f64", "HashMap", "BTreeMap", "HashSet", "BTreeSet", "Poll",
+                "Option", "Vec", "String", "Box", "bool", "char", "str", "u8", "u16", "u32", "u64",
+                "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32", "f64",
+                "HashMap", "BTreeMap", "HashSet", "BTreeSet", "Poll",
             ];
             NOT_RESULTS.iter().any(|name| last.ident == name)
         }),
@@ -203,14 +207,18 @@ impl Arguments {
         for input in &mut sig.inputs {
             match input {
                 FnArg::Receiver(receiver) => {
-                    arguments.passed.push(at(receiver.self_token.to_token_stream(), fallback));
+                    arguments
+                        .passed
+                        .push(at(receiver.self_token.to_token_stream(), fallback));
                     if keep_originals && body::mentions(mentioned.clone(), "self") {
                         arguments.copies.extend(receiver_copy(receiver, body));
                     }
                 }
                 FnArg::Typed(typed) => match &mut *typed.pat {
                     Pat::Ident(binding) if binding.subpat.is_none() => {
-                        arguments.passed.push(at(binding.ident.to_token_stream(), fallback));
+                        arguments
+                            .passed
+                            .push(at(binding.ident.to_token_stream(), fallback));
                         let access = match (&binding.by_ref, &binding.mutability) {
                             (Some(_), Some(_)) => Access::Reborrow,
                             (Some(_), None) => Access::Copy,
@@ -220,7 +228,9 @@ impl Arguments {
                             && access != Access::Copy
                             && body::mentions(mentioned.clone(), &binding.ident.to_string())
                         {
-                            arguments.copies.push(copy(binding, access, Some(&typed.ty)));
+                            arguments
+                                .copies
+                                .push(copy(binding, access, Some(&typed.ty)));
                         }
                     }
                     pattern if options.fallback.is_some() => combine(
@@ -262,7 +272,7 @@ fn receiver_copy(receiver: &mut Receiver, body: &mut Block) -> Option<TokenStrea
     Some(if access == Access::Reborrow {
         quote_spanned!(span=> let #mutability #renamed = &mut *#self_token;)
     } else {
-        let ty = erase_impl_trait(&receiver.ty);
+        let ty = relocate(erase_impl_trait(&receiver.ty).into_token_stream(), span);
         quote_spanned!(span=>
             let #mutability #renamed = ::resilient::__private::clone_arg::<#ty>(&#self_token);
         )
@@ -279,7 +289,11 @@ fn copy(binding: &mut PatIdent, access: Access, ty: Option<&Type>) -> TokenStrea
     if access == Access::Reborrow {
         return quote_spanned!(span=> let #mutability #ident = &mut *#ident;);
     }
-    let ty = ty.map_or_else(|| quote!(_), |ty| erase_impl_trait(ty).into_token_stream());
+    // Located at the argument's name, so "not `Clone`" underlines the name.
+    let ty = ty.map_or_else(
+        || quote!(_),
+        |ty| relocate(erase_impl_trait(ty).into_token_stream(), span),
+    );
     quote_spanned!(span=>
         let #mutability #ident = ::resilient::__private::clone_arg::<#ty>(&#ident);
     )
@@ -338,9 +352,11 @@ fn wrap(
             call_fallback(&run, &calls, &path, &arguments.passed)
         }
     };
+    let registration = registration(options, &sig.ident);
     Ok(quote! {
         static #site: ::resilient::__private::CallSite =
             ::resilient::__private::CallSite::new(#spec);
+        #registration
         let mut #run = #start;
         #finish
     })
@@ -410,6 +426,24 @@ fn at(tokens: TokenStream, span: Option<Span>) -> TokenStream {
         .into_iter()
         .map(|mut token| {
             token.set_span(Span::call_site().located_at(span));
+            token
+        })
+        .collect()
+}
+
+/// `tokens`, keeping how they resolve, shown at `span`.
+fn relocate(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), relocate(group.stream(), span));
+                inner.set_span(group.span().located_at(span));
+                token = proc_macro2::TokenTree::Group(inner);
+            } else {
+                token.set_span(token.span().located_at(span));
+            }
             token
         })
         .collect()
@@ -510,35 +544,63 @@ fn call_fallback(
     }
 }
 
-/// The call site's settings, as a constant expression.
-fn spec(options: &Options, function: &Ident) -> TokenStream {
-    let name = match &options.name {
-        Some(name) => {
-            let name = &name.value;
-            quote!(#name)
-        }
-        None => {
-            let function = function.to_string();
-            let function = function.strip_prefix("r#").unwrap_or(&function);
-            let suffix = format!("::{function}");
-            quote!(::core::concat!(::core::module_path!(), #suffix))
-        }
-    };
-    let text = |value: &Option<crate::options::Setting<String>>| match value {
-        Some(value) => {
+/// The call site's name: the `name` key, or the module path and the function's name.
+fn site_name(options: &Options, function: &Ident) -> TokenStream {
+    if let Some(name) = &options.name {
+        let name = &name.value;
+        return quote!(#name);
+    }
+    let function = function.to_string();
+    let function = function.strip_prefix("r#").unwrap_or(&function);
+    let suffix = format!("::{function}");
+    quote!(::core::concat!(::core::module_path!(), #suffix))
+}
+
+fn optional_text(value: Option<&Setting<String>>) -> TokenStream {
+    value.map_or_else(
+        || quote!(::core::option::Option::None),
+        |value| {
             let value = &value.value;
             quote!(::core::option::Option::Some(#value))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let duration = |value: &Option<crate::options::Setting<std::time::Duration>>| match value {
-        Some(value) => {
+        },
+    )
+}
+
+fn optional_duration(value: Option<&Setting<Duration>>) -> TokenStream {
+    value.map_or_else(
+        || quote!(::core::option::Option::None),
+        |value| {
             let secs = grouped(value.value.as_secs());
             let nanos = grouped(u64::from(value.value.subsec_nanos()));
             quote!(::core::option::Option::Some(::resilient::__private::Duration::new(#secs, #nanos)))
+        },
+    )
+}
+
+/// Registers the call site at link time, so the registry can list and validate every
+/// annotated function before any has run.
+fn registration(options: &Options, function: &Ident) -> TokenStream {
+    let name = site_name(options, function);
+    let breaker = optional_text(options.breaker.as_ref());
+    let bulkhead = optional_text(options.bulkhead.as_ref());
+    let written = &options.written;
+    quote! {
+        ::resilient::__private::inventory::submit! {
+            ::resilient::__private::CallSiteInfo::new(
+                #name,
+                #breaker,
+                #bulkhead,
+                #written,
+                ::core::file!(),
+                ::core::line!(),
+            )
         }
-        None => quote!(::core::option::Option::None),
-    };
+    }
+}
+
+/// The call site's settings, as a constant expression.
+fn spec(options: &Options, function: &Ident) -> TokenStream {
+    let name = site_name(options, function);
     let jitter = match options.jitter.as_ref().map(|jitter| jitter.value) {
         None => quote!(::core::option::Option::None),
         Some(jitter) => {
@@ -551,12 +613,12 @@ fn spec(options: &Options, function: &Ident) -> TokenStream {
             quote!(::core::option::Option::Some(::resilient::__private::Jitter::#variant))
         }
     };
-    let breaker = text(&options.breaker);
-    let bulkhead = text(&options.bulkhead);
-    let timeout = duration(&options.timeout);
-    let total_timeout = duration(&options.total_timeout);
-    let backoff = duration(&options.backoff);
-    let max_backoff = duration(&options.max_backoff);
+    let breaker = optional_text(options.breaker.as_ref());
+    let bulkhead = optional_text(options.bulkhead.as_ref());
+    let timeout = optional_duration(options.timeout.as_ref());
+    let total_timeout = optional_duration(options.total_timeout.as_ref());
+    let backoff = optional_duration(options.backoff.as_ref());
+    let max_backoff = optional_duration(options.max_backoff.as_ref());
     let retries = grouped(u64::from(options.retries()));
     quote! {
         ::resilient::__private::Spec {
@@ -600,7 +662,9 @@ mod tests {
     #[test]
     fn finds_the_output_of_an_async_trait_return_type() {
         let ty: Type = syn::parse_quote!(
-            ::core::pin::Pin<Box<dyn ::core::future::Future<Output = Result<u8, E>> + Send + 'async_trait>>
+            ::core::pin::Pin<
+                Box<dyn ::core::future::Future<Output = Result<u8, E>> + Send + 'async_trait>,
+            >
         );
         let output = future_output(&ty).unwrap();
         assert_eq!(output.to_token_stream().to_string(), "Result < u8 , E >");

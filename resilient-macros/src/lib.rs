@@ -79,4 +79,3 @@ fn parse_function(item: TokenStream2) -> syn::Result<syn::ItemFn> {
         format!("`#[resilient]` goes on an `async fn` returning `Result`, not on {what}"),
     ))
 }
-

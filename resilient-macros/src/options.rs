@@ -6,6 +6,7 @@ use std::time::Duration;
 use darling::ast::NestedMeta;
 use darling::{Error, FromMeta};
 use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprPath, Lit, Meta};
 
@@ -26,7 +27,7 @@ const KEYS: &[&str] = &[
     "name",
 ];
 
-/// Kept in step with `resilient::retry::MAX_RETRIES` (a runtime test builds a policy with it).
+/// Kept in step with `resilient::retry::MAX_RETRIES` (a test of `resilient::__private` checks).
 const MAX_RETRIES: u32 = 100;
 /// Kept in step with `resilient::__private::DEFAULT_BACKOFF` and `DEFAULT_MAX_BACKOFF`.
 pub(crate) const DEFAULT_BACKOFF: Duration = Duration::from_millis(100);
@@ -67,6 +68,8 @@ pub(crate) struct Options {
     pub(crate) name: Option<Setting<String>>,
     /// `retries` was written, even if its value was refused.
     retries_given: bool,
+    /// The settings as written, `timeout = "2s", retries = 3`, for the call site's description.
+    pub(crate) written: String,
 }
 
 impl Options {
@@ -79,7 +82,15 @@ impl Options {
         }
         let items = NestedMeta::parse_meta_list(args)?;
         let mut errors = Error::accumulator();
-        let mut options = Options::default();
+        let written = items
+            .iter()
+            .map(|item| written(&item.to_token_stream().to_string()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut options = Options {
+            written,
+            ..Options::default()
+        };
         for item in items {
             match item {
                 NestedMeta::Meta(meta) => options.set(&meta, &mut errors),
@@ -93,7 +104,7 @@ impl Options {
         errors.finish_with(options)
     }
 
-    /// Whether the body may run more than once.
+    /// Attempts after the first: 0 without `retries`.
     pub(crate) fn retries(&self) -> u32 {
         self.retries.as_ref().map_or(0, |retries| retries.value)
     }
@@ -192,6 +203,17 @@ impl Options {
     }
 }
 
+/// One setting as a person writes it: `fallback = Self::cached`, not `Self :: cached`.
+fn written(tokens: &str) -> String {
+    tokens
+        .replace(" :: ", "::")
+        .replace(":: ", "::")
+        .replace(" ::", "::")
+        .replace(" (", "(")
+        .replace("( ", "(")
+        .replace(" )", ")")
+}
+
 /// An error whose caret covers all of `tokens` (darling's `with_span` keeps only the first).
 fn at(tokens: &impl quote::ToTokens, message: impl std::fmt::Display) -> Error {
     syn::Error::new_spanned(tokens, message).into()
@@ -281,7 +303,10 @@ fn describe(expr: &Expr) -> &'static str {
 fn expected(what: &str, example: &str, found: &Expr) -> Error {
     at(
         found,
-        format!("expected {what}, such as `{example}`; found {}", describe(found)),
+        format!(
+            "expected {what}, such as `{example}`; found {}",
+            describe(found)
+        ),
     )
 }
 
@@ -312,11 +337,7 @@ impl FromMeta for DurationArg {
                     int.base10_digits()
                 ),
             )),
-            other => Err(expected(
-                "a duration string",
-                "\"2s\"",
-                other,
-            )),
+            other => Err(expected("a duration string", "\"2s\"", other)),
         }
     }
 }
@@ -353,7 +374,10 @@ impl FromMeta for RetriesArg {
                 if !int.suffix().is_empty() {
                     return Err(at(
                         int,
-                        format!("write `retries = {}` without a type suffix", int.base10_digits()),
+                        format!(
+                            "write `retries = {}` without a type suffix",
+                            int.base10_digits()
+                        ),
                     ));
                 }
                 if int.base10_digits().starts_with('-') {
@@ -398,7 +422,7 @@ impl NameArg {
         let arg = value::<NameArg>(meta, example).map_err(|error| match meta {
             // A bare identifier is the likeliest slip: say so with the quoted form.
             Meta::NameValue(pair) if matches!(unwrap_group(&pair.value), Expr::Path(_)) => {
-                let written = quote::ToTokens::to_token_stream(&pair.value).to_string();
+                let written = pair.value.to_token_stream().to_string();
                 at(
                     &pair.value,
                     format!("expected a string: write `{key} = \"{written}\"`"),
@@ -569,6 +593,16 @@ mod tests {
         assert_eq!(options.breaker.unwrap().value, "db");
         assert_eq!(options.name.unwrap().value, "svc::get");
         assert!(options.fallback.is_some() && options.retry_if.is_some());
+        assert!(
+            options
+                .written
+                .starts_with("timeout = \"250ms\", total_timeout = \"2s\"")
+        );
+        assert!(
+            options
+                .written
+                .ends_with("fallback = Self::cached, name = \"svc::get\"")
+        );
     }
 
     #[test]
@@ -613,7 +647,10 @@ mod tests {
         let found = errors(quote!(retries = 101));
         assert!(found[0].contains("at most 100"));
         let found = errors(quote!(breaker = feature_store));
-        assert_eq!(found, ["expected a string: write `breaker = \"feature_store\"`"]);
+        assert_eq!(
+            found,
+            ["expected a string: write `breaker = \"feature_store\"`"]
+        );
     }
 
     #[test]

@@ -14,6 +14,9 @@
 //!   [`FallbackIsValue`] accept an `async` fallback and a plain one alike.
 //! * [`clone_arg`]: the per-attempt copy of a by-value argument, whose error names the
 //!   argument.
+//! * [`inventory`] and [`CallSiteInfo`]: each annotated function registers what it declared at
+//!   link time, for [`Registry::call_sites`](crate::Registry::call_sites) and
+//!   [`Registry::validate`](crate::Registry::validate).
 
 use std::any::Any;
 use std::future::{Future, Ready};
@@ -22,7 +25,10 @@ use std::sync::OnceLock;
 
 pub use std::time::Duration;
 
+pub use inventory;
+
 pub use crate::backoff::Jitter;
+pub use crate::callsite::CallSiteInfo;
 pub use crate::policy::{Attempt, Next};
 pub use crate::retry::Classification;
 
@@ -338,8 +344,8 @@ impl<T> FallbackIsValue for &T {}
 
 /// Says, at the argument, that an attempt needs its own copy of it.
 #[diagnostic::on_unimplemented(
-    message = "`#[resilient]` gives each attempt its own copy of this argument, but `{Self}` is not `Clone`",
-    label = "cloned for each attempt (retries) and kept for the fallback",
+    message = "`#[resilient]` clones this argument for each attempt, but `{Self}` is not `Clone`",
+    label = "cloned before each attempt, so that a retry or the fallback still has it",
     note = "implement or derive `Clone`, or take the argument by reference; without `retries` and `fallback` it is moved, not cloned"
 )]
 pub trait CloneArg: Clone {}
@@ -356,6 +362,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_macros_retry_limit_matches_the_runtimes() {
+        // `resilient-macros` refuses `retries` above 100 at compile time, so that `policy()`
+        // never meets a limit `build` would refuse.
+        assert_eq!(crate::retry::MAX_RETRIES, 100);
+    }
+
+    #[test]
     fn the_macros_backoff_defaults_match_the_runtimes() {
         let default = Backoff::default();
         assert_eq!(default.base, DEFAULT_BACKOFF);
@@ -365,6 +378,9 @@ mod tests {
     }
 
     #[test]
+    // Written as the generated code writes it: the explicit borrow is what lets method
+    // resolution fall back to `ClassifyAny`.
+    #[allow(clippy::needless_borrow)]
     fn transient_errors_are_asked_and_others_are_retried() {
         use std::io::{Error, ErrorKind};
         let denied = Error::from(ErrorKind::PermissionDenied);

@@ -47,7 +47,7 @@ pub mod __private;
 pub use backoff::{Backoff, Jitter};
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, SlidingWindow, TripPolicy};
 pub use bulkhead::{Bulkhead, BulkheadConfig};
-pub use error::{ConfigError, Rejection, TimeoutKind, UnknownName};
+pub use error::{ConfigError, Rejection, TimeoutKind, UnknownName, ValidationError};
 pub use event::{Event, Listeners};
 pub use policy::{Execution, Policy, PolicyBuilder};
 pub use registry::{Registry, registry};
@@ -55,5 +55,240 @@ pub use retry::{Classification, RetryConfig, Transient};
 pub use snapshot::Snapshot;
 pub use timeout::TimeoutConfig;
 
-/// Wraps an async function in timeouts, retries, a circuit breaker, a bulkhead and a fallback.
+/// Wraps an `async fn` in a per-attempt timeout, retries with backoff and jitter, a named
+/// circuit breaker, a bulkhead, a total timeout and a fallback.
+///
+/// ```
+/// use resilient::{BreakerConfig, Rejection, registry, resilient};
+///
+/// #[derive(Debug)]
+/// enum PricingError {
+///     Unavailable,
+///     Rejected(Rejection),
+/// }
+///
+/// // Open breaker, full bulkhead, timeout: `resilient` returns them as your error type.
+/// impl From<Rejection> for PricingError {
+///     fn from(rejection: Rejection) -> Self {
+///         PricingError::Rejected(rejection)
+///     }
+/// }
+///
+/// struct Pricing {
+///     cache: std::collections::HashMap<String, u64>,
+/// }
+///
+/// impl Pricing {
+///     #[resilient(timeout = "2s", retries = 3, breaker = "feature_store", fallback = cached_price)]
+///     async fn price(&self, sku: &str) -> Result<u64, PricingError> {
+///         let _ = sku; // ask the feature store; here it is down
+///         Err(PricingError::Unavailable)
+///     }
+///
+///     /// The fallback gets the same arguments, then the error.
+///     fn cached_price(&self, sku: &str, _error: PricingError) -> Result<u64, PricingError> {
+///         self.cache.get(sku).copied().ok_or(PricingError::Unavailable)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// // At startup: declare each dependency once (an undeclared name gets the defaults and a
+/// // warning).
+/// registry().declare_breaker("feature_store", BreakerConfig::default()).unwrap();
+///
+/// let pricing = Pricing { cache: [("apple".to_owned(), 120)].into() };
+/// assert_eq!(pricing.price("apple").await.unwrap(), 120); // 4 attempts, then the cache
+/// # }
+/// ```
+///
+/// # Keys
+///
+/// Every key is optional, but the attribute must ask for something.
+///
+/// | key | value | default | effect |
+/// |---|---|---|---|
+/// | `timeout` | duration, `"2s"` | none | limit for each attempt; a timed-out attempt counts as a breaker failure and is retried |
+/// | `total_timeout` | duration, `"5s"` | none | limit for the whole call: attempts, bulkhead waits and backoff sleeps |
+/// | `retries` | integer, `3` (at most 100) | `0` | attempts after the first |
+/// | `backoff` | duration, `"100ms"` | `"100ms"` | the first delay; each later one doubles |
+/// | `max_backoff` | duration, `"10s"` | `"10s"` | no delay is longer |
+/// | `jitter` | `none`, `full`, `equal`, `decorrelated` | `full` | randomises each delay (see [`Jitter`]) |
+/// | `retry_if` | path to a `fn(&E) -> bool` | [`Transient`], else every error | which errors are worth retrying |
+/// | `breaker` | string, `"feature_store"` | none | records every attempt in this breaker of the global [`registry()`] |
+/// | `bulkhead` | string, `"feature_store"` | none | runs every attempt in this bulkhead of the global [`registry()`] |
+/// | `fallback` | path to a function | none | called with the arguments and the error when the call still fails |
+/// | `name` | string | `"module::path::function"` | the call site's name in logs, metrics and [`Registry::call_site_metrics`] |
+///
+/// Durations are whole numbers with units, largest first: `"250ms"`, `"2s"`, `"1m30s"`
+/// (units `h`, `m`, `s`, `ms`, `us`, `ns`). Without `backoff`, `max_backoff` and `jitter`,
+/// retries use the runtime's default backoff ([`Backoff::default`]).
+///
+/// These mistakes are compile errors, each at the offending token and all reported at once: an
+/// unknown key (with a "did you mean"), a key given twice, a value of the wrong type, a malformed,
+/// zero or overflowing duration, `timeout` longer than `total_timeout`, `backoff`,
+/// `max_backoff`, `jitter` or `retry_if` without `retries`, `max_backoff` below `backoff`, more
+/// than 100 retries, an empty breaker, bulkhead or call-site name. The function is still emitted
+/// as written, so the rest of the crate (and rust-analyzer) keep working.
+///
+/// # The function
+///
+/// * An `async fn`: free, a method taking `&self`, `&mut self`, `self`, `self: Arc<Self>`, in
+///   an impl, a trait impl, a trait's default body, or under `#[async_trait]`. Generics,
+///   lifetimes, where clauses and `impl Trait` arguments are fine; the signature, visibility,
+///   docs and other attributes are kept as written.
+/// * It returns `Result<T, E>` (aliases such as `std::io::Result<T>` and `anyhow::Result<T>`
+///   are fine) where `E: From<`[`Rejection`]`> + 'static`: rejections (open breaker, full
+///   bulkhead, timeouts) come back as `Err`. A missing `From` impl is reported at the return
+///   type, naming the impl to add.
+/// * The body runs once per attempt. `?` and `return` end the attempt, not the retry loop.
+/// * References are copied, and `&mut` references (`&mut self` included) re-borrowed, for each
+///   attempt. An argument taken by value is cloned for each attempt when the original is still
+///   needed after it (`retries`, or a `fallback` to hand it to), and moved into the single
+///   attempt otherwise; one the body never names is left alone. A by-value argument that must
+///   be cloned and is not `Clone` is a compile error at that argument.
+/// * The future stays `Send` whenever the function's own future is.
+///
+/// ```
+/// use resilient::{Rejection, resilient};
+/// # #[derive(Debug)] struct Error(Option<Rejection>);
+/// # impl From<Rejection> for Error { fn from(r: Rejection) -> Self { Error(Some(r)) } }
+///
+/// #[derive(Clone)]
+/// struct Request { body: Vec<u8> }
+///
+/// async fn send(request: Request) -> Result<usize, Error> {
+///     # let _ = request.body.len();
+///     Err(Error(None)) // the network is down
+/// }
+///
+/// #[resilient(retries = 2, backoff = "10ms")]
+/// async fn post(request: Request, attempts: &mut u32) -> Result<usize, Error> {
+///     *attempts += 1;
+///     let sent = send(request).await?; // consumes this attempt's copy of `request`
+///     Ok(sent)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let mut attempts = 0;
+/// assert!(post(Request { body: vec![1, 2] }, &mut attempts).await.is_err());
+/// assert_eq!(attempts, 3);
+/// # }
+/// ```
+///
+/// # Which errors are retried
+///
+/// An error type that implements [`Transient`] says itself which errors are worth retrying, and
+/// may ask for a least delay ([`Transient::retry_after`]); [`std::io::Error`] implements it by
+/// kind. `retry_if = path` overrides that choice (a `retry_after` hint still applies). Otherwise
+/// every error is retried. Rejections are not: an open breaker or a full bulkhead ends the call
+/// at once, while an attempt that timed out is retried.
+///
+/// ```
+/// use resilient::{Rejection, Transient, resilient};
+///
+/// #[derive(Debug)]
+/// enum ApiError { NotFound, Unavailable, Rejected(Rejection) }
+/// impl From<Rejection> for ApiError {
+///     fn from(rejection: Rejection) -> Self { ApiError::Rejected(rejection) }
+/// }
+/// impl Transient for ApiError {
+///     fn is_transient(&self) -> bool { !matches!(self, ApiError::NotFound) }
+/// }
+///
+/// #[resilient(retries = 3)]
+/// async fn user(id: u32, attempts: &mut u32) -> Result<String, ApiError> {
+///     *attempts += 1;
+///     if id == 0 { Err(ApiError::NotFound) } else { Err(ApiError::Unavailable) }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let mut attempts = 0;
+/// let _ = user(0, &mut attempts).await;
+/// assert_eq!(attempts, 1, "NotFound is not transient");
+/// # }
+/// ```
+///
+/// # Fallback
+///
+/// `fallback = path` names a function, `async` or plain, that takes the annotated function's
+/// arguments (receiver first) followed by the error, and returns the same `Result`. It runs when
+/// the call still fails after its retries, or was rejected; it sees the final error, whatever
+/// produced it. In a method, a bare name is a method of `Self` (`fallback = cached_price` means
+/// `Self::cached_price`); write a free function as a path (`fallback = self::cached_price`). A
+/// fallback with the wrong arguments or return type is a compile error at the path. Each one
+/// served is counted in the call site's metrics. Arguments passed to a fallback must be bound
+/// to names (destructure them in the body).
+///
+/// # Breakers, bulkheads and the call site
+///
+/// `breaker` and `bulkhead` name entries of the process-wide [`registry()`]: every call site
+/// naming `"feature_store"` shares one breaker, so evidence from all of them adds up. Declare
+/// them at startup ([`Registry::declare_breaker`], [`Registry::declare_bulkhead`]); a name used
+/// without a declaration gets the registry's default configuration and one warning. Each
+/// annotated function builds its [`Policy`] once, on its first call, and keeps it in a `static`:
+/// later calls do no registry lookup. [`Registry::call_site_metrics`] lists each call site by
+/// name with its calls, retries, fallbacks and latency, and [`Registry::bypass_call_site`] turns
+/// one off at run time.
+///
+/// # Other attributes
+///
+/// * `#[async_trait]` on the impl: put `#[resilient]` on the method; it recognises the boxed
+///   future `#[async_trait]` writes and wraps the async block inside.
+/// * `#[tracing::instrument]`: above `#[resilient]`, it opens one span per attempt; below it,
+///   one span around all attempts.
+///
+/// # Testing
+///
+/// Timeouts and backoff run on tokio's clock, so under paused time
+/// (`#[tokio::test(start_paused = true)]`) a test of a 2 s timeout finishes at once and measures
+/// time exactly:
+///
+/// ```
+/// use std::time::Duration;
+/// use resilient::{Rejection, resilient};
+///
+/// #[derive(Debug)]
+/// struct Error(Rejection);
+/// impl From<Rejection> for Error {
+///     fn from(rejection: Rejection) -> Self { Error(rejection) }
+/// }
+///
+/// #[resilient(timeout = "2s", retries = 1, backoff = "100ms", jitter = "none")]
+/// async fn hangs() -> Result<(), Error> {
+///     tokio::time::sleep(Duration::from_secs(60)).await;
+///     Ok(())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let started = tokio::time::Instant::now();
+/// let error = hangs().await.unwrap_err();
+/// assert!(error.0.is_timeout());
+/// assert_eq!(started.elapsed(), Duration::from_millis(4100)); // 2 s, 100 ms, 2 s
+/// # }
+/// ```
+///
+/// # What it expands to
+///
+/// The signature stays; the body becomes a loop over attempts, driven by an [`Execution`]:
+///
+/// ```text
+/// async fn price(&self, sku: &str) -> Result<u64, PricingError> {
+///     static SITE: CallSite = CallSite::new(Spec { name: "app::Pricing::price", .. });
+///     let mut run = start::<Result<u64, PricingError>>(&SITE); // policy built on first use
+///     let result = loop {
+///         let attempt = run.attempt(async move { /* the body */ }).await;
+///         if let Next::Return(result) = run.next(attempt, |error| classify(error)).await {
+///             break result;
+///         }
+///     };
+///     match result {
+///         Err(error) => Self::cached_price(self, sku, error),
+///         ok => ok,
+///     }
+/// }
+/// ```
 pub use resilient_macros::resilient;

@@ -231,6 +231,29 @@ async fn fallbacks_get_the_arguments_and_the_error() {
     assert_eq!((site.calls, site.retries, site.fallbacks), (1, 1, 1));
 }
 
+#[resilient(name = "macro_behaviour::announced_fallback", fallback = plain_price_fallback)]
+async fn announced_fallback(sku: &str, quantity: u32) -> Result<String, Error> {
+    let _ = (sku, quantity);
+    Err(Error::Down)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_served_fallback_is_announced_to_the_listeners() {
+    let mut events = registry().subscribe();
+    assert!(announced_fallback("fig", 1).await.is_ok());
+    loop {
+        match events.try_recv().expect("a fallback event") {
+            resilient::event::Event::Fallback { call_site, error }
+                if &*call_site == "macro_behaviour::announced_fallback" =>
+            {
+                assert!(error.ends_with("Error"), "{error}");
+                break;
+            }
+            _ => continue, // other tests share the global registry
+        }
+    }
+}
+
 #[derive(Debug, PartialEq)]
 enum ApiError {
     NotFound,

@@ -244,17 +244,9 @@ impl<T, E: Any> Run<T, E> {
         }
     }
 
-    /// Counts a fallback served.
+    /// Counts a fallback served, logs it and tells the registry's listeners.
     pub fn fallback_served(&self) {
-        let policy = self.site.policy();
-        policy.stats().record_fallback();
-        tracing::debug!(
-            target: "resilient::fallback",
-            call_site = policy.name(),
-            retries = self.execution.retries(),
-            error = std::any::type_name::<E>(),
-            "the call failed; serving the fallback"
-        );
+        self.site.policy().fallback_served::<E>();
     }
 }
 

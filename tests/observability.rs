@@ -201,6 +201,64 @@ async fn per_call_detail_is_debug_on_stable_targets() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn each_call_is_a_span_and_each_attempt_an_event_inside_it() {
+    let registry = Registry::new();
+    registry
+        .declare_breaker("ledger", BreakerConfig::consecutive_failures(5))
+        .unwrap();
+    let policy = Policy::builder("post_entry")
+        .retries(1)
+        .backoff(Backoff::constant(MS))
+        .breaker("ledger")
+        .build_in(&registry)
+        .unwrap();
+    let capture = Capture::start();
+    let attempts = AtomicUsize::new(0);
+    let result: Result<(), TestError> = policy
+        .call(|| {
+            let attempt = attempts.fetch_add(1, Ordering::Relaxed) as u32;
+            async move {
+                tracing::info!(target: "app", "inside the attempt");
+                if attempt == 0 {
+                    Err(TestError::Down(1))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
+    assert_eq!(result, Ok(()));
+    let spans = capture.spans();
+    let call: Vec<_> = spans
+        .iter()
+        .filter(|span| span.target == "resilient::call")
+        .collect();
+    assert_eq!(call.len(), 1, "one span per call: {spans:?}");
+    assert_eq!(call[0].level, Level::DEBUG);
+    assert!(
+        call[0].fields.contains("call_site=post_entry")
+            && call[0].fields.contains("breaker=ledger"),
+        "{:?}",
+        call[0].fields
+    );
+    let parent = format!("parent={}", call[0].id);
+    let attempt_events: Vec<_> = capture
+        .events()
+        .into_iter()
+        .filter(|event| event.target == "resilient::call")
+        .collect();
+    assert_eq!(attempt_events.len(), 4, "start and end of two attempts");
+    assert!(
+        attempt_events
+            .iter()
+            .all(|event| event.level == Level::TRACE && event.text.contains(&parent))
+    );
+    assert!(
+        attempt_events[3].text.contains("attempt=2") && attempt_events[3].text.contains("ok=true")
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn callbacks_get_every_transition_with_its_reason() {
     let registry = Registry::new();
     let events = record_events(&registry);

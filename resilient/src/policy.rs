@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::backoff::{Backoff, Jitter, Random};
 use crate::breaker::CircuitBreaker;
@@ -208,8 +209,18 @@ impl Policy {
     /// ```
     pub fn execution(&self) -> Execution<'_> {
         self.stats.record_call();
+        // Disabled (no subscriber wants DEBUG on `resilient::call`), this is a cached interest
+        // check and an empty span: the arguments are not even evaluated.
+        let span = tracing::debug_span!(
+            target: "resilient::call",
+            "resilient",
+            call_site = %self.name,
+            breaker = self.breaker.as_ref().map_or("", CircuitBreaker::name),
+            bulkhead = self.bulkhead.as_ref().map_or("", Bulkhead::name),
+        );
         Execution {
             policy: self,
+            span,
             bypassed: self.stats.is_bypassed(),
             started: sample_latency().then(Instant::now),
             retries: 0,
@@ -373,6 +384,8 @@ pub enum Next<T, E> {
 /// nothing.
 pub struct Execution<'p> {
     policy: &'p Policy,
+    /// The call's span (DEBUG, target `resilient::call`): attempts run inside it.
+    span: tracing::Span,
     /// An operator switched the call site off: one plain attempt, nothing else.
     bypassed: bool,
     /// When the call started, if it is one of the calls timed for the latency histogram.
@@ -409,6 +422,13 @@ impl<'p> Execution<'p> {
         E: Any,
     {
         let policy = self.policy;
+        let future = future.instrument(self.span.clone());
+        tracing::trace!(
+            target: "resilient::call",
+            parent: &self.span,
+            attempt = self.retries + 1,
+            "attempt starts"
+        );
         if self.bypassed {
             return Attempt::Done(future.await);
         }
@@ -446,6 +466,13 @@ impl<'p> Execution<'p> {
                 if let Some(permit) = permit {
                     permit.record_result(&result);
                 }
+                tracing::trace!(
+                    target: "resilient::call",
+                    parent: &self.span,
+                    attempt = self.retries + 1,
+                    ok = result.is_ok(),
+                    "attempt ended"
+                );
                 Attempt::Done(result)
             }
             None => match limit {

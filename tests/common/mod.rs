@@ -149,9 +149,28 @@ pub struct Captured {
     pub text: String,
 }
 
-thread_local! {
-    static CAPTURING: RefCell<Option<Arc<Mutex<Vec<Captured>>>>> = const { RefCell::new(None) };
+/// What one thread's capture holds: its events, and the spans it opened.
+#[derive(Default)]
+struct Log {
+    events: Vec<Captured>,
+    spans: Vec<CapturedSpan>,
 }
+
+/// A span a [`Capture`] saw open.
+#[derive(Debug, Clone)]
+pub struct CapturedSpan {
+    pub id: u64,
+    pub name: &'static str,
+    pub target: String,
+    pub level: Level,
+    pub fields: String,
+}
+
+thread_local! {
+    static CAPTURING: RefCell<Option<Arc<Mutex<Log>>>> = const { RefCell::new(None) };
+}
+
+static NEXT_SPAN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Records the events of the current thread until dropped.
 ///
@@ -159,7 +178,7 @@ thread_local! {
 /// A scoped subscriber per test would be flaky: tracing caches each call site's interest when
 /// it is first hit, and a test running in parallel with no subscriber would cache "never".
 pub struct Capture {
-    events: Arc<Mutex<Vec<Captured>>>,
+    log: Arc<Mutex<Log>>,
 }
 
 impl Capture {
@@ -169,13 +188,18 @@ impl Capture {
             tracing::subscriber::set_global_default(Router)
                 .expect("no other global subscriber in the test binaries");
         });
-        let events = Arc::new(Mutex::new(Vec::new()));
-        CAPTURING.with(|capturing| *capturing.borrow_mut() = Some(events.clone()));
-        Capture { events }
+        let log = Arc::new(Mutex::new(Log::default()));
+        CAPTURING.with(|capturing| *capturing.borrow_mut() = Some(log.clone()));
+        Capture { log }
     }
 
+    /// The events, each with `parent=<span id>` in its text when it had an explicit parent.
     pub fn events(&self) -> Vec<Captured> {
-        self.events.lock().unwrap().clone()
+        self.log.lock().unwrap().events.clone()
+    }
+
+    pub fn spans(&self) -> Vec<CapturedSpan> {
+        self.log.lock().unwrap().spans.clone()
     }
 
     pub fn warnings(&self) -> Vec<Captured> {
@@ -216,8 +240,23 @@ impl Subscriber for Router {
         true
     }
 
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
+    fn new_span(&self, attributes: &Attributes<'_>) -> Id {
+        let id = NEXT_SPAN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        CAPTURING.with(|capturing| {
+            if let Some(log) = capturing.borrow().as_ref() {
+                let mut fields = String::new();
+                attributes.record(&mut TextVisitor(&mut fields));
+                let metadata = attributes.metadata();
+                log.lock().unwrap().spans.push(CapturedSpan {
+                    id,
+                    name: metadata.name(),
+                    target: metadata.target().to_owned(),
+                    level: *metadata.level(),
+                    fields,
+                });
+            }
+        });
+        Id::from_u64(id)
     }
 
     fn record(&self, _: &Id, _: &Record<'_>) {}
@@ -226,10 +265,14 @@ impl Subscriber for Router {
 
     fn event(&self, event: &Event<'_>) {
         CAPTURING.with(|capturing| {
-            if let Some(events) = capturing.borrow().as_ref() {
+            if let Some(log) = capturing.borrow().as_ref() {
                 let mut text = String::new();
                 event.record(&mut TextVisitor(&mut text));
-                events.lock().unwrap().push(Captured {
+                if let Some(parent) = event.parent() {
+                    use std::fmt::Write;
+                    let _ = write!(text, "parent={}", parent.into_u64());
+                }
+                log.lock().unwrap().events.push(Captured {
                     level: *event.metadata().level(),
                     target: event.metadata().target().to_owned(),
                     text,

@@ -331,3 +331,49 @@ fn any_serde_format_works() {
     assert_eq!(err.field_name(), Some("open_wait"));
     assert!(err.message().contains("line 1 column"), "{err}");
 }
+
+static OVERRIDDEN_ATTEMPTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+#[resilient::resilient(name = "config_file::overridden", retries = 1, backoff = "1ms")]
+async fn overridden() -> Result<(), common::TestError> {
+    let attempt = OVERRIDDEN_ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Err(common::TestError::Down(attempt))
+}
+
+fn overridden_attempts() -> u32 {
+    OVERRIDDEN_ATTEMPTS.swap(0, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The only test here that reloads the process-wide registry, which the attribute uses.
+#[tokio::test(start_paused = true)]
+async fn call_site_settings_apply_at_the_first_call_and_the_kill_switch_at_once() {
+    let global = resilient::registry();
+    let retry_more = "[call_sites.\"config_file::overridden\"]\nretries = 3\n";
+    global
+        .reload(&FileConfig::from_toml(retry_more).unwrap())
+        .unwrap();
+    assert!(overridden().await.is_err());
+    assert_eq!(
+        overridden_attempts(),
+        4,
+        "the file's 3 retries, not the attribute's 1"
+    );
+
+    let switched_off = "[call_sites.\"config_file::overridden\"]\nenabled = false\n";
+    global
+        .reload(&FileConfig::from_toml(switched_off).unwrap())
+        .unwrap();
+    assert!(overridden().await.is_err());
+    assert_eq!(
+        overridden_attempts(),
+        1,
+        "switched off: the plain call, once"
+    );
+
+    let switched_on = "[call_sites.\"config_file::overridden\"]\nenabled = true\n";
+    global
+        .reload(&FileConfig::from_toml(switched_on).unwrap())
+        .unwrap();
+    assert!(overridden().await.is_err());
+    assert_eq!(overridden_attempts(), 4);
+}

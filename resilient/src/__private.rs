@@ -95,6 +95,48 @@ impl Spec {
     }
 }
 
+#[cfg(feature = "serde")]
+impl Spec {
+    /// The attribute's settings with a configuration file's on top.
+    fn with_overrides(&self, overrides: &crate::config::CallSiteOverrides) -> PolicyBuilder {
+        let mut builder = self.builder();
+        if let Some(retries) = overrides.retries {
+            builder = builder.retries(retries);
+        }
+        if let Some(limit) = overrides.timeout {
+            builder = builder.timeout(limit);
+        }
+        if let Some(limit) = overrides.total_timeout {
+            builder = builder.total_timeout(limit);
+        }
+        if overrides.backoff.is_some()
+            || overrides.max_backoff.is_some()
+            || overrides.jitter.is_some()
+        {
+            let backoff = Backoff::exponential(
+                overrides
+                    .backoff
+                    .or(self.backoff)
+                    .unwrap_or(DEFAULT_BACKOFF),
+                BACKOFF_MULTIPLIER,
+                overrides
+                    .max_backoff
+                    .or(self.max_backoff)
+                    .unwrap_or(DEFAULT_MAX_BACKOFF),
+            );
+            let jitter = overrides.jitter.or(self.jitter).unwrap_or_default();
+            builder = builder.backoff(backoff.with_jitter(jitter));
+        }
+        if let Some(name) = &overrides.breaker {
+            builder = builder.breaker(name.clone());
+        }
+        if let Some(name) = &overrides.bulkhead {
+            builder = builder.bulkhead(name.clone());
+        }
+        builder
+    }
+}
+
 /// The `static` behind one annotated function.
 #[derive(Debug)]
 pub struct CallSite {
@@ -115,12 +157,36 @@ impl CallSite {
     /// an undeclared breaker or bulkhead gets its default configuration and its warning).
     pub fn policy(&'static self) -> &'static Policy {
         self.policy.get_or_init(|| {
+            #[cfg(feature = "serde")]
+            if let Some(policy) = self.policy_with_overrides() {
+                return policy;
+            }
             // The macro refuses, at compile time, every setting `build` could refuse: empty
             // names, zero or inverted timeouts, too many retries, an inverted backoff.
             self.spec.builder().build().unwrap_or_else(|error| {
                 panic!("#[resilient] checked this call site at compile time, yet: {error}")
             })
         })
+    }
+
+    /// The policy with the settings a configuration file gave this call site
+    /// (`[call_sites."name"]`) over the attribute's, if there are any and they fit together.
+    #[cfg(feature = "serde")]
+    fn policy_with_overrides(&self) -> Option<Policy> {
+        let registry = crate::registry();
+        let overrides = registry.call_site_overrides(self.spec.name)?;
+        match self.spec.with_overrides(&overrides).build() {
+            Ok(policy) => Some(policy),
+            Err(error) => {
+                tracing::error!(
+                    target: "resilient::registry",
+                    call_site = self.spec.name,
+                    %error,
+                    "the configuration's settings for this call site do not fit its attribute's; it runs with the attribute's"
+                );
+                None
+            }
+        }
     }
 }
 

@@ -1394,6 +1394,13 @@ impl Registry {
             .call_site_overrides
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = overrides;
+        // The kill switch takes effect at once, also for call sites that already run; the
+        // other call-site settings are read when a call site builds its policy (first call).
+        for (name, site) in &config.call_sites {
+            if let Some(enabled) = site.enabled {
+                self.call_site_stats(name).set_bypassed(!enabled);
+            }
+        }
         let snapshot = self.snapshot();
         report.not_in_file = snapshot
             .breakers

@@ -61,6 +61,7 @@ use crate::bulkhead::BulkheadConfig;
 use crate::error::ConfigError;
 use crate::registry::Registry;
 use crate::retry::MAX_RETRIES;
+use crate::suggest::edit_distance;
 use crate::timeout::TimeoutConfig;
 
 // ---------------------------------------------------------------------------------------------
@@ -752,22 +753,6 @@ fn suggest(field: &str, fields: &[&'static str]) -> Option<&'static str> {
         })
         .min()
         .map(|(_, candidate)| candidate)
-}
-
-/// Levenshtein distance, by characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
 }
 
 /// Line and column, from 1, of a byte offset.

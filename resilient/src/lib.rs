@@ -34,6 +34,7 @@ pub mod policy;
 pub mod registry;
 pub mod retry;
 pub mod snapshot;
+mod suggest;
 mod sync;
 pub mod timeout;
 mod window;

@@ -14,7 +14,10 @@
 //!   forever;
 //! * a **fallback** when all of that still fails.
 //!
-//! See [`policy`] for the programmatic API and the README for the `#[resilient]` attribute.
+//! Put [`#[resilient(...)]`](macro@resilient) on an async fn, or use the programmatic API in
+//! [`policy`]; declare breakers and bulkheads in the [`registry()`], watch them through
+//! [`event`], [`snapshot`](Registry::snapshot) and the `metrics` feature, and configure them from
+//! files with the `serde` feature.
 
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]

@@ -343,7 +343,19 @@ fn wrap(
     let calls = if options.retries() > 0 {
         retry_loop(options, &run, &attempt)
     } else {
-        quote!(#run.once(#attempt).await)
+        // A closure that makes the attempt, rather than the attempt itself: the attempt's future
+        // is then built in place inside `once`'s, where passing it would copy it right after
+        // writing it (a stalled store-to-load forward on every call).
+        let make = quote! {
+            {
+                #(#copies)*
+                move || async move {
+                    #fake_return
+                    #body
+                }
+            }
+        };
+        quote!(#run.once(#make).await)
     };
     let finish = match &options.fallback {
         None => calls,

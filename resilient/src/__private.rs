@@ -230,7 +230,7 @@ where
 {
     Run {
         site,
-        execution: site.policy().execution(),
+        execution: None,
         reject: <R::Err as From<Rejection>>::from,
         types: PhantomData,
     }
@@ -240,7 +240,8 @@ where
 #[derive(Debug)]
 pub struct Run<T, E> {
     site: &'static CallSite,
-    execution: Execution<'static>,
+    /// Created by the first attempt: a call on the short path never needs one.
+    execution: Option<Execution<'static>>,
     reject: fn(Rejection) -> E,
     // A function pointer, so that `Run` is `Send` and `Sync` whatever `T` is.
     types: PhantomData<fn() -> T>,
@@ -268,7 +269,7 @@ impl<T, E: Any> Run<T, E> {
     where
         F: Future<Output = Result<T, E>>,
     {
-        self.execution.attempt(attempt)
+        self.execution().attempt(attempt)
     }
 
     /// Decides what follows an attempt; see [`Execution::next`].
@@ -280,7 +281,7 @@ impl<T, E: Any> Run<T, E> {
             Attempt::Done(result) => Attempt::Done(result.map_err(Failure::Error)),
             Attempt::Rejected(rejection) => Attempt::Rejected(rejection),
         };
-        let next = self.execution.next(attempt, |failure| match failure {
+        let next = self.execution().next(attempt, |failure| match failure {
             Failure::Error(error) => classify(error),
             Failure::Rejected(rejection) => Classification::of(rejection),
         });
@@ -290,17 +291,31 @@ impl<T, E: Any> Run<T, E> {
         }
     }
 
-    /// The whole call when it makes a single attempt (no `retries`).
-    pub async fn once<F>(&mut self, attempt: F) -> Result<T, E>
+    /// The whole call when it makes a single attempt (no `retries`); `make` builds the attempt,
+    /// so that its future is built in place rather than moved in.
+    pub async fn once<F, A>(&mut self, make: F) -> Result<T, E>
     where
-        F: Future<Output = Result<T, E>>,
+        F: FnOnce() -> A,
+        A: Future<Output = Result<T, E>>,
     {
-        let attempt = self.execution.attempt(attempt).await;
+        if let Some(mut call) = self.site.policy().simple_call() {
+            call.admit().map_err(self.reject)?;
+            let result = make().await;
+            call.finish(&result);
+            return result;
+        }
+        let attempt = self.execution().attempt(make()).await;
         match self.next(attempt, |_| Classification::STOP).await {
             Next::Return(result) => result,
             // `next` retries only while retries are left, and this call site has none.
             Next::Retry => unreachable!("a call site without retries was asked to retry"),
         }
+    }
+
+    fn execution(&mut self) -> &mut Execution<'static> {
+        let site = self.site;
+        self.execution
+            .get_or_insert_with(|| site.policy().execution())
     }
 
     fn convert(&self, failure: Failure<E>) -> E {

@@ -53,7 +53,7 @@ pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, SlidingWindow, Tr
 pub use bulkhead::{Bulkhead, BulkheadConfig};
 pub use error::{ConfigError, Rejection, TimeoutKind, UnknownName, ValidationError};
 pub use event::{Event, Listeners};
-pub use policy::{Execution, Policy, PolicyBuilder};
+pub use policy::{Execution, Policy, PolicyBuilder, SimpleCall};
 pub use registry::{Registry, registry};
 pub use retry::{Classification, RetryConfig, Transient};
 pub use snapshot::Snapshot;

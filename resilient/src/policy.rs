@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::backoff::{Backoff, Jitter, Random};
-use crate::breaker::CircuitBreaker;
+use crate::breaker::{BreakerPermit, CircuitBreaker};
 use crate::bulkhead::Bulkhead;
 use crate::callsite::{CallSiteStats, sample_latency};
 use crate::error::{ConfigError, Rejection, TimeoutKind};
@@ -67,6 +67,9 @@ type RetryPredicate = Arc<dyn Fn(&dyn Any) -> Option<bool> + Send + Sync>;
 #[derive(Clone)]
 pub struct Policy {
     name: Arc<str>,
+    /// No timeout, no bulkhead, no retry: a call is one breaker permit around the attempt, and
+    /// takes the short path of [`Execution::fast_path`].
+    simple: bool,
     breaker: Option<CircuitBreaker>,
     bulkhead: Option<Bulkhead>,
     retry: RetryConfig,
@@ -166,6 +169,12 @@ impl Policy {
         Fut: Future<Output = Result<T, E>>,
         E: From<Rejection> + 'static,
     {
+        if let Some(mut call) = self.simple_call() {
+            call.admit()?;
+            let result = make().await;
+            call.finish(&result);
+            return result;
+        }
         let mut execution = self.execution();
         loop {
             let attempt = execution.attempt(make()).await;
@@ -186,6 +195,30 @@ impl Policy {
             transient,
             retry_after: None,
         }
+    }
+
+    /// Starts one call on the short path, when the policy allows it: no timeout, no bulkhead,
+    /// no retry, its call site not switched off, and no subscriber tracing its span (DEBUG on
+    /// `resilient::call`). `None`: use an [`Execution`]. Otherwise [`SimpleCall::admit`], run
+    /// the attempt, and [`SimpleCall::finish`] with its result.
+    ///
+    /// The step-wise driver moves the attempt's future and its result through nested state
+    /// machines; a call that needs none of its steps is the breaker's permit, the future awaited
+    /// in place, and the outcome recorded.
+    #[inline]
+    pub fn simple_call(&self) -> Option<SimpleCall<'_>> {
+        if !self.simple
+            || self.stats.is_bypassed()
+            || tracing::enabled!(target: "resilient::call", tracing::Level::DEBUG)
+        {
+            return None;
+        }
+        self.stats.record_call();
+        Some(SimpleCall {
+            policy: self,
+            started: self.stats.start_timer(),
+            permit: None,
+        })
     }
 
     /// Starts one call, to be driven attempt by attempt:
@@ -347,8 +380,12 @@ impl PolicyBuilder {
             _ => None,
         };
         let stats = registry.call_site_stats(&self.name);
+        let simple = self.timeouts == TimeoutConfig::default()
+            && bulkhead.is_none()
+            && self.retry.max_retries == 0;
         Ok(Policy {
             name: self.name.into(),
+            simple,
             breaker,
             bulkhead,
             retry: self.retry,
@@ -358,6 +395,46 @@ impl PolicyBuilder {
             stats,
             listeners: registry.listeners().clone(),
         })
+    }
+}
+
+/// A call on the short path (see [`Policy::simple_call`]). Dropped without
+/// [`finish`](Self::finish), it counts as cancelled: the breaker's permit is released unrecorded.
+///
+/// Admission and the outcome are two small calls rather than one `Result` carrying the call:
+/// a large enum written piece by piece and then moved whole stalls the processor on every call.
+#[must_use = "a call records nothing until it is finished"]
+#[derive(Debug)]
+pub struct SimpleCall<'p> {
+    policy: &'p Policy,
+    /// See [`CallSiteStats::start_timer`].
+    started: u64,
+    permit: Option<BreakerPermit<'p>>,
+}
+
+impl SimpleCall<'_> {
+    /// Asks the breaker, if the policy has one, to let the call run.
+    #[inline]
+    pub fn admit(&mut self) -> Result<(), Rejection> {
+        if let Some(breaker) = &self.policy.breaker {
+            match breaker.try_acquire() {
+                Ok(permit) => self.permit = Some(permit),
+                Err(rejection) => {
+                    self.policy.stats.stop_timer(self.started);
+                    return Err(rejection);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the call's outcome in the breaker, and its latency if sampled.
+    #[inline]
+    pub fn finish<T, E: Any>(self, result: &Result<T, E>) {
+        if let Some(permit) = self.permit {
+            permit.record_result(result);
+        }
+        self.policy.stats.stop_timer(self.started);
     }
 }
 
@@ -562,10 +639,15 @@ impl<'p> Execution<'p> {
     }
 
     fn finish<T, E>(&self, result: Result<T, E>) -> Next<T, E> {
+        self.record_latency();
+        Next::Return(result)
+    }
+
+    /// Records the call's latency if it is one of the sampled calls.
+    fn record_latency(&self) {
         if let Some(started) = self.started {
             self.policy.stats.record_latency(started.elapsed());
         }
-        Next::Return(result)
     }
 
     /// The delay before the next retry, or `None` when the call must end now.

@@ -17,9 +17,18 @@ use std::collections::BinaryHeap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// Stripes per counter: enough for the worker threads of a large runtime plus a few others.
-/// 64 stripes of 128 bytes are 8 KiB per counter.
-const STRIPES: usize = 64;
+/// Most stripes per counter. A counter has one stripe per hardware thread plus two (a
+/// runtime's workers, the main thread and one more), up to this: 128 bytes each.
+const MAX_STRIPES: usize = 64;
+
+/// How many stripes a counter gets on this machine.
+fn stripe_count() -> usize {
+    static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *COUNT.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        (threads + 2).min(MAX_STRIPES)
+    })
+}
 
 /// Slots handed back by exited threads, smallest first, so slots stay dense.
 static FREE_SLOTS: Mutex<BinaryHeap<Reverse<usize>>> = Mutex::new(BinaryHeap::new());
@@ -85,26 +94,26 @@ fn claim() -> Option<usize> {
 struct Stripe(AtomicU64);
 
 /// A monotonic counter bumped from many threads without contention.
+///
+/// The stripes are allocated on the first count, so a counter that never counts (a breaker
+/// declared but never called) costs 16 bytes, not a cache line per thread.
+#[derive(Default)]
 pub(crate) struct StripedCounter {
-    stripes: Box<[Stripe]>,
+    stripes: std::sync::OnceLock<Box<[Stripe]>>,
     /// For threads without a stripe of their own.
     shared: AtomicU64,
-}
-
-impl Default for StripedCounter {
-    fn default() -> Self {
-        StripedCounter {
-            stripes: (0..STRIPES).map(|_| Stripe(AtomicU64::new(0))).collect(),
-            shared: AtomicU64::new(0),
-        }
-    }
 }
 
 impl StripedCounter {
     /// Adds one.
     #[inline]
     pub(crate) fn increment(&self) {
-        let stripe = slot().and_then(|slot| self.stripes.get(slot));
+        let stripes = self.stripes.get_or_init(|| {
+            (0..stripe_count())
+                .map(|_| Stripe(AtomicU64::new(0)))
+                .collect()
+        });
+        let stripe = slot().and_then(|slot| stripes.get(slot));
         match stripe {
             // This thread is the stripe's only writer: a plain load and store cannot race.
             Some(Stripe(count)) => {
@@ -119,7 +128,9 @@ impl StripedCounter {
     /// The total. Each stripe only grows, so successive reads never go down.
     pub(crate) fn get(&self) -> u64 {
         self.stripes
-            .iter()
+            .get()
+            .into_iter()
+            .flat_map(|stripes| stripes.iter())
             .map(|Stripe(count)| count.load(Ordering::Relaxed))
             .fold(self.shared.load(Ordering::Relaxed), u64::wrapping_add)
     }
@@ -131,12 +142,22 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
+    fn a_counter_that_never_counts_allocates_no_stripes() {
+        let counter = StripedCounter::default();
+        assert!(counter.stripes.get().is_none());
+        assert_eq!(counter.get(), 0);
+        counter.increment();
+        assert_eq!(counter.stripes.get().map(|s| s.len()), Some(stripe_count()));
+        assert_eq!(counter.get(), 1);
+    }
+
+    #[test]
     fn counts_every_increment_from_every_thread() {
         let counter = Arc::new(StripedCounter::default());
         // More threads than stripes, in waves, so slots are reused and some threads fall back
         // to the shared count.
         for _ in 0..3 {
-            let threads: Vec<_> = (0..STRIPES + 8)
+            let threads: Vec<_> = (0..stripe_count() + 8)
                 .map(|_| {
                     let counter = counter.clone();
                     std::thread::spawn(move || {
@@ -150,6 +171,6 @@ mod tests {
                 thread.join().unwrap();
             }
         }
-        assert_eq!(counter.get(), 3 * (STRIPES as u64 + 8) * 1000);
+        assert_eq!(counter.get(), 3 * (stripe_count() as u64 + 8) * 1000);
     }
 }

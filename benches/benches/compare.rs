@@ -1,7 +1,7 @@
 //! Every group of issue 5 in one run: `cargo bench` in this folder runs them all and prints the
 //! medians, the ratios within each group and the targets. Name groups to run only those:
 //! `cargo bench -- closed open` (groups: closed, macro, tower, open, contention, memory,
-//! compile).
+//! compile, tracing).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use resilient_benches::{compile_time, groups};
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-const GROUPS: [&str; 7] = [
+const GROUPS: [&str; 8] = [
     "closed",
     "macro",
     "tower",
@@ -22,6 +22,7 @@ const GROUPS: [&str; 7] = [
     "contention",
     "memory",
     "compile",
+    "tracing",
 ];
 
 fn main() {
@@ -83,6 +84,9 @@ fn main() {
     }
     if run("memory") {
         results.push(groups::memory());
+    }
+    if run("tracing") {
+        results.push(groups::tracing_cost(&mut c, &criterion_dir, &rt));
     }
     if run("compile") {
         match compile_time::measure(&out.join("compile-time"), 200) {

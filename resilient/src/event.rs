@@ -34,6 +34,11 @@ pub const CHANNEL_CAPACITY: usize = 1024;
 #[non_exhaustive]
 pub enum Event {
     /// A circuit breaker changed state.
+    ///
+    /// Each transition is reported once, by the caller that made it, right after it. When two
+    /// transitions race (a trip and an operator's reset), their reports may arrive in either
+    /// order: [`CircuitBreaker::state`](crate::CircuitBreaker::state) is the authority on the
+    /// state now.
     StateTransition {
         /// The breaker's name.
         breaker: Arc<str>,

@@ -253,10 +253,17 @@ impl Env for SharedEnv<'_> {
         let (from, to, reason) = (transition.from, transition.to, transition.reason);
         shared.counters.transitions[state_index(from)][state_index(to)]
             .fetch_add(1, StdOrdering::Relaxed);
-        if matches!(to, BreakerState::Closed | BreakerState::Disabled) {
+        // Judged by the state now, not by this report's `to`: reports of racing transitions
+        // (a trip and an operator's reset) can arrive in either order, and a late "closed →
+        // open" must not start an outage clock for a breaker that is closed again.
+        let now_healthy = matches!(
+            shared.core.load().state(),
+            BreakerState::Closed | BreakerState::Disabled
+        );
+        if now_healthy {
             shared.unhealthy_since.store(0, StdOrdering::Release);
             shared.open_alerted.store(false, StdOrdering::Relaxed);
-        } else if matches!(from, BreakerState::Closed | BreakerState::Disabled) {
+        } else {
             let since = shared.now_micros().saturating_add(1);
             let _ = shared.unhealthy_since.compare_exchange(
                 0,

@@ -340,6 +340,15 @@ async fn overridden() -> Result<(), common::TestError> {
     Err(common::TestError::Down(attempt))
 }
 
+static SINGLE_ATTEMPTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+#[resilient::resilient(name = "config_file::single", timeout = "10ms")]
+async fn single(payload: String) -> Result<usize, common::TestError> {
+    SINGLE_ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(SEC).await;
+    Ok(payload.len())
+}
+
 fn overridden_attempts() -> u32 {
     OVERRIDDEN_ATTEMPTS.swap(0, std::sync::atomic::Ordering::Relaxed)
 }
@@ -348,7 +357,8 @@ fn overridden_attempts() -> u32 {
 #[tokio::test(start_paused = true)]
 async fn call_site_settings_apply_at_the_first_call_and_the_kill_switch_at_once() {
     let global = resilient::registry();
-    let retry_more = "[call_sites.\"config_file::overridden\"]\nretries = 3\n";
+    let retry_more = "[call_sites.\"config_file::overridden\"]\nretries = 3\n\
+                      [call_sites.\"config_file::single\"]\nretries = 2\n";
     global
         .reload(&FileConfig::from_toml(retry_more).unwrap())
         .unwrap();
@@ -357,6 +367,17 @@ async fn call_site_settings_apply_at_the_first_call_and_the_kill_switch_at_once(
         overridden_attempts(),
         4,
         "the file's 3 retries, not the attribute's 1"
+    );
+    // Without `retries` in its attribute, a function moves its arguments into its one attempt:
+    // the file's retries cannot apply, and the call ends after one attempt.
+    let timed_out = single("espresso".to_owned()).await.unwrap_err();
+    assert!(
+        matches!(timed_out.rejection(), Some(rejection) if rejection.is_timeout()),
+        "{timed_out:?}"
+    );
+    assert_eq!(
+        SINGLE_ATTEMPTS.load(std::sync::atomic::Ordering::Relaxed),
+        1
     );
 
     let switched_off = "[call_sites.\"config_file::overridden\"]\nenabled = false\n";

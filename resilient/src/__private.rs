@@ -100,8 +100,17 @@ impl Spec {
     /// The attribute's settings with a configuration file's on top.
     fn with_overrides(&self, overrides: &crate::config::CallSiteOverrides) -> PolicyBuilder {
         let mut builder = self.builder();
-        if let Some(retries) = overrides.retries {
-            builder = builder.retries(retries);
+        match overrides.retries {
+            // Without `retries` in its attribute, the function moves its arguments into its one
+            // attempt: it cannot run the body again, whatever the file says.
+            Some(retries) if retries > 0 && self.retries == 0 => tracing::warn!(
+                target: "resilient::registry",
+                call_site = self.name,
+                retries,
+                "a configuration file gives this call site retries, but its attribute has none: add `retries` to the attribute to allow them"
+            ),
+            Some(retries) => builder = builder.retries(retries),
+            None => {}
         }
         if let Some(limit) = overrides.timeout {
             builder = builder.timeout(limit);
@@ -304,11 +313,13 @@ impl<T, E: Any> Run<T, E> {
             call.finish(&result);
             return result;
         }
-        let attempt = self.execution().attempt(make()).await;
+        let execution = self.execution();
+        execution.single_attempt();
+        let attempt = execution.attempt(make()).await;
         match self.next(attempt, |_| Classification::STOP).await {
             Next::Return(result) => result,
             // `next` retries only while retries are left, and this call site has none.
-            Next::Retry => unreachable!("a call site without retries was asked to retry"),
+            Next::Retry => unreachable!("`single_attempt` allows no retry"),
         }
     }
 

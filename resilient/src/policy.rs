@@ -257,6 +257,7 @@ impl Policy {
             bypassed: self.stats.is_bypassed(),
             started: sample_latency().then(Instant::now),
             retries: 0,
+            retry_limit: self.retry.max_retries,
             deadline: self.timeouts.total_deadline(),
             previous_delay: Duration::ZERO,
             random: None,
@@ -468,6 +469,9 @@ pub struct Execution<'p> {
     /// When the call started, if it is one of the calls timed for the latency histogram.
     started: Option<Instant>,
     retries: u32,
+    /// Retries this call may make: the policy's, or 0 for a call whose attempt cannot be run
+    /// again (see [`single_attempt`](Execution::single_attempt)).
+    retry_limit: u32,
     deadline: Option<Instant>,
     previous_delay: Duration,
     random: Option<Random>,
@@ -486,6 +490,13 @@ impl fmt::Debug for Execution<'_> {
 }
 
 impl<'p> Execution<'p> {
+    /// Makes this call a single attempt whatever the policy's retries: for callers that cannot
+    /// build the attempt twice (an annotated function without `retries` moves its arguments
+    /// into its one attempt, even when a configuration file gives its call site retries).
+    pub fn single_attempt(&mut self) {
+        self.retry_limit = 0;
+    }
+
     /// Retries made so far.
     pub fn retries(&self) -> u32 {
         self.retries
@@ -653,7 +664,7 @@ impl<'p> Execution<'p> {
     /// The delay before the next retry, or `None` when the call must end now.
     fn plan_retry(&mut self, classification: Classification) -> Option<Duration> {
         let retry = &self.policy.retry;
-        if self.bypassed || !classification.transient || self.retries >= retry.max_retries {
+        if self.bypassed || !classification.transient || self.retries >= self.retry_limit {
             return None;
         }
         let random = self.random.get_or_insert_with(Random::new);

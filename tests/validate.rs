@@ -91,3 +91,14 @@ fn names_created_with_defaults_on_first_use_still_count_as_undeclared() {
         .unwrap();
     assert_eq!(registry.validate(), Ok(()));
 }
+
+#[test]
+fn a_configuration_file_declares_names_even_ones_already_in_use() {
+    let registry = Registry::new();
+    declare_all_but_the_typo(&registry);
+    // In use with the default configuration first, then declared by a reloaded file.
+    let _ = registry.breaker("featur_store");
+    let file = resilient::config::FileConfig::from_toml("[breakers.featur_store]\n").unwrap();
+    registry.reload(&file).unwrap();
+    assert_eq!(registry.validate(), Ok(()));
+}

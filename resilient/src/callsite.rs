@@ -185,10 +185,6 @@ impl CallSiteStats {
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn record_latency(&self, latency: Duration) {
-        self.latency.record(latency);
-    }
-
     /// Whether an operator switched this call site's policies off: calls then run once, plain,
     /// with no timeout, retry, breaker or bulkhead.
     pub fn is_bypassed(&self) -> bool {

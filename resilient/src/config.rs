@@ -1351,8 +1351,8 @@ impl Registry {
                     if current.window_shape() != breaker.window_shape() {
                         report.windows_restarted.push(name.clone());
                     }
-                    live.reconfigure(breaker)?;
-                    self.mark_breaker_declared(name);
+                    // Declaring a live name reconfigures it in place, and marks it declared.
+                    self.declare_breaker(name, breaker)?;
                     report.breakers_reconfigured.push(name.clone());
                 }
                 None => {

@@ -28,7 +28,7 @@ use tracing::Instrument;
 use crate::backoff::{Backoff, Jitter, Random};
 use crate::breaker::{BreakerPermit, CircuitBreaker};
 use crate::bulkhead::Bulkhead;
-use crate::callsite::{CallSiteStats, sample_latency};
+use crate::callsite::CallSiteStats;
 use crate::error::{ConfigError, Rejection, TimeoutKind};
 use crate::event::{Event, Listeners};
 use crate::registry::Registry;
@@ -255,7 +255,7 @@ impl Policy {
             policy: self,
             span,
             bypassed: self.stats.is_bypassed(),
-            started: sample_latency().then(Instant::now),
+            started: self.stats.start_timer(),
             retries: 0,
             retry_limit: self.retry.max_retries,
             deadline: self.timeouts.total_deadline(),
@@ -466,8 +466,8 @@ pub struct Execution<'p> {
     span: tracing::Span,
     /// An operator switched the call site off: one plain attempt, nothing else.
     bypassed: bool,
-    /// When the call started, if it is one of the calls timed for the latency histogram.
-    started: Option<Instant>,
+    /// See [`CallSiteStats::start_timer`].
+    started: u64,
     retries: u32,
     /// Retries this call may make: the policy's, or 0 for a call whose attempt cannot be run
     /// again (see [`single_attempt`](Execution::single_attempt)).
@@ -650,15 +650,8 @@ impl<'p> Execution<'p> {
     }
 
     fn finish<T, E>(&self, result: Result<T, E>) -> Next<T, E> {
-        self.record_latency();
+        self.policy.stats.stop_timer(self.started);
         Next::Return(result)
-    }
-
-    /// Records the call's latency if it is one of the sampled calls.
-    fn record_latency(&self) {
-        if let Some(started) = self.started {
-            self.policy.stats.record_latency(started.elapsed());
-        }
     }
 
     /// The delay before the next retry, or `None` when the call must end now.

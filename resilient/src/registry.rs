@@ -209,7 +209,7 @@ impl Registry {
     }
 
     /// Notes that breaker `name` was configured on purpose (see [`validate`](Self::validate)).
-    pub(crate) fn mark_breaker_declared(&self, name: &str) {
+    fn mark_breaker_declared(&self, name: &str) {
         if !read(&self.declared_breakers).contains(name) {
             write(&self.declared_breakers).insert(name.into());
         }

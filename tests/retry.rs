@@ -211,6 +211,59 @@ async fn the_total_timeout_stops_retrying_rather_than_sleep_past_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_backoff_ending_exactly_at_the_deadline_is_not_slept() {
+    // 500 ms backoffs against a 1 s deadline: the second backoff would end at 1 000 ms, exactly
+    // on the deadline, leaving the attempt after it no time at all, so the call ends at 500 ms.
+    let registry = Registry::new();
+    let at_deadline = Policy::builder("fetch")
+        .retries(10)
+        .backoff(constant(500 * MS))
+        .total_timeout(SEC)
+        .build_in(&registry)
+        .unwrap();
+    let attempts = Attempts::default();
+    let started = Instant::now();
+    let result = at_deadline.call(|| always_fail(attempts.clone())).await;
+    assert_eq!(result, Err(TestError::Down(2)));
+    assert_eq!(started.elapsed(), 500 * MS);
+
+    // A millisecond less (tokio's timer resolution) and the third attempt starts at 998 ms.
+    let before_deadline = Policy::builder("fetch")
+        .retries(10)
+        .backoff(constant(499 * MS))
+        .total_timeout(SEC)
+        .build_in(&registry)
+        .unwrap();
+    let attempts = Attempts::default();
+    let started = Instant::now();
+    let result = before_deadline.call(|| always_fail(attempts.clone())).await;
+    assert_eq!(result, Err(TestError::Down(3)));
+    assert_eq!(started.elapsed(), 998 * MS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_too_long_for_the_clock_ends_the_call_instead_of_panicking() {
+    let registry = Registry::new();
+    let policy = Policy::builder("fetch")
+        .retries(3)
+        .backoff(constant(10 * MS))
+        .total_timeout(SEC)
+        .build_in(&registry)
+        .unwrap();
+    let attempts = Attempts::default();
+    let result = drive(&policy, || {
+        let attempts = attempts.clone();
+        async move {
+            attempts.start();
+            Err(TestError::RateLimited(Duration::MAX))
+        }
+    })
+    .await;
+    assert_eq!(result, Err(TestError::RateLimited(Duration::MAX)));
+    assert_eq!(attempts.count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_total_timeout_cuts_a_running_attempt_short_without_blaming_the_dependency() {
     let registry = Registry::new();
     let breaker = registry

@@ -17,6 +17,10 @@ const UNITS: &[(&str, u128)] = &[
     ("ns", 1),
 ];
 
+/// `resilient::MAX_DURATION` in nanoseconds; the runtime refuses longer durations from every
+/// other source, so the attribute refuses them at compile time.
+const MAX_NANOS: u128 = 365 * 24 * 3_600_000_000_000;
+
 /// Why a string is not a duration; the message completes "`timeout = "…"` …".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum DurationError {
@@ -24,8 +28,8 @@ pub(crate) enum DurationError {
     Malformed(String),
     /// Parses, but is zero.
     Zero,
-    /// Parses, but does not fit in 2^64 nanoseconds.
-    Overflow,
+    /// Parses, but is longer than the runtime's `MAX_DURATION` (365 days).
+    TooLong,
 }
 
 impl DurationError {
@@ -40,8 +44,8 @@ impl DurationError {
                     "a duration of zero is refused: \"{text}\" would time out (or back off) at once; give a positive duration or leave the key out"
                 )
             }
-            DurationError::Overflow => format!(
-                "\"{text}\" is too long: a duration must stay under 2^64 nanoseconds (about 584 years)"
+            DurationError::TooLong => format!(
+                "\"{text}\" is too long: a duration may be at most 365 days (resilient::MAX_DURATION)"
             ),
         }
     }
@@ -94,13 +98,13 @@ pub(crate) fn parse(text: &str) -> Result<Duration, DurationError> {
         }
         rest = after;
     }
-    if overflow || total > u128::from(u64::MAX) {
-        return Err(DurationError::Overflow);
+    if overflow || total > MAX_NANOS {
+        return Err(DurationError::TooLong);
     }
     if total == 0 {
         return Err(DurationError::Zero);
     }
-    let nanos = u64::try_from(total).map_err(|_| DurationError::Overflow)?;
+    let nanos = u64::try_from(total).map_err(|_| DurationError::TooLong)?;
     Ok(Duration::from_nanos(nanos))
 }
 
@@ -157,21 +161,20 @@ mod tests {
     }
 
     #[test]
-    fn refuses_zero_and_overflow() {
+    fn refuses_zero_and_more_than_a_year() {
         assert_eq!(parse("0ms"), Err(DurationError::Zero));
         assert_eq!(parse("0h0s"), Err(DurationError::Zero));
-        assert_eq!(parse("6000000h"), Err(DurationError::Overflow));
+        assert_eq!(parse("6000000h"), Err(DurationError::TooLong));
         assert_eq!(
             parse("99999999999999999999999999999999999999999h"),
-            Err(DurationError::Overflow)
+            Err(DurationError::TooLong)
         );
-        assert_eq!(
-            parse("18446744073709551615ns"),
-            Ok(Duration::from_nanos(u64::MAX))
-        );
-        assert_eq!(
-            parse("18446744073709551616ns"),
-            Err(DurationError::Overflow)
+        assert_eq!(parse("8760h"), Ok(Duration::from_secs(365 * 24 * 3600)));
+        assert_eq!(parse("8760h1ns"), Err(DurationError::TooLong));
+        assert!(
+            DurationError::TooLong
+                .message("8761h")
+                .contains("at most 365 days")
         );
     }
 

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::error::ConfigError;
+use crate::timeout::check_duration;
 
 /// Randomisation applied to each delay (the names follow the AWS Architecture Blog's
 /// "Exponential Backoff and Jitter").
@@ -72,6 +73,8 @@ impl Backoff {
 
     /// Checks every field.
     pub fn validate(&self, subject: &str) -> Result<(), ConfigError> {
+        check_duration(subject, "backoff", self.base)?;
+        check_duration(subject, "max_backoff", self.max)?;
         if !(self.multiplier.is_finite() && self.multiplier >= 1.0) {
             return Err(ConfigError::new(
                 subject,

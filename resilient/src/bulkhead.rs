@@ -15,6 +15,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::{ConfigError, Rejection};
 use crate::event::{Event, Listeners};
+use crate::timeout::check_duration;
 
 /// Most slots one bulkhead may have.
 pub const MAX_CONCURRENT: usize = 1 << 20;
@@ -67,6 +68,7 @@ impl BulkheadConfig {
                 "must be between 1 and 1048576",
             ));
         }
+        check_duration(&format!("bulkhead {bulkhead:?}"), "max_wait", self.max_wait)?;
         Ok(())
     }
 }

@@ -62,7 +62,7 @@ use crate::error::ConfigError;
 use crate::registry::Registry;
 use crate::retry::MAX_RETRIES;
 use crate::suggest::edit_distance;
-use crate::timeout::TimeoutConfig;
+use crate::timeout::{TimeoutConfig, check_duration};
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -1188,6 +1188,11 @@ fn call_site_overrides(
             "retries",
             format!("= {retries} must be at most {MAX_RETRIES}"),
         ));
+    }
+    for (field, value) in [("backoff", site.backoff), ("max_backoff", site.max_backoff)] {
+        if let Some(value) = value {
+            check_duration(&subject, field, value)?;
+        }
     }
     if site.backoff.is_some_and(|base| base.is_zero()) {
         return Err(Issue::new("backoff", "must be greater than zero"));

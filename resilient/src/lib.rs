@@ -57,7 +57,7 @@ pub use policy::{Execution, Policy, PolicyBuilder, SimpleCall};
 pub use registry::{Registry, registry};
 pub use retry::{Classification, RetryConfig, Transient};
 pub use snapshot::Snapshot;
-pub use timeout::TimeoutConfig;
+pub use timeout::{MAX_DURATION, TimeoutConfig};
 
 /// Wraps an `async fn` in a per-attempt timeout, retries with backoff and jitter, a named
 /// circuit breaker, a bulkhead, a total timeout and a fallback.

@@ -667,8 +667,12 @@ impl<'p> Execution<'p> {
         if let Some(hint) = classification.retry_after {
             delay = delay.max(hint);
         }
+        // A backoff that ends at or after the deadline leaves the next attempt no time at all.
+        // A delay too large for an `Instant` (a hostile `Retry-After`) ends after any deadline.
         if let Some(deadline) = self.deadline
-            && Instant::now() + delay >= deadline
+            && Instant::now()
+                .checked_add(delay)
+                .is_none_or(|end| end >= deadline)
         {
             tracing::debug!(
                 target: "resilient::retry",

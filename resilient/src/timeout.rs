@@ -8,6 +8,37 @@ use tokio::time::Instant;
 
 use crate::error::{ConfigError, TimeoutKind};
 
+/// The longest duration any setting accepts: 365 days.
+///
+/// Every duration of a policy, breaker, bulkhead or retry (from the attribute, a builder, a
+/// configuration file or the environment) is refused above this limit with a [`ConfigError`]
+/// naming the field. Nothing a dependency call needs comes close to a year, and the limit keeps
+/// every `Instant + Duration` the library computes far from overflowing.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Refuses a duration above [`MAX_DURATION`], naming `field` of `subject`.
+pub(crate) fn check_duration(
+    subject: &str,
+    field: &'static str,
+    value: Duration,
+) -> Result<(), ConfigError> {
+    if value > MAX_DURATION {
+        return Err(ConfigError::new(
+            subject,
+            field,
+            value,
+            "must be at most 365 days (resilient::MAX_DURATION)",
+        ));
+    }
+    Ok(())
+}
+
+/// `now + offset`, or `None` when the sum would not fit in an `Instant`: a deadline that far
+/// away is no deadline at all.
+pub(crate) fn deadline_after(offset: Duration) -> Option<Instant> {
+    Instant::now().checked_add(offset)
+}
+
 /// The two time limits of a policy. Either may be absent; an absent limit costs nothing (no
 /// timer, no clock read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,6 +52,12 @@ pub struct TimeoutConfig {
 impl TimeoutConfig {
     /// Checks that both limits are positive and the attempt limit fits in the total.
     pub fn validate(&self, subject: &str) -> Result<(), ConfigError> {
+        if let Some(attempt) = self.attempt {
+            check_duration(subject, "timeout", attempt)?;
+        }
+        if let Some(total) = self.total {
+            check_duration(subject, "total_timeout", total)?;
+        }
         if let Some(attempt) = self.attempt
             && attempt.is_zero()
         {
@@ -56,7 +93,7 @@ impl TimeoutConfig {
 
     /// The deadline of the whole call, if it has one, for a call starting now.
     pub(crate) fn total_deadline(&self) -> Option<Instant> {
-        self.total.map(|total| Instant::now() + total)
+        self.total.and_then(deadline_after)
     }
 
     /// The deadline of one attempt starting now and which limit it is, given the call's.
@@ -64,7 +101,7 @@ impl TimeoutConfig {
         &self,
         total: Option<Instant>,
     ) -> Option<(Instant, TimeoutKind)> {
-        let attempt = self.attempt.map(|limit| Instant::now() + limit);
+        let attempt = self.attempt.and_then(deadline_after);
         match (attempt, total) {
             (Some(attempt), Some(total)) if total < attempt => Some((total, TimeoutKind::Total)),
             (Some(attempt), _) => Some((attempt, TimeoutKind::Attempt)),
@@ -113,6 +150,39 @@ mod tests {
             total: Some(Duration::ZERO),
         };
         assert_eq!(total.validate("p").unwrap_err().field(), "total_timeout");
+    }
+
+    #[test]
+    fn durations_past_the_limit_are_refused_by_name() {
+        let too_long = MAX_DURATION + Duration::from_nanos(1);
+        let attempt = TimeoutConfig {
+            attempt: Some(too_long),
+            total: None,
+        };
+        let err = attempt.validate("p").unwrap_err();
+        assert_eq!(err.field(), "timeout");
+        assert!(err.to_string().contains("365 days"), "{err}");
+        let total = TimeoutConfig {
+            attempt: None,
+            total: Some(Duration::MAX),
+        };
+        assert_eq!(total.validate("p").unwrap_err().field(), "total_timeout");
+        let at_limit = TimeoutConfig {
+            attempt: Some(MAX_DURATION),
+            total: Some(MAX_DURATION),
+        };
+        assert!(at_limit.validate("p").is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unrepresentable_deadline_is_no_deadline() {
+        // Validation refuses such limits; the arithmetic still must not panic if one slips by.
+        let config = TimeoutConfig {
+            attempt: Some(Duration::MAX),
+            total: Some(Duration::MAX),
+        };
+        assert_eq!(config.total_deadline(), None);
+        assert_eq!(config.attempt_deadline(None), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::ConfigError;
+use crate::timeout::check_duration;
 
 /// Most half-open probes a breaker may allow (and successes it may require): they share the
 /// breaker's 64-bit state word.
@@ -334,6 +335,11 @@ impl BreakerConfig {
                     "must be in (0, 1]",
                 );
             }
+        }
+        check_duration(&subject, "open_wait", self.open_wait)?;
+        check_duration(&subject, "max_open_wait", self.max_open_wait)?;
+        if let Some(slow) = self.slow_calls {
+            check_duration(&subject, "slow_call_duration", slow.duration)?;
         }
         if self.open_wait.is_zero() {
             return err("open_wait", &self.open_wait, "must be greater than zero");

@@ -5,6 +5,13 @@
 //! dependency at startup with its configuration; a name used without a declaration gets the
 //! registry's default configuration and one warning naming it.
 
+mod events;
+#[cfg(feature = "serde")]
+mod reload;
+
+#[cfg(feature = "serde")]
+pub use self::reload::ReloadReport;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 

@@ -398,3 +398,86 @@ async fn call_site_settings_apply_at_the_first_call_and_the_kill_switch_at_once(
     assert!(overridden().await.is_err());
     assert_eq!(overridden_attempts(), 4);
 }
+
+/// A variable that is not Unicode, as only a Unix environment can hold it.
+#[cfg(unix)]
+fn not_unicode(prefix: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let mut bytes = prefix.as_bytes().to_vec();
+    bytes.extend_from_slice(&[0xff, 0xfe]);
+    std::ffi::OsString::from_vec(bytes)
+}
+
+#[cfg(unix)]
+#[test]
+fn variables_that_are_not_unicode_are_ignored_unless_they_are_ours() {
+    let config = || FileConfig::from_toml("[bulkheads.payments]\nmax_concurrent = 10\n").unwrap();
+    let ours = |name: &str, value: std::ffi::OsString| (name.into(), value);
+
+    let unrelated = config()
+        .with_env_os([
+            (not_unicode("LC_"), "x".into()),
+            ("HOME".into(), not_unicode("/home/")),
+            ours("RESILIENT_BULKHEAD_PAYMENTS_MAX_CONCURRENT", "4".into()),
+        ])
+        .expect("unrelated variables that are not Unicode are none of our business");
+    assert_eq!(unrelated.bulkhead("payments").unwrap().max_concurrent, 4);
+
+    let bad_value = config()
+        .with_env_os([ours(
+            "RESILIENT_BULKHEAD_PAYMENTS_MAX_CONCURRENT",
+            not_unicode("4"),
+        )])
+        .unwrap_err();
+    assert_eq!(
+        bad_value.origin(),
+        Some("environment variable RESILIENT_BULKHEAD_PAYMENTS_MAX_CONCURRENT")
+    );
+    assert!(
+        bad_value.message().contains("not valid Unicode"),
+        "{bad_value}"
+    );
+
+    let bad_name = config()
+        .with_env_os([(not_unicode("RESILIENT_BREAKER_"), "1s".into())])
+        .unwrap_err();
+    assert!(
+        bad_name
+            .origin()
+            .unwrap()
+            .starts_with("environment variable RESILIENT_BREAKER_"),
+        "{bad_name}"
+    );
+}
+
+/// Run by `loading_survives_an_environment_that_is_not_unicode` in a child process, whose
+/// environment that test controls; skipped otherwise.
+#[test]
+#[ignore = "a child process of loading_survives_an_environment_that_is_not_unicode"]
+fn child_loads_the_file_its_parent_names() {
+    let path = std::env::var("CHILD_CONFIG_PATH").expect("run by the parent test");
+    let config = FileConfig::load(path).expect("the file and the environment are fine");
+    assert_eq!(config.bulkhead("payments").unwrap().max_concurrent, 4);
+}
+
+#[cfg(unix)]
+#[test]
+fn loading_survives_an_environment_that_is_not_unicode() {
+    let path = std::env::temp_dir().join(format!("resilient-env-{}.toml", std::process::id()));
+    std::fs::write(&path, "[bulkheads.payments]\nmax_concurrent = 10\n").unwrap();
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_loads_the_file_its_parent_names",
+            "--ignored",
+        ])
+        .env("CHILD_CONFIG_PATH", &path)
+        .env(not_unicode("UNRELATED_"), not_unicode("value"))
+        .env("RESILIENT_BULKHEAD_PAYMENTS_MAX_CONCURRENT", "4")
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let report = String::from_utf8_lossy(&child.stdout);
+    assert!(child.status.success(), "{report}");
+    assert!(report.contains("1 passed"), "{report}");
+}

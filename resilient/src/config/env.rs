@@ -1,6 +1,7 @@
 //! Environment overrides: `RESILIENT_<KIND>_<NAME>_<FIELD>` variables applied over the file.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
 
 use super::FileConfig;
 use super::error::FileConfigError;
@@ -60,13 +61,49 @@ impl FileConfig {
         })
     }
 
+    /// Applies the `RESILIENT_*` overrides among `vars` as the operating system gives them
+    /// (pass `std::env::vars_os()`). Variables that are not Unicode are ignored unless their
+    /// name starts with `RESILIENT_`: such a variable is an error naming it, since the
+    /// setting it meant to make cannot be read.
+    pub fn with_env_os(
+        self,
+        vars: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<FileConfig, FileConfigError> {
+        let vars = unicode_vars(vars)?;
+        self.with_env(vars)
+    }
+
     /// Reads `path` and applies the process environment's overrides: the usual startup call.
     pub fn load(path: impl AsRef<std::path::Path>) -> Result<FileConfig, FileConfigError> {
-        Self::from_toml_file(path)?.with_env(std::env::vars())
+        Self::from_toml_file(path)?.with_env_os(std::env::vars_os())
     }
 }
 
-// Environment overrides
+/// The variables as text. `std::env::vars()` panics on the first variable that is not
+/// Unicode, however unrelated to us; here only ours matter.
+fn unicode_vars(
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<Vec<(String, String)>, FileConfigError> {
+    let mut unicode = Vec::new();
+    for (name, value) in vars {
+        match (name.into_string(), value.into_string()) {
+            (Ok(name), Ok(value)) => unicode.push((name, value)),
+            (Ok(name), Err(_)) if name.starts_with(PREFIX) => {
+                return Err(FileConfigError::new("the value is not valid Unicode")
+                    .with_origin(format!("environment variable {name}")));
+            }
+            (Err(name), _) if name.to_string_lossy().starts_with(PREFIX) => {
+                return Err(FileConfigError::new("the name is not valid Unicode")
+                    .with_origin(format!("environment variable {}", name.to_string_lossy())));
+            }
+            _ => {}
+        }
+    }
+    Ok(unicode)
+}
+
+/// Every variable `resilient` reads starts with this.
+const PREFIX: &str = "RESILIENT_";
 
 /// An entry name as it appears in an environment variable.
 pub(super) fn env_name(name: &str) -> String {

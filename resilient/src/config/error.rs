@@ -21,6 +21,11 @@ pub struct FileConfigError {
 }
 
 impl FileConfigError {
+    pub(super) fn with_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
     pub(super) fn new(message: impl Into<String>) -> Self {
         FileConfigError {
             origin: None,

@@ -21,7 +21,9 @@
 use std::any::Any;
 use std::future::{Future, Ready};
 use std::marker::PhantomData;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwapOption;
 
 pub use std::time::Duration;
 
@@ -33,8 +35,9 @@ pub use crate::policy::{Attempt, Next};
 pub use crate::retry::Classification;
 
 use crate::backoff::Backoff;
-use crate::error::Rejection;
+use crate::error::{ConfigError, Rejection};
 use crate::policy::{Execution, Policy, PolicyBuilder};
+use crate::registry::Registry;
 use crate::retry::Transient;
 
 /// The backoff a call site gets when it sets `backoff` but not `max_backoff`, and the base when
@@ -146,11 +149,41 @@ impl Spec {
     }
 }
 
+/// What a call site's settings from a configuration file are, where the crate reads files.
+#[cfg(feature = "serde")]
+type FileSettings = Option<crate::config::CallSiteOverrides>;
+#[cfg(not(feature = "serde"))]
+type FileSettings = ();
+
 /// The `static` behind one annotated function.
+///
+/// Its policy is built on the first call and rebuilt when the registry's call-site settings
+/// change (a reload): each call starts with one atomic load of the current policy and one of
+/// the registry's generation. Policies are `&'static` because a call in flight borrows its
+/// policy across every attempt, so each one a call site builds is kept for the life of the
+/// process, one per distinct set of settings (a few hundred bytes each): switching between
+/// two files builds two policies, not one per reload.
 #[derive(Debug)]
 pub struct CallSite {
     spec: Spec,
-    policy: OnceLock<Policy>,
+    current: ArcSwapOption<Installed>,
+    built: Mutex<Vec<Built>>,
+}
+
+/// The policy calls use now, and the registry state it was built for.
+#[derive(Debug)]
+struct Installed {
+    registry: u64,
+    generation: u64,
+    policy: &'static Policy,
+}
+
+/// A policy this call site built, and what for.
+#[derive(Debug)]
+struct Built {
+    registry: u64,
+    settings: FileSettings,
+    policy: &'static Policy,
 }
 
 impl CallSite {
@@ -158,44 +191,101 @@ impl CallSite {
     pub const fn new(spec: Spec) -> Self {
         CallSite {
             spec,
-            policy: OnceLock::new(),
+            current: ArcSwapOption::const_empty(),
+            built: Mutex::new(Vec::new()),
         }
     }
 
-    /// The call site's policy, built against the global registry the first time (that is when
-    /// an undeclared breaker or bulkhead gets its default configuration and its warning).
+    /// The call site's policy in the current registry: the global one, or the one a test put
+    /// in [`scope`](crate::Registry::scope). Built the first time, and after each change of
+    /// the registry's call-site settings (that is also when an undeclared breaker or bulkhead
+    /// gets its default configuration and its warning).
     pub fn policy(&'static self) -> &'static Policy {
-        self.policy.get_or_init(|| {
-            #[cfg(feature = "serde")]
-            if let Some(policy) = self.policy_with_overrides() {
-                return policy;
-            }
-            // The macro refuses, at compile time, every setting `build` could refuse: empty
-            // names, zero or inverted timeouts, too many retries, an inverted backoff.
-            self.spec.builder().build().unwrap_or_else(|error| {
-                panic!("#[resilient] checked this call site at compile time, yet: {error}")
-            })
-        })
+        match crate::registry::scoped() {
+            Some(registry) => self.policy_in(&registry),
+            None => self.policy_in(crate::registry()),
+        }
     }
 
-    /// The policy with the settings a configuration file gave this call site
-    /// (`[call_sites."name"]`) over the attribute's, if there are any and they fit together.
-    #[cfg(feature = "serde")]
-    fn policy_with_overrides(&self) -> Option<Policy> {
-        let registry = crate::registry();
-        let overrides = registry.call_site_overrides(self.spec.name)?;
-        match self.spec.with_overrides(&overrides).build() {
-            Ok(policy) => Some(policy),
-            Err(error) => {
-                tracing::error!(
-                    target: "resilient::registry",
-                    call_site = self.spec.name,
-                    %error,
-                    "the configuration's settings for this call site do not fit its attribute's; it runs with the attribute's"
-                );
-                None
-            }
+    fn policy_in(&'static self, registry: &Registry) -> &'static Policy {
+        let generation = registry.call_site_generation();
+        if let Some(installed) = &*self.current.load()
+            && installed.registry == registry.id()
+            && installed.generation == generation
+        {
+            return installed.policy;
         }
+        self.install(registry, generation)
+    }
+
+    /// Finds or builds the policy for the registry's current settings and makes it current.
+    #[cold]
+    fn install(&'static self, registry: &Registry, generation: u64) -> &'static Policy {
+        let mut built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
+        let policy = self.policy_for(&mut built, registry, self.file_settings(registry));
+        self.current.store(Some(Arc::new(Installed {
+            registry: registry.id(),
+            generation,
+            policy,
+        })));
+        policy
+    }
+
+    fn policy_for(
+        &self,
+        built: &mut Vec<Built>,
+        registry: &Registry,
+        settings: FileSettings,
+    ) -> &'static Policy {
+        let known = built
+            .iter()
+            .find(|known| known.registry == registry.id() && known.settings == settings);
+        if let Some(known) = known {
+            return known.policy;
+        }
+        let policy = match self.build(registry, &settings) {
+            Ok(policy) => policy,
+            Err(error) => {
+                #[cfg(feature = "serde")]
+                if settings.is_some() {
+                    tracing::error!(
+                        target: "resilient::registry",
+                        call_site = self.spec.name,
+                        %error,
+                        "the configuration's settings for this call site do not fit its attribute's; it runs with the attribute's"
+                    );
+                    return self.policy_for(built, registry, None);
+                }
+                // The macro refuses, at compile time, every setting `build` could refuse:
+                // empty names, zero or inverted timeouts, too many retries, an inverted
+                // backoff.
+                panic!("#[resilient] checked this call site at compile time, yet: {error}")
+            }
+        };
+        let policy: &'static Policy = Box::leak(Box::new(policy));
+        built.push(Built {
+            registry: registry.id(),
+            settings,
+            policy,
+        });
+        policy
+    }
+
+    #[cfg(feature = "serde")]
+    fn file_settings(&self, registry: &Registry) -> FileSettings {
+        registry.call_site_overrides(self.spec.name)
+    }
+
+    #[cfg(not(feature = "serde"))]
+    fn file_settings(&self, _registry: &Registry) -> FileSettings {}
+
+    fn build(&self, registry: &Registry, settings: &FileSettings) -> Result<Policy, ConfigError> {
+        #[cfg(feature = "serde")]
+        if let Some(overrides) = settings {
+            return self.spec.with_overrides(overrides).build_in(registry);
+        }
+        let _ = settings;
+        self.spec.builder().build_in(registry)
     }
 }
 

@@ -54,7 +54,7 @@ pub use bulkhead::{Bulkhead, BulkheadConfig};
 pub use error::{ConfigError, Rejection, TimeoutKind, UnknownName, ValidationError};
 pub use event::{Event, Listeners};
 pub use policy::{Execution, Policy, PolicyBuilder, SimpleCall};
-pub use registry::{Registry, registry};
+pub use registry::{Registry, Scoped, registry};
 pub use retry::{Classification, RetryConfig, Transient};
 pub use snapshot::Snapshot;
 pub use timeout::{MAX_DURATION, TimeoutConfig};

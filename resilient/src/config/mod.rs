@@ -67,7 +67,7 @@ use crate::breaker::BreakerConfig;
 use crate::bulkhead::BulkheadConfig;
 
 pub use self::error::FileConfigError;
-pub use crate::registry::ReloadReport;
+pub use crate::registry::{ChangeAction, EntryChange, EntryKind, ReloadReport};
 
 use self::parse::{deserialize_raw, line_column};
 use self::raw::RawConfig;

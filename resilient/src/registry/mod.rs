@@ -8,11 +8,15 @@
 mod events;
 #[cfg(feature = "serde")]
 mod reload;
+mod scope;
 
 #[cfg(feature = "serde")]
-pub use self::reload::ReloadReport;
+pub use self::reload::{ChangeAction, EntryChange, EntryKind, ReloadReport};
+pub use self::scope::Scoped;
+pub(crate) use self::scope::scoped;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use crate::breaker::{BreakerConfig, BreakerMetrics, CircuitBreaker};
@@ -24,6 +28,9 @@ use crate::retry::{BudgetConfig, RetryBudget};
 use crate::suggest::closest;
 
 static GLOBAL: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+/// The next registry's [`id`](Registry::id).
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// The process-wide registry, which the `#[resilient]` attribute and
 /// [`PolicyBuilder::build`](crate::PolicyBuilder::build) use.
@@ -49,7 +56,12 @@ pub struct Registry {
     /// Call-site settings from the last configuration file applied, for the call sites to
     /// pick up.
     #[cfg(feature = "serde")]
-    pub(crate) call_site_overrides: RwLock<HashMap<Arc<str>, crate::config::CallSiteOverrides>>,
+    call_site_overrides: RwLock<HashMap<Arc<str>, crate::config::CallSiteOverrides>>,
+    /// Bumped whenever the call-site settings change, so call sites rebuild their policy.
+    call_site_generation: AtomicU64,
+    /// Tells this registry's policies from another's in a call site (see
+    /// [`scope`](Registry::scope)).
+    id: u64,
 }
 
 impl Default for Registry {
@@ -90,7 +102,19 @@ impl Registry {
             listeners: Arc::new(Listeners::new()),
             #[cfg(feature = "serde")]
             call_site_overrides: RwLock::default(),
+            call_site_generation: AtomicU64::new(0),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// Changes whenever the call-site settings do.
+    pub(crate) fn call_site_generation(&self) -> u64 {
+        self.call_site_generation.load(Ordering::Acquire)
+    }
+
+    /// Unique among the registries of this process.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Where this registry's breakers and bulkheads report their events: subscribe with
@@ -387,6 +411,10 @@ impl Registry {
 fn check_name(kind: &str, name: &str) -> Result<(), ConfigError> {
     if name.trim().is_empty() {
         return Err(ConfigError::new(kind, "name", name, "must not be empty"));
+    }
+    if name.chars().any(char::is_control) || name.trim() != name {
+        let reason = "must not hold control characters or start or end with whitespace";
+        return Err(ConfigError::new(kind, "name", name, reason));
     }
     Ok(())
 }

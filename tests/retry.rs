@@ -11,8 +11,8 @@ use common::*;
 use resilient::policy::Next;
 use resilient::retry::BudgetConfig;
 use resilient::{
-    Backoff, BreakerConfig, BreakerState, BulkheadConfig, Classification, Jitter, Policy, Registry,
-    Rejection, RetryConfig, TimeoutKind,
+    Backoff, BreakerConfig, BreakerState, BulkheadConfig, Classification, Jitter, Policy,
+    PolicyBuilder, Registry, Rejection, RetryConfig, TimeoutKind,
 };
 use tokio::time::{Instant, sleep};
 
@@ -39,26 +39,22 @@ fn constant(delay: Duration) -> Backoff {
     Backoff::constant(delay)
 }
 
+/// The policy most tests here start from: `retries` retries, waiting `backoff` before each.
+fn fetch(retries: u32, backoff: Backoff) -> PolicyBuilder {
+    Policy::builder("fetch").retries(retries).backoff(backoff)
+}
+
 #[tokio::test(start_paused = true)]
 async fn retries_are_attempts_after_the_first_and_the_last_error_comes_back() {
-    let registry = Registry::new();
     for retries in [0, 1, 3] {
-        let policy = Policy::builder("fetch")
-            .retries(retries)
-            .backoff(constant(10 * MS))
-            .build_in(&registry)
-            .unwrap();
+        let policy = build(fetch(retries, constant(10 * MS)));
         let attempts = Attempts::default();
         let result = policy.call(|| always_fail(attempts.clone())).await;
         assert_eq!(result, Err(TestError::Down(retries + 1)));
         assert_eq!(attempts.count(), retries as usize + 1);
     }
 
-    let policy = Policy::builder("fetch")
-        .retries(3)
-        .backoff(constant(10 * MS))
-        .build_in(&registry)
-        .unwrap();
+    let policy = build(fetch(3, constant(10 * MS)));
     let attempts = Attempts::default();
     let result = policy.call(|| succeed_from(attempts.clone(), 3)).await;
     assert_eq!(result, Ok(3));
@@ -67,12 +63,7 @@ async fn retries_are_attempts_after_the_first_and_the_last_error_comes_back() {
 
 #[tokio::test(start_paused = true)]
 async fn a_constant_backoff_waits_the_same_before_every_retry() {
-    let registry = Registry::new();
-    let policy = Policy::builder("fetch")
-        .retries(3)
-        .backoff(constant(100 * MS))
-        .build_in(&registry)
-        .unwrap();
+    let policy = build(fetch(3, constant(100 * MS)));
     let attempts = Attempts::default();
     let started = Instant::now();
     let _ = policy.call(|| always_fail(attempts.clone())).await;
@@ -82,13 +73,7 @@ async fn a_constant_backoff_waits_the_same_before_every_retry() {
 
 #[tokio::test(start_paused = true)]
 async fn an_exponential_backoff_doubles_up_to_its_cap() {
-    let registry = Registry::new();
-    let policy = Policy::builder("fetch")
-        .retries(6)
-        .backoff(Backoff::exponential(100 * MS, 2.0, SEC))
-        .jitter(Jitter::None)
-        .build_in(&registry)
-        .unwrap();
+    let policy = build(fetch(6, Backoff::exponential(100 * MS, 2.0, SEC)).jitter(Jitter::None));
     let attempts = Attempts::default();
     let started = Instant::now();
     let _ = policy.call(|| always_fail(attempts.clone())).await;
@@ -105,14 +90,7 @@ async fn jittered_waits_stay_within_their_bounds_and_spread() {
     let base = Backoff::exponential(100 * MS, 2.0, 2 * SEC);
     let nominal = |retry: u32| base.nominal(retry);
     for jitter in [Jitter::Full, Jitter::Equal, Jitter::Decorrelated] {
-        let registry = Registry::new();
-        let policy = Policy::builder("fetch")
-            .retries(5)
-            .backoff(base)
-            .jitter(jitter)
-            .retry_budget(None)
-            .build_in(&registry)
-            .unwrap();
+        let policy = build(fetch(5, base).jitter(jitter).retry_budget(None));
         let mut third_waits = HashSet::new();
         for _ in 0..40 {
             let attempts = Attempts::default();
@@ -194,13 +172,7 @@ async fn an_exhausted_budget_ends_retrying_with_the_last_error() {
 
 #[tokio::test(start_paused = true)]
 async fn the_total_timeout_stops_retrying_rather_than_sleep_past_it() {
-    let registry = Registry::new();
-    let policy = Policy::builder("fetch")
-        .retries(10)
-        .backoff(constant(400 * MS))
-        .total_timeout(SEC)
-        .build_in(&registry)
-        .unwrap();
+    let policy = build(fetch(10, constant(400 * MS)).total_timeout(SEC));
     let attempts = Attempts::default();
     let started = Instant::now();
     let result = policy.call(|| always_fail(attempts.clone())).await;
@@ -214,13 +186,7 @@ async fn the_total_timeout_stops_retrying_rather_than_sleep_past_it() {
 async fn a_backoff_ending_exactly_at_the_deadline_is_not_slept() {
     // 500 ms backoffs against a 1 s deadline: the second backoff would end at 1 000 ms, exactly
     // on the deadline, leaving the attempt after it no time at all, so the call ends at 500 ms.
-    let registry = Registry::new();
-    let at_deadline = Policy::builder("fetch")
-        .retries(10)
-        .backoff(constant(500 * MS))
-        .total_timeout(SEC)
-        .build_in(&registry)
-        .unwrap();
+    let at_deadline = build(fetch(10, constant(500 * MS)).total_timeout(SEC));
     let attempts = Attempts::default();
     let started = Instant::now();
     let result = at_deadline.call(|| always_fail(attempts.clone())).await;
@@ -228,12 +194,7 @@ async fn a_backoff_ending_exactly_at_the_deadline_is_not_slept() {
     assert_eq!(started.elapsed(), 500 * MS);
 
     // A millisecond less (tokio's timer resolution) and the third attempt starts at 998 ms.
-    let before_deadline = Policy::builder("fetch")
-        .retries(10)
-        .backoff(constant(499 * MS))
-        .total_timeout(SEC)
-        .build_in(&registry)
-        .unwrap();
+    let before_deadline = build(fetch(10, constant(499 * MS)).total_timeout(SEC));
     let attempts = Attempts::default();
     let started = Instant::now();
     let result = before_deadline.call(|| always_fail(attempts.clone())).await;
@@ -243,13 +204,7 @@ async fn a_backoff_ending_exactly_at_the_deadline_is_not_slept() {
 
 #[tokio::test(start_paused = true)]
 async fn a_retry_after_too_long_for_the_clock_ends_the_call_instead_of_panicking() {
-    let registry = Registry::new();
-    let policy = Policy::builder("fetch")
-        .retries(3)
-        .backoff(constant(10 * MS))
-        .total_timeout(SEC)
-        .build_in(&registry)
-        .unwrap();
+    let policy = build(fetch(3, constant(10 * MS)).total_timeout(SEC));
     let attempts = Attempts::default();
     let result = drive(&policy, || {
         let attempts = attempts.clone();
@@ -269,9 +224,7 @@ async fn the_total_timeout_cuts_a_running_attempt_short_without_blaming_the_depe
     let breaker = registry
         .declare_breaker("db", BreakerConfig::consecutive_failures(10))
         .unwrap();
-    let policy = Policy::builder("fetch")
-        .retries(10)
-        .backoff(constant(100 * MS))
+    let policy = fetch(10, constant(100 * MS))
         .timeout(300 * MS)
         .total_timeout(SEC)
         .breaker("db")
@@ -299,13 +252,10 @@ async fn the_total_timeout_cuts_a_running_attempt_short_without_blaming_the_depe
 
 #[tokio::test(start_paused = true)]
 async fn errors_a_predicate_calls_permanent_are_not_retried() {
-    let registry = Registry::new();
-    let policy = Policy::builder("fetch")
-        .retries(3)
-        .backoff(constant(10 * MS))
-        .retry_if(|error: &TestError| !matches!(error, TestError::Fatal))
-        .build_in(&registry)
-        .unwrap();
+    let policy = build(
+        fetch(3, constant(10 * MS))
+            .retry_if(|error: &TestError| !matches!(error, TestError::Fatal)),
+    );
     let attempts = Attempts::default();
     let result: Result<(), TestError> = policy
         .call(|| {
@@ -341,12 +291,7 @@ where
 
 #[tokio::test(start_paused = true)]
 async fn a_transient_impl_decides_what_is_retried_and_its_retry_after_is_honoured() {
-    let registry = Registry::new();
-    let policy = Policy::builder("fetch")
-        .retries(3)
-        .backoff(constant(100 * MS))
-        .build_in(&registry)
-        .unwrap();
+    let policy = build(fetch(3, constant(100 * MS)));
 
     let attempts = Attempts::default();
     let result = drive(&policy, || {
@@ -387,9 +332,7 @@ async fn retries_stop_at_an_open_breaker_with_its_rejection() {
             BreakerConfig::consecutive_failures(2).with_open_wait(30 * SEC),
         )
         .unwrap();
-    let policy = Policy::builder("fetch")
-        .retries(5)
-        .backoff(constant(100 * MS))
+    let policy = fetch(5, constant(100 * MS))
         .breaker("db")
         .build_in(&registry)
         .unwrap();
@@ -420,9 +363,7 @@ async fn retry_on_rejection_waits_out_the_open_breaker_and_probes() {
                 .with_half_open(1, 1),
         )
         .unwrap();
-    let policy = Policy::builder("fetch")
-        .retries(5)
-        .backoff(constant(100 * MS))
+    let policy = fetch(5, constant(100 * MS))
         .breaker("db")
         .retry_on_rejection(true)
         .build_in(&registry)
@@ -443,9 +384,7 @@ async fn a_timed_out_attempt_is_a_breaker_failure_and_is_retried() {
     let breaker = registry
         .declare_breaker("db", BreakerConfig::consecutive_failures(2))
         .unwrap();
-    let policy = Policy::builder("fetch")
-        .retries(1)
-        .backoff(constant(10 * MS))
+    let policy = fetch(1, constant(10 * MS))
         .timeout(100 * MS)
         .breaker("db")
         .build_in(&registry)
@@ -472,9 +411,7 @@ async fn a_backoff_sleep_holds_no_bulkhead_slot() {
     let bulkhead = registry
         .declare_bulkhead("pool", BulkheadConfig::new(1))
         .unwrap();
-    let policy = Policy::builder("fetch")
-        .retries(1)
-        .backoff(constant(SEC))
+    let policy = fetch(1, constant(SEC))
         .bulkhead("pool")
         .build_in(&registry)
         .unwrap();
@@ -509,7 +446,7 @@ async fn a_backoff_sleep_holds_no_bulkhead_slot() {
 
 #[test]
 fn every_invalid_retry_setting_is_a_config_error_naming_the_policy() {
-    let cases: Vec<(resilient::PolicyBuilder, &str, &str)> = vec![
+    let cases: Vec<(PolicyBuilder, &str, &str)> = vec![
         (Policy::builder("fetch").retries(101), "retries", "101"),
         (
             Policy::builder("fetch").backoff(Backoff::exponential(MS, 0.5, SEC)),

@@ -10,7 +10,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
-use resilient::{BreakerState, CircuitBreaker, Rejection, Transient};
+use resilient::{
+    BreakerState, CircuitBreaker, Policy, PolicyBuilder, Registry, Rejection, Transient,
+};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -66,6 +68,13 @@ impl TestError {
             _ => None,
         }
     }
+}
+
+/// A policy in a registry of its own, for a test that needs nothing else from the registry.
+pub fn build(builder: PolicyBuilder) -> Policy {
+    builder
+        .build_in(&Registry::new())
+        .expect("the test's policy is valid")
 }
 
 /// One successful call through `breaker`; panics if the breaker refuses it.

@@ -26,7 +26,7 @@
 //!
 //! A `metrics::counter!` per call looks its key up in the recorder (hashing the name and the
 //! labels) on the hot path. `resilient` keeps its own counters anyway (lock-free, and for
-//! successes contention-free), so [`Registry::export_metrics`] copies a [`Snapshot`] into the
+//! successes contention-free), so [`Registry::export_metrics`](crate::Registry::export_metrics) copies a [`Snapshot`] into the
 //! recorder when asked: counters with `absolute`, gauges with `set`. Call it where the recorder
 //! is read — before rendering a scrape — or from a periodic task:
 //!
@@ -48,7 +48,6 @@ use ::metrics::{SharedString, counter, describe_counter, describe_gauge, gauge};
 
 use crate::breaker::STATES;
 use crate::callsite::CallSiteMetrics;
-use crate::registry::Registry;
 use crate::snapshot::Snapshot;
 
 /// Reads one latency quantile, in seconds, from a call site's metrics.
@@ -60,14 +59,6 @@ const QUANTILES: [(&str, Quantile); 3] = [
     ("0.9", |site| site.p90.map(|d| d.as_secs_f64())),
     ("0.99", |site| site.p99.map(|d| d.as_secs_f64())),
 ];
-
-impl Registry {
-    /// Copies a fresh [`snapshot`](Self::snapshot) into the `metrics` recorder in use (the
-    /// global one, or a thread's local one). See the [module](crate::metrics) for the names.
-    pub fn export_metrics(&self) {
-        export(&self.snapshot());
-    }
-}
 
 /// Copies `snapshot` into the `metrics` recorder in use.
 pub fn export(snapshot: &Snapshot) {

@@ -6,6 +6,8 @@
 //! registry's default configuration and one warning naming it.
 
 mod events;
+#[cfg(feature = "metrics")]
+mod metrics;
 #[cfg(feature = "serde")]
 mod reload;
 mod scope;

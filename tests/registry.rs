@@ -1,5 +1,6 @@
 //! The registry: get-or-create with a warning, redeclaration as reconfiguration in place,
-//! listing, empty names; and the error types as a service's own errors absorb them.
+//! listing, the naming rule, the bound on implicit creation, removal, snapshots under
+//! traffic; and the error types as a service's own errors absorb them.
 
 mod common;
 
@@ -7,15 +8,15 @@ use std::time::Duration;
 
 use common::*;
 use resilient::{
-    BreakerConfig, BreakerState, BulkheadConfig, ConfigError, Policy, Registry, Rejection,
-    SlidingWindow, TimeoutKind, TripPolicy,
+    BreakerConfig, BreakerState, BulkheadConfig, ConfigError, DEFAULT_IMPLICIT_LIMIT, MAX_NAME_LEN,
+    Policy, Registry, RegistryError, Rejection, SlidingWindow, TimeoutKind, TripPolicy,
 };
 
 #[test]
 fn an_undeclared_breaker_gets_the_default_config_and_one_warning_naming_it() {
     let capture = Capture::start();
     let registry = Registry::new();
-    let breaker = registry.breaker("feature_store");
+    let breaker = registry.breaker("feature_store").unwrap();
     assert_eq!(
         breaker.config().trip(),
         TripPolicy::FailureRate {
@@ -24,17 +25,22 @@ fn an_undeclared_breaker_gets_the_default_config_and_one_warning_naming_it() {
             minimum_calls: 20,
         }
     );
-    assert!(registry.breaker("feature_store").same_as(&breaker));
+    assert!(registry.breaker("feature_store").unwrap().same_as(&breaker));
     let warnings = capture.warnings();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0].target, "resilient::registry");
     assert!(warnings[0].text.contains("feature_store"), "{warnings:?}");
     assert!(warnings[0].text.contains("declare"), "{warnings:?}");
 
-    let bulkhead = registry.bulkhead("feature_store");
+    let bulkhead = registry.bulkhead("feature_store").unwrap();
     assert_eq!(bulkhead.config(), BulkheadConfig::default());
     assert_eq!(bulkhead.config(), BulkheadConfig::new(25));
-    assert!(registry.bulkhead("feature_store").same_as(&bulkhead));
+    assert!(
+        registry
+            .bulkhead("feature_store")
+            .unwrap()
+            .same_as(&bulkhead)
+    );
     let warnings = capture.warnings();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(
@@ -94,10 +100,13 @@ fn undeclared_names_get_the_registry_default_once_it_is_set() {
         .set_default_bulkhead_config(BulkheadConfig::new(3))
         .unwrap();
     assert_eq!(
-        registry.breaker("a").config().trip(),
+        registry.breaker("a").unwrap().config().trip(),
         TripPolicy::ConsecutiveFailures(7)
     );
-    assert_eq!(registry.bulkhead("a").config(), BulkheadConfig::new(3));
+    assert_eq!(
+        registry.bulkhead("a").unwrap().config(),
+        BulkheadConfig::new(3)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -187,7 +196,7 @@ async fn every_breaker_and_bulkhead_is_listed_by_name_with_its_state_and_counter
     registry
         .declare_breaker("accounts", BreakerConfig::consecutive_failures(5))
         .unwrap();
-    registry.breaker("zebra");
+    registry.breaker("zebra").unwrap();
     fail(&payments);
     let _ = payments.try_acquire();
     let breakers = registry.breakers();
@@ -202,7 +211,7 @@ async fn every_breaker_and_bulkhead_is_listed_by_name_with_its_state_and_counter
     let pool = registry
         .declare_bulkhead("pool", BulkheadConfig::new(2))
         .unwrap();
-    registry.bulkhead("cache");
+    registry.bulkhead("cache").unwrap();
     let _slot = pool.try_acquire().unwrap();
     let bulkheads = registry.bulkheads();
     let listed: Vec<(&str, usize, usize)> = bulkheads
@@ -218,18 +227,31 @@ fn the_process_wide_registry_is_one_registry() {
 }
 
 #[test]
-fn empty_names_are_config_errors() {
+fn every_bad_name_is_refused_by_every_entry_point() {
     let registry = Registry::new();
-    for name in ["", "   "] {
+    let too_long = "x".repeat(MAX_NAME_LEN + 1);
+    for name in [
+        "", "   ", "\n", "a\tb", "a\r\nb", " lead", "trail ", &too_long,
+    ] {
         let err = registry
             .declare_breaker(name, BreakerConfig::default())
             .unwrap_err();
-        assert_eq!(err.field(), "name");
-        assert_eq!(err.subject(), "circuit breaker");
+        assert_eq!((err.field(), err.subject()), ("name", "circuit breaker"));
         let err = registry
             .declare_bulkhead(name, BulkheadConfig::default())
             .unwrap_err();
         assert_eq!((err.field(), err.subject()), ("name", "bulkhead"));
+
+        let err = registry.breaker(name).unwrap_err();
+        assert!(
+            matches!(&err, RegistryError::InvalidName(e) if e.field() == "name"),
+            "{name:?}: {err}"
+        );
+        let err = registry.bulkhead(name).unwrap_err();
+        assert!(
+            matches!(&err, RegistryError::InvalidName(e) if e.subject() == "bulkhead"),
+            "{name:?}: {err}"
+        );
 
         let err = Policy::builder(name).build_in(&registry).unwrap_err();
         assert_eq!(err.field(), "name", "{err}");
@@ -246,6 +268,175 @@ fn empty_names_are_config_errors() {
         assert_eq!(err.field(), "bulkhead", "{err}");
     }
     assert!(registry.breakers().is_empty());
+    assert!(registry.bulkheads().is_empty());
+    assert!(registry.call_site_metrics().is_empty());
+
+    // The limit is inclusive, and names may hold spaces and any printable script.
+    let longest = "x".repeat(MAX_NAME_LEN);
+    for name in [&*longest, "feature store", "données::prix"] {
+        registry.breaker(name).unwrap();
+        registry.bulkhead(name).unwrap();
+    }
+}
+
+#[test]
+fn past_the_implicit_limit_a_new_name_is_a_typed_error_and_creates_nothing() {
+    let registry = Registry::new();
+    assert_eq!(registry.implicit_limit(), DEFAULT_IMPLICIT_LIMIT);
+    assert_eq!(DEFAULT_IMPLICIT_LIMIT, 1_000);
+    for i in 0..DEFAULT_IMPLICIT_LIMIT {
+        registry.breaker(&format!("user-{i}")).unwrap();
+    }
+    let err = registry.breaker("user-1000").unwrap_err();
+    assert_eq!(
+        err,
+        RegistryError::LimitReached {
+            kind: "circuit breaker",
+            name: "user-1000".into(),
+            limit: 1_000,
+        }
+    );
+    assert!(err.to_string().contains("`user-1000`"), "{err}");
+    assert!(err.to_string().contains("1000"), "{err}");
+    assert_eq!(registry.breakers().len(), 1_000);
+    assert!(registry.get_breaker("user-1000").is_none());
+    // Existing names are still served.
+    registry.breaker("user-7").unwrap();
+
+    registry.set_implicit_limit(1);
+    registry.bulkhead("pool").unwrap();
+    let err = registry.bulkhead("other").unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            RegistryError::LimitReached {
+                kind: "bulkhead",
+                limit: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(registry.get_bulkhead("other").is_none());
+
+    // The builder turns the refusal into a configuration error naming the name and the limit.
+    let err = Policy::builder("fetch")
+        .breaker("user-1000")
+        .build_in(&registry)
+        .unwrap_err();
+    assert_eq!(err.field(), "name", "{err}");
+    assert!(err.to_string().contains("\"user-1000\""), "{err}");
+    assert!(err.to_string().contains("implicit limit: 1"), "{err}");
+    assert_eq!(registry.breakers().len(), 1_000);
+}
+
+#[test]
+fn declared_names_do_not_count_toward_the_implicit_limit() {
+    let registry = Registry::new();
+    registry.set_implicit_limit(1);
+    for name in ["a", "b", "c"] {
+        registry
+            .declare_breaker(name, BreakerConfig::default())
+            .unwrap();
+        registry
+            .declare_bulkhead(name, BulkheadConfig::default())
+            .unwrap();
+    }
+    registry.breaker("x").unwrap();
+    registry.bulkhead("x").unwrap();
+    assert!(registry.breaker("y").is_err());
+    assert!(registry.bulkhead("y").is_err());
+    // Declaring the implicit name takes it off the count, which makes room for another.
+    registry
+        .declare_breaker("x", BreakerConfig::consecutive_failures(2))
+        .unwrap();
+    registry
+        .declare_bulkhead("x", BulkheadConfig::new(2))
+        .unwrap();
+    registry.breaker("y").unwrap();
+    registry.bulkhead("y").unwrap();
+    assert!(registry.breaker("z").is_err());
+    assert_eq!(registry.breakers().len(), 5);
+    assert_eq!(registry.bulkheads().len(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn removing_frees_the_name_and_leaves_existing_handles_working() {
+    let registry = Registry::new();
+    registry.set_implicit_limit(1);
+    let old = registry.breaker("a").unwrap();
+    assert!(registry.breaker("b").is_err());
+    assert!(registry.remove_breaker("a"));
+    assert!(!registry.remove_breaker("a"));
+    assert!(registry.get_breaker("a").is_none());
+    assert!(registry.breakers().is_empty());
+    // The removed breaker still records and trips for whoever holds it.
+    for _ in 0..20 {
+        fail(&old);
+    }
+    assert_eq!(old.state(), BreakerState::Open);
+    // Its implicit slot is free again, and its name now means a new breaker.
+    registry.breaker("b").unwrap();
+    assert!(registry.remove_breaker("b"));
+    let new = registry.breaker("a").unwrap();
+    assert!(!new.same_as(&old));
+    assert_eq!(new.state(), BreakerState::Closed);
+
+    // A declared entry can be removed too; a bulkhead keeps its slots for its holders.
+    let pool = registry
+        .declare_bulkhead("pool", BulkheadConfig::new(1))
+        .unwrap();
+    let slot = pool.try_acquire().unwrap();
+    assert!(registry.remove_bulkhead("pool"));
+    assert!(!registry.remove_bulkhead("pool"));
+    assert!(pool.try_acquire().is_err());
+    drop(slot);
+    assert!(pool.try_acquire().is_ok());
+    let fresh = registry.bulkhead("pool").unwrap();
+    assert!(!fresh.same_as(&pool));
+}
+
+#[test]
+fn a_snapshot_and_a_metrics_export_run_while_names_are_looked_up_created_and_removed() {
+    let registry = Registry::new();
+    registry.set_implicit_limit(usize::MAX);
+    for i in 0..2_000 {
+        registry
+            .declare_breaker(&format!("dep-{i:04}"), BreakerConfig::default())
+            .unwrap();
+    }
+    let kept = registry.breaker("dep-0042").unwrap();
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    for _ in 0..20 {
+                        let snapshot = registry.snapshot();
+                        let declared = snapshot
+                            .breakers
+                            .iter()
+                            .filter(|b| b.name.starts_with("dep-"))
+                            .count();
+                        assert_eq!(declared, 2_000);
+                        assert!(snapshot.breakers.is_sorted_by(|a, b| a.name <= b.name));
+                        registry.export_metrics();
+                    }
+                })
+            })
+            .collect();
+        for i in 0..2_000 {
+            assert!(registry.breaker("dep-0042").unwrap().same_as(&kept));
+            let name = format!("burst-{i}");
+            registry.breaker(&name).unwrap();
+            registry.bulkhead(&name).unwrap();
+            assert!(registry.remove_breaker(&name));
+            assert!(registry.remove_bulkhead(&name));
+        }
+        for reader in readers {
+            reader.join().unwrap();
+        }
+    });
+    assert_eq!(registry.breakers().len(), 2_000);
     assert!(registry.bulkheads().is_empty());
 }
 

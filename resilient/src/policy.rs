@@ -31,6 +31,7 @@ use crate::bulkhead::Bulkhead;
 use crate::callsite::CallSiteStats;
 use crate::error::{ConfigError, Rejection, TimeoutKind};
 use crate::event::{Event, Listeners};
+use crate::name::check_field;
 use crate::registry::Registry;
 use crate::retry::{BudgetConfig, CallGuard, Classification, RetryBudget, RetryConfig};
 use crate::timeout::{TimeoutConfig, run_until};
@@ -343,32 +344,24 @@ impl PolicyBuilder {
     /// Builds the policy against `registry`.
     pub fn build_in(self, registry: &Registry) -> Result<Policy, ConfigError> {
         let subject = format!("policy {:?}", self.name);
-        // Blank counts as empty, as in the registry's own declarations: get-or-create would
-        // otherwise register a breaker or bulkhead no one can tell apart from a typo.
-        if self.name.trim().is_empty() {
-            return Err(ConfigError::new(
-                subject,
-                "name",
-                &self.name,
-                "must not be empty",
-            ));
-        }
+        // One naming rule everywhere: get-or-create would otherwise register a breaker or
+        // bulkhead no one can tell apart from a typo, or put a line break in a log line.
+        check_field(&subject, "name", &self.name)?;
         for (field, name) in [("breaker", &self.breaker), ("bulkhead", &self.bulkhead)] {
-            if let Some(name) = name
-                && name.trim().is_empty()
-            {
-                return Err(ConfigError::new(
-                    &*subject,
-                    field,
-                    name,
-                    "must not be empty",
-                ));
+            if let Some(name) = name {
+                check_field(&subject, field, name)?;
             }
         }
         self.timeouts.validate(&subject)?;
         self.retry.validate(&subject)?;
-        let breaker = self.breaker.as_deref().map(|name| registry.breaker(name));
-        let bulkhead = self.bulkhead.as_deref().map(|name| registry.bulkhead(name));
+        let breaker = match self.breaker.as_deref() {
+            Some(name) => Some(registry.breaker(name)?),
+            None => None,
+        };
+        let bulkhead = match self.bulkhead.as_deref() {
+            Some(name) => Some(registry.bulkhead(name)?),
+            None => None,
+        };
         let budget = match self.retry.budget {
             Some(config) if self.retry.max_retries > 0 => {
                 let dependency = self

@@ -264,16 +264,28 @@ fn targets(results: &[Group]) -> Vec<Target> {
             met: retained.map(|b| b <= 4096.0),
         });
     }
+    let hold = v(10, "copy_shard");
+    targets.push(Target {
+        number: 10,
+        text: "a lookup during a snapshot of 100 000 breakers waits < 1 ms: the longest lock a \
+               snapshot holds (one shard's copy) < 1 ms"
+            .to_owned(),
+        measured: hold.map_or("not measured".to_owned(), |ns| {
+            format!("{:.3} ms", ns / 1e6)
+        }),
+        met: hold.map(|ns| ns < 1e6),
+    });
     let lookup = v(10, "lookup_max");
     let control = v(10, "lookup_control_max");
     targets.push(Target {
         number: 10,
-        text: "a lookup during a snapshot of 100 000 breakers waits < 1 ms".to_owned(),
+        text: "… and the longest lookup timed while snapshots run < 1 ms (needs a core per thread)"
+            .to_owned(),
         measured: lookup.map_or("not measured".to_owned(), |ns| {
             let control = control.map_or(String::new(), |c| {
                 format!("; control without snapshots {:.3} ms", c / 1e6)
             });
-            format!("{:.3} ms (longest){control}", ns / 1e6)
+            format!("{:.3} ms{control}", ns / 1e6)
         }),
         met: lookup.map(|ns| ns < 1e6),
     });

@@ -6,12 +6,14 @@
 //! another thread takes snapshots of a registry of 100 000 breakers: a snapshot must not hold
 //! the map's lock while it reads the breakers.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use resilient::{Policy, Registry};
+use resilient::{CircuitBreaker, Policy, Registry};
 
 use crate::alloc::measure;
 use crate::groups::window_100;
@@ -225,6 +227,42 @@ fn phase(registry: &Registry, existing: &str, rounds: usize, busy: impl Fn() + S
     })
 }
 
+/// How many shards a registry splits each map into (`resilient/src/registry/table.rs`).
+const REGISTRY_SHARDS: usize = 64;
+
+/// How long a snapshot holds a lock: the copy of the handles it guards (an `Arc` increment per
+/// handle, each in a different allocation), timed here on the registry's own handles in a map
+/// of the same shape, without the scheduler noise of group 10's callers. Returns the longest
+/// of 21 copies of all `breakers` handles and of one shard's share of them.
+fn lock_hold(registry: &Registry, breakers: usize) -> (Duration, Duration) {
+    let map: HashMap<Arc<str>, CircuitBreaker> = (0..breakers)
+        .map(|i| {
+            let breaker = registry
+                .get_breaker(&format!("dep-{i:06}"))
+                .expect("declared");
+            (Arc::from(breaker.name()), breaker)
+        })
+        .collect();
+    let shard: HashMap<Arc<str>, CircuitBreaker> = map
+        .iter()
+        .take(breakers / REGISTRY_SHARDS)
+        .map(|(name, breaker)| (name.clone(), breaker.clone()))
+        .collect();
+    let longest = |map: &HashMap<Arc<str>, CircuitBreaker>| {
+        (0..21)
+            .map(|_| {
+                let started = Instant::now();
+                let handles: Vec<CircuitBreaker> = map.values().cloned().collect();
+                let took = started.elapsed();
+                black_box(handles);
+                took
+            })
+            .max()
+            .expect("21 runs")
+    };
+    (longest(&map), longest(&shard))
+}
+
 /// Group 10: lookups and creations while snapshots of `breakers` breakers run back to back,
 /// and, for comparison, while the same thread only burns as much processor time (the control
 /// shows what the scheduler alone costs on a machine with fewer cores than threads).
@@ -236,6 +274,7 @@ pub fn snapshot_latency(breakers: usize, snapshots: usize) -> Group {
             .expect("a valid configuration");
     }
     let existing = format!("dep-{:06}", breakers / 2);
+    let (copy_all, copy_shard) = lock_hold(&registry, breakers);
 
     let during = phase(&registry, &existing, snapshots, || {
         black_box(registry.snapshot().breakers.len());
@@ -261,6 +300,20 @@ pub fn snapshot_latency(breakers: usize, snapshots: usize) -> Group {
         "snapshot",
         format!("one `registry.snapshot()` of {breakers} breakers (median of {snapshots})"),
         median.as_nanos() as f64,
+    );
+    out.push(
+        "copy_all",
+        format!("copy of {breakers} handles: what one map lock would be held for (longest of 21)"),
+        copy_all.as_nanos() as f64,
+    );
+    out.push(
+        "copy_shard",
+        format!(
+            "copy of one shard's {} handles: the registry's longest lock hold in a snapshot \
+             (longest of 21)",
+            breakers / REGISTRY_SHARDS
+        ),
+        copy_shard.as_nanos() as f64,
     );
     let rows = [
         (

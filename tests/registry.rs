@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -328,6 +329,35 @@ fn past_the_implicit_limit_a_new_name_is_a_typed_error_and_creates_nothing() {
     assert!(err.to_string().contains("\"user-1000\""), "{err}");
     assert!(err.to_string().contains("implicit limit: 1"), "{err}");
     assert_eq!(registry.breakers().len(), 1_000);
+}
+
+#[test]
+fn past_the_implicit_limit_a_new_policy_name_is_refused_and_creates_nothing() {
+    let registry = Registry::new();
+    registry.set_implicit_limit(2);
+    for name in ["p1", "p2"] {
+        Policy::builder(name).build_in(&registry).unwrap();
+    }
+    let err = Policy::builder("p3")
+        .breaker("fresh")
+        .build_in(&registry)
+        .unwrap_err();
+    assert_eq!(err.field(), "name", "{err}");
+    assert!(err.subject().starts_with("call site \"p3\""), "{err}");
+    assert!(err.to_string().contains("implicit limit: 2"), "{err}");
+    assert!(registry.get_breaker("fresh").is_none());
+    assert_eq!(registry.call_site_metrics().len(), 2);
+    // A name already there is served, and removing one makes room.
+    Policy::builder("p1").build_in(&registry).unwrap();
+    assert!(registry.remove_call_site("p1"));
+    assert!(!registry.remove_call_site("p1"));
+    Policy::builder("p3").build_in(&registry).unwrap();
+    let names: Vec<_> = registry
+        .call_site_metrics()
+        .into_iter()
+        .map(|site| site.name)
+        .collect();
+    assert_eq!(names, [Arc::from("p2"), Arc::from("p3")]);
 }
 
 #[test]

@@ -330,6 +330,13 @@ pub(crate) fn names_bulkhead(name: &str) -> bool {
         .any(|site| site.bulkhead == Some(name))
 }
 
+/// Whether `name` is the name of an `#[resilient]` function (see [`names_breaker`]).
+pub(crate) fn is_annotated(name: &str) -> bool {
+    inventory::iter::<CallSiteInfo>
+        .into_iter()
+        .any(|site| site.name == name)
+}
+
 /// An annotated call site with its counters (absent until it first ran).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

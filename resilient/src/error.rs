@@ -248,7 +248,8 @@ impl fmt::Display for UnknownName {
 impl Error for UnknownName {}
 
 /// Why [`Registry::breaker`](crate::Registry::breaker) or
-/// [`Registry::bulkhead`](crate::Registry::bulkhead) gave no entry.
+/// [`Registry::bulkhead`](crate::Registry::bulkhead) gave no entry (and, as a [`ConfigError`],
+/// why [`PolicyBuilder::build_in`](crate::PolicyBuilder::build_in) refused a new name).
 ///
 /// Both create an undeclared name on first use, and names may come from request data, so the
 /// registry bounds what such lookups can create: past the limit a name must be declared.
@@ -257,11 +258,12 @@ impl Error for UnknownName {}
 pub enum RegistryError {
     /// The name breaks the naming rule (see [`MAX_NAME_LEN`](crate::MAX_NAME_LEN)).
     InvalidName(ConfigError),
-    /// The name is not in the registry and the registry already holds as many implicitly
-    /// created entries of this kind as [`Registry::set_implicit_limit`](crate::Registry::set_implicit_limit)
-    /// allows. Nothing was created.
+    /// The name is not in the registry and the registry already holds as many entries of this
+    /// kind created on first use as
+    /// [`Registry::set_implicit_limit`](crate::Registry::set_implicit_limit) allows. Nothing
+    /// was created.
     LimitReached {
-        /// `circuit breaker` or `bulkhead`.
+        /// `circuit breaker`, `bulkhead` or `call site`.
         kind: &'static str,
         /// The refused name.
         name: String,
@@ -276,7 +278,7 @@ impl fmt::Display for RegistryError {
             RegistryError::InvalidName(error) => error.fmt(f),
             RegistryError::LimitReached { kind, name, limit } => write!(
                 f,
-                "{kind} `{name}` was never declared and the registry already holds {limit} undeclared {kind}s (its implicit limit): declare it, remove unused ones, or raise the limit"
+                "{kind} `{name}` refused: the registry already holds {limit} {kind}s created on first use, its implicit limit (declare the name, remove unused ones, or raise the limit)"
             ),
         }
     }
@@ -305,7 +307,7 @@ impl From<RegistryError> for ConfigError {
                 format!("{kind} {name:?} (registry's implicit limit: {limit})"),
                 "name",
                 name,
-                "was never declared and the registry holds as many undeclared entries as its implicit limit allows: declare it, remove unused ones, or raise the limit",
+                "is new and the registry holds as many entries created on first use as its implicit limit allows: declare it, remove unused ones, or raise the limit",
             ),
         }
     }

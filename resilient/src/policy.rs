@@ -354,6 +354,8 @@ impl PolicyBuilder {
         }
         self.timeouts.validate(&subject)?;
         self.retry.validate(&subject)?;
+        // The policy's own name first: refused, it leaves no breaker or bulkhead behind.
+        let stats = registry.policy_stats(&self.name)?;
         let breaker = match self.breaker.as_deref() {
             Some(name) => Some(registry.breaker(name)?),
             None => None,
@@ -373,7 +375,6 @@ impl PolicyBuilder {
             }
             _ => None,
         };
-        let stats = registry.call_site_stats(&self.name);
         let simple = self.timeouts == TimeoutConfig::default()
             && bulkhead.is_none()
             && self.retry.max_retries == 0;

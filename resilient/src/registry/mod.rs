@@ -207,11 +207,13 @@ impl Registry {
     }
 
     /// Sets how many undeclared breakers, and separately how many undeclared bulkheads,
-    /// [`breaker`](Self::breaker) and [`bulkhead`](Self::bulkhead) may create; the default is
-    /// [`DEFAULT_IMPLICIT_LIMIT`]. Past it a new name gets [`RegistryError::LimitReached`].
-    /// Declared names never count, and neither are names an `#[resilient]` attribute uses
-    /// refused (the program's code bounds those). Lowering the limit below what exists removes
-    /// nothing; it stops further creation.
+    /// [`breaker`](Self::breaker) and [`bulkhead`](Self::bulkhead) may create, and how many
+    /// call sites (policy names) [`PolicyBuilder::build_in`](crate::PolicyBuilder::build_in)
+    /// may add; the default is [`DEFAULT_IMPLICIT_LIMIT`]. Past it a new name gets
+    /// [`RegistryError::LimitReached`] (a [`ConfigError`] from the builder). Declared names
+    /// never count, and names an `#[resilient]` attribute uses are never refused (the program's
+    /// code bounds those). Lowering the limit below what exists removes nothing; it stops
+    /// further creation.
     pub fn set_implicit_limit(&self, limit: usize) {
         self.implicit_limit.store(limit, Ordering::Relaxed);
     }
@@ -331,6 +333,38 @@ impl Registry {
             .entry(name.into())
             .or_default()
             .clone()
+    }
+
+    /// The counters of the policy named `name`, for [`PolicyBuilder::build_in`]: created on
+    /// first use while the registry holds fewer call sites than its
+    /// [implicit limit](Self::set_implicit_limit) (names of `#[resilient]` functions are never
+    /// refused: the program's code bounds them).
+    ///
+    /// [`PolicyBuilder::build_in`]: crate::PolicyBuilder::build_in
+    pub(crate) fn policy_stats(&self, name: &str) -> Result<Arc<CallSiteStats>, RegistryError> {
+        if let Some(existing) = read(&self.call_sites).get(name) {
+            return Ok(existing.clone());
+        }
+        let mut sites = write(&self.call_sites);
+        if let Some(existing) = sites.get(name) {
+            return Ok(existing.clone());
+        }
+        let limit = self.implicit_limit();
+        if sites.len() >= limit && !crate::callsite::is_annotated(name) {
+            return Err(RegistryError::LimitReached {
+                kind: "call site",
+                name: name.to_owned(),
+                limit,
+            });
+        }
+        Ok(sites.entry(name.into()).or_default().clone())
+    }
+
+    /// Forgets the counters of call site `name`; whether there were any. Policies already built
+    /// keep counting into theirs, unseen; a policy built under the name afterwards starts from
+    /// zero. Frees room under the [implicit limit](Self::set_implicit_limit).
+    pub fn remove_call_site(&self, name: &str) -> bool {
+        write(&self.call_sites).remove(name).is_some()
     }
 
     /// Switches the policies of call site `name` off (`true`: calls run once, plain) or back

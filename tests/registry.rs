@@ -1,6 +1,6 @@
 //! The registry: get-or-create with a warning, redeclaration as reconfiguration in place,
-//! listing, the naming rule, the bound on implicit creation, removal, snapshots under
-//! traffic; and the error types as a service's own errors absorb them.
+//! listing, the naming rule, the bound on implicit creation, removal, snapshots under traffic.
+//! The error types, as a service's own errors absorb them, are in `errors.rs`.
 
 mod common;
 
@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use resilient::{
-    BreakerConfig, BreakerState, BulkheadConfig, ConfigError, DEFAULT_IMPLICIT_LIMIT, MAX_NAME_LEN,
-    Policy, Registry, RegistryError, Rejection, SlidingWindow, TimeoutKind, TripPolicy,
+    BreakerConfig, BreakerState, BulkheadConfig, DEFAULT_IMPLICIT_LIMIT, MAX_NAME_LEN, Policy,
+    Registry, RegistryError, Rejection, SlidingWindow, TripPolicy, resilient,
 };
 
 #[test]
@@ -360,6 +360,48 @@ fn past_the_implicit_limit_a_new_policy_name_is_refused_and_creates_nothing() {
     assert_eq!(names, [Arc::from("p2"), Arc::from("p3")]);
 }
 
+#[derive(Debug)]
+struct Unavailable;
+
+impl From<Rejection> for Unavailable {
+    fn from(_: Rejection) -> Self {
+        Unavailable
+    }
+}
+
+#[resilient(
+    breaker = "attributed_db",
+    bulkhead = "attributed_pool",
+    name = "attributed::get"
+)]
+async fn attributed() -> Result<u32, Unavailable> {
+    Ok(7)
+}
+
+// The only test of this file that uses the process-wide registry: it sets its limit to zero.
+#[tokio::test(start_paused = true)]
+async fn names_from_resilient_attributes_are_never_refused() {
+    let registry = resilient::registry();
+    registry.set_implicit_limit(0);
+    assert!(matches!(
+        registry.breaker("not_attributed"),
+        Err(RegistryError::LimitReached { limit: 0, .. })
+    ));
+    // Its first call builds the policy: breaker, bulkhead and call site created all the same,
+    // as the program's code, not its input, bounds them.
+    assert_eq!(attributed().await.unwrap(), 7);
+    assert!(registry.get_breaker("attributed_db").is_some());
+    assert!(registry.get_bulkhead("attributed_pool").is_some());
+    assert!(registry.breaker("attributed_db").is_ok());
+    assert!(
+        Policy::builder("attributed::get")
+            .breaker("attributed_db")
+            .bulkhead("attributed_pool")
+            .build()
+            .is_ok()
+    );
+}
+
 #[test]
 fn declared_names_do_not_count_toward_the_implicit_limit() {
     let registry = Registry::new();
@@ -468,145 +510,4 @@ fn a_snapshot_and_a_metrics_export_run_while_names_are_looked_up_created_and_rem
     });
     assert_eq!(registry.breakers().len(), 2_000);
     assert!(registry.bulkheads().is_empty());
-}
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------------------------
-
-#[test]
-fn every_rejection_displays_what_happened_and_what_to_do() {
-    let cases = [
-        (
-            Rejection::CircuitOpen {
-                breaker: "payments".into(),
-                retry_after: Some(3 * SEC),
-            },
-            "circuit breaker `payments` is open: calls fail fast; it lets a probe through in 3s",
-        ),
-        (
-            Rejection::CircuitOpen {
-                breaker: "payments".into(),
-                retry_after: None,
-            },
-            "circuit breaker `payments` is forced open by an operator: calls fail fast until it is reset",
-        ),
-        (
-            Rejection::HalfOpenFull {
-                breaker: "payments".into(),
-            },
-            "circuit breaker `payments` is half-open and all its probe slots are in use: try again shortly",
-        ),
-        (
-            Rejection::BulkheadFull {
-                bulkhead: "pool".into(),
-                max_concurrent: 4,
-            },
-            "bulkhead `pool` is full (4 calls in flight): try again shortly or raise `max_concurrent`",
-        ),
-        (
-            Rejection::Timeout {
-                kind: TimeoutKind::Attempt,
-                limit: 250 * MS,
-            },
-            "attempt timed out after 250ms",
-        ),
-        (
-            Rejection::Timeout {
-                kind: TimeoutKind::Total,
-                limit: 2 * SEC,
-            },
-            "call timed out after 2s in total (attempts and backoff together)",
-        ),
-    ];
-    for (rejection, text) in cases {
-        assert_eq!(rejection.to_string(), text);
-        assert_eq!(
-            rejection.is_timeout(),
-            !rejection.is_rejected_before_running()
-        );
-    }
-}
-
-fn assert_error<E: std::error::Error + Send + Sync + 'static>() {}
-
-#[test]
-fn the_error_types_are_std_errors_that_cross_threads() {
-    assert_error::<Rejection>();
-    assert_error::<ConfigError>();
-}
-
-#[derive(Debug, thiserror::Error)]
-enum ServiceError {
-    #[error("the dependency is down")]
-    Down,
-    #[error(transparent)]
-    Resilience(#[from] Rejection),
-}
-
-fn forced_open_policy(registry: &Registry) -> Policy {
-    registry
-        .declare_breaker("db", BreakerConfig::default())
-        .unwrap()
-        .force_open();
-    Policy::builder("fetch")
-        .breaker("db")
-        .build_in(registry)
-        .unwrap()
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_thiserror_from_absorbs_rejections_without_glue() {
-    let registry = Registry::new();
-    let policy = forced_open_policy(&registry);
-    let result: Result<(), ServiceError> = policy.call(|| async { Err(ServiceError::Down) }).await;
-    let err = result.unwrap_err();
-    assert!(matches!(
-        err,
-        ServiceError::Resilience(Rejection::CircuitOpen {
-            retry_after: None,
-            ..
-        })
-    ));
-    assert!(
-        err.to_string()
-            .starts_with("circuit breaker `db` is forced open")
-    );
-
-    registry.get_breaker("db").unwrap().reset();
-    let result: Result<(), ServiceError> = policy.call(|| async { Err(ServiceError::Down) }).await;
-    assert_eq!(result.unwrap_err().to_string(), "the dependency is down");
-}
-
-#[tokio::test(start_paused = true)]
-async fn anyhow_and_io_errors_absorb_rejections_as_they_are() {
-    let registry = Registry::new();
-    let policy = forced_open_policy(&registry);
-
-    let result: anyhow::Result<()> = policy.call(|| async { Ok(()) }).await;
-    let err = result.unwrap_err();
-    assert!(matches!(
-        err.downcast_ref::<Rejection>(),
-        Some(Rejection::CircuitOpen { .. })
-    ));
-
-    let result: std::io::Result<()> = policy.call(|| async { Ok(()) }).await;
-    let err = result.unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
-    assert!(err.get_ref().unwrap().is::<Rejection>());
-
-    let timeout: std::io::Error = Rejection::Timeout {
-        kind: TimeoutKind::Attempt,
-        limit: SEC,
-    }
-    .into();
-    assert_eq!(timeout.kind(), std::io::ErrorKind::TimedOut);
-
-    fn question_mark() -> anyhow::Result<()> {
-        Err(Rejection::HalfOpenFull {
-            breaker: "db".into(),
-        })?;
-        Ok(())
-    }
-    assert!(question_mark().unwrap_err().is::<Rejection>());
 }

@@ -266,6 +266,7 @@ impl Registry {
         if let Some(existing) = read(&self.budgets).get(name) {
             return Ok(existing.clone());
         }
+        check_name("retry budget", name)?;
         let mut budgets = write(&self.budgets);
         if let Some(existing) = budgets.get(name) {
             return Ok(existing.clone());

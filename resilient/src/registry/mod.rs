@@ -6,10 +6,11 @@
 //! registry's default configuration and one warning naming it.
 //!
 //! Names may come from request data, so what lookups can create is bounded: at most
-//! [`DEFAULT_IMPLICIT_LIMIT`] undeclared breakers and as many undeclared bulkheads unless
-//! [`Registry::set_implicit_limit`] says otherwise; past it a lookup of a new name is refused
-//! with [`RegistryError::LimitReached`] and leaves nothing behind.
-//! [`Registry::remove_breaker`] and [`Registry::remove_bulkhead`] free a name.
+//! [`DEFAULT_IMPLICIT_LIMIT`] undeclared breakers, as many undeclared bulkheads and as many
+//! call sites unless [`Registry::set_implicit_limit`] says otherwise; past it a new name is
+//! refused with [`RegistryError::LimitReached`] and leaves nothing behind.
+//! [`Registry::remove_breaker`], [`Registry::remove_bulkhead`] and
+//! [`Registry::remove_call_site`] free a name.
 
 mod snapshot;
 mod table;
@@ -28,8 +29,9 @@ use crate::retry::{BudgetConfig, RetryBudget};
 use crate::suggest::closest;
 use table::{Lookup, Table};
 
-/// How many undeclared breakers, and how many undeclared bulkheads, a registry creates on
-/// lookup before it refuses new names (see [`Registry::set_implicit_limit`]).
+/// How many undeclared breakers, how many undeclared bulkheads and how many call sites a
+/// registry creates on first use before it refuses new names (see
+/// [`Registry::set_implicit_limit`]).
 pub const DEFAULT_IMPLICIT_LIMIT: usize = 1_000;
 
 static GLOBAL: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -47,7 +49,8 @@ pub struct Registry {
     bulkheads: Table<Bulkhead>,
     budgets: RwLock<HashMap<Arc<str>, Arc<RetryBudget>>>,
     pub(super) call_sites: RwLock<HashMap<Arc<str>, Arc<CallSiteStats>>>,
-    /// How many breakers, and how many bulkheads, lookups may create without a declaration.
+    /// How many breakers, bulkheads and call sites may be created on first use (each kind
+    /// counted apart).
     implicit_limit: AtomicUsize,
     default_breaker: RwLock<BreakerConfig>,
     default_bulkhead: RwLock<BulkheadConfig>,

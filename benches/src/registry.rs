@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use resilient::{CircuitBreaker, Policy, Registry};
 
-use crate::alloc::measure;
+use crate::alloc::{allocations, measure};
 use crate::groups::window_100;
 use crate::report::{Group, Unit};
 
@@ -50,6 +50,18 @@ pub fn memory() -> Group {
         "implicit_breaker",
         format!("per implicit breaker, `registry.breaker(name)` (mean of {limit})"),
         bytes as f64 / limit as f64,
+    );
+
+    // Callers look names up on every request: that must not allocate (no `String` per call).
+    let ((), calls) = allocations(|| {
+        for _ in 0..MILLION {
+            black_box(registry.breaker("user-0000007").expect("there"));
+        }
+    });
+    out.push(
+        "lookup_allocations",
+        "allocations made by 1 000 000 lookups of an existing name (a count, not bytes)",
+        calls as f64,
     );
 
     // The registry is full now; one refusal first, so what is set up once (tracing's callsite

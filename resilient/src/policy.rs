@@ -341,7 +341,10 @@ impl PolicyBuilder {
         self.build_in(crate::registry())
     }
 
-    /// Builds the policy against `registry`.
+    /// Builds the policy against `registry`. Refuses, with a [`ConfigError`], a name that breaks
+    /// the naming rule ([`MAX_NAME_LEN`](crate::MAX_NAME_LEN)) and a new policy, breaker or
+    /// bulkhead name past the registry's
+    /// [implicit limit](crate::Registry::set_implicit_limit).
     pub fn build_in(self, registry: &Registry) -> Result<Policy, ConfigError> {
         let subject = format!("policy {:?}", self.name);
         // One naming rule everywhere: get-or-create would otherwise register a breaker or

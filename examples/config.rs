@@ -68,7 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Meanwhile the feature store's window fills with a few failures, below its minimum.
-    let feature_store = registry.breaker("feature_store");
+    let feature_store = registry.breaker("feature_store")?;
     for outcome in [true, false, false, true, false] {
         let permit = feature_store.try_acquire()?;
         if outcome {
@@ -95,7 +95,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "   reconfigured in place: {}",
         report.breakers_reconfigured.join(", ")
     );
-    let breaker = registry.breaker("payments");
+    let breaker = registry.breaker("payments")?;
     println!("   payments is still {} (state kept)", breaker.state());
     assert_eq!(breaker.state(), BreakerState::Open);
     let window = feature_store.metrics();

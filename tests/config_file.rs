@@ -61,7 +61,7 @@ async fn the_example_file_declares_everything_it_names() {
     );
 
     // The default profile now configures breakers used without a declaration.
-    let undeclared = registry.breaker("shipping");
+    let undeclared = registry.breaker("shipping").unwrap();
     assert_eq!(threshold(&registry, "shipping"), 0.5);
     assert!(undeclared.config().slow_calls().is_none());
 
@@ -84,7 +84,7 @@ async fn an_open_breaker_stays_open_across_a_reload() {
     )
     .unwrap();
     registry.reload(&first).unwrap();
-    let breaker = registry.breaker("db");
+    let breaker = registry.breaker("db").unwrap();
     fail_n(&breaker, 3);
     tokio::time::advance(10 * SEC).await;
     assert_eq!(rejection(&breaker).retry_after(), Some(20 * SEC));
@@ -125,7 +125,7 @@ async fn a_closed_breaker_keeps_its_window_across_a_threshold_change() {
     registry
         .reload(&FileConfig::from_toml(&toml(0.9)).unwrap())
         .unwrap();
-    let breaker = registry.breaker("db");
+    let breaker = registry.breaker("db").unwrap();
     succeed_n(&breaker, 4);
     fail_n(&breaker, 5); // 9 calls: below the minimum, and 55 % < 90 % anyway
 
@@ -146,7 +146,7 @@ async fn a_new_window_size_restarts_a_closed_breakers_window() {
     registry
         .reload(&FileConfig::from_toml(&toml(10)).unwrap())
         .unwrap();
-    let breaker = registry.breaker("db");
+    let breaker = registry.breaker("db").unwrap();
     fail_n(&breaker, 2);
     succeed_n(&breaker, 2);
     let report = registry

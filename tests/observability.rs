@@ -160,13 +160,13 @@ async fn per_call_detail_is_debug_on_stable_targets() {
     ));
 
     // A full bulkhead: one call holds the slot, the next waits 50 ms and is rejected.
-    let bulkhead = registry.bulkhead("db");
+    let bulkhead = registry.bulkhead("db").unwrap();
     let held = bulkhead.try_acquire().unwrap();
     assert!(bulkhead.acquire().await.is_err());
     drop(held);
 
     // An open breaker rejects.
-    let breaker = registry.breaker("db");
+    let breaker = registry.breaker("db").unwrap();
     fail(&breaker);
     assert!(breaker.try_acquire().is_err());
 
@@ -480,13 +480,19 @@ async fn operator_handles_by_name_refuse_unknown_names() {
 
     registry.force_open("payments").unwrap();
     assert_eq!(
-        registry.breaker("payments").state(),
+        registry.breaker("payments").unwrap().state(),
         BreakerState::ForcedOpen
     );
     registry.disable("payments").unwrap();
-    assert_eq!(registry.breaker("payments").state(), BreakerState::Disabled);
+    assert_eq!(
+        registry.breaker("payments").unwrap().state(),
+        BreakerState::Disabled
+    );
     registry.reset("payments").unwrap();
-    assert_eq!(registry.breaker("payments").state(), BreakerState::Closed);
+    assert_eq!(
+        registry.breaker("payments").unwrap().state(),
+        BreakerState::Closed
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -501,7 +507,7 @@ async fn the_snapshot_counts_every_outcome() {
         .breaker("db")
         .build_in(&registry)
         .unwrap();
-    let breaker = registry.breaker("db");
+    let breaker = registry.breaker("db").unwrap();
 
     for _ in 0..3 {
         let _: Result<(), TestError> = policy.call(|| async { Ok(()) }).await;
@@ -518,7 +524,7 @@ async fn the_snapshot_counts_every_outcome() {
     assert!(breaker.try_acquire().is_err());
     tokio::time::advance(4 * SEC).await;
 
-    let bulkhead = registry.bulkhead("db");
+    let bulkhead = registry.bulkhead("db").unwrap();
     let _slots = (
         bulkhead.try_acquire().unwrap(),
         bulkhead.try_acquire().unwrap(),

@@ -83,7 +83,7 @@ fn names_created_with_defaults_on_first_use_still_count_as_undeclared() {
     let registry = Registry::new();
     declare_all_but_the_typo(&registry);
     // Using the misspelled name creates it with the default configuration...
-    let _ = registry.breaker("featur_store");
+    let _ = registry.breaker("featur_store").unwrap();
     // ...which is exactly what validation is there to catch.
     assert!(registry.validate().is_err());
     registry
@@ -97,7 +97,7 @@ fn a_configuration_file_declares_names_even_ones_already_in_use() {
     let registry = Registry::new();
     declare_all_but_the_typo(&registry);
     // In use with the default configuration first, then declared by a reloaded file.
-    let _ = registry.breaker("featur_store");
+    let _ = registry.breaker("featur_store").unwrap();
     let file = resilient::config::FileConfig::from_toml("[breakers.featur_store]\n").unwrap();
     registry.reload(&file).unwrap();
     assert_eq!(registry.validate(), Ok(()));

@@ -1,7 +1,7 @@
 //! Every group of issue 5 in one run: `cargo bench` in this folder runs them all and prints the
 //! medians, the ratios within each group and the targets. Name groups to run only those:
 //! `cargo bench -- closed open` (groups: closed, macro, tower, open, contention, memory,
-//! compile, tracing).
+//! compile, tracing, registry).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,12 +9,12 @@ use std::time::Duration;
 use criterion::Criterion;
 use resilient_benches::alloc::CountingAlloc;
 use resilient_benches::report::{self, Group, Target};
-use resilient_benches::{compile_time, groups};
+use resilient_benches::{compile_time, groups, registry};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-const GROUPS: [&str; 8] = [
+const GROUPS: [&str; 9] = [
     "closed",
     "macro",
     "tower",
@@ -23,6 +23,7 @@ const GROUPS: [&str; 8] = [
     "memory",
     "compile",
     "tracing",
+    "registry",
 ];
 
 fn main() {
@@ -84,6 +85,10 @@ fn main() {
     }
     if run("memory") {
         results.push(groups::memory());
+    }
+    if run("registry") {
+        results.push(registry::memory());
+        results.push(registry::snapshot_latency(100_000, 20));
     }
     if run("tracing") {
         results.push(groups::tracing_cost(&mut c, &criterion_dir, &rt));
@@ -241,5 +246,57 @@ fn targets(results: &[Group]) -> Vec<Target> {
         1.5,
         false,
     ));
+    for (id, text) in [
+        (
+            "refused_1m",
+            "1 000 000 refused names retain ≈ 0 bytes (≤ 4 KiB)",
+        ),
+        (
+            "evicted_1m",
+            "1 000 000 created-then-removed names retain ≈ 0 bytes (≤ 4 KiB)",
+        ),
+    ] {
+        let retained = v(9, id);
+        targets.push(Target {
+            number: 9,
+            text: text.to_owned(),
+            measured: retained.map_or("not measured".to_owned(), |b| format!("{b:.0} B")),
+            met: retained.map(|b| b <= 4096.0),
+        });
+    }
+    let lookups = v(9, "lookup_allocations");
+    targets.push(Target {
+        number: 9,
+        text: "a lookup of an existing name allocates nothing".to_owned(),
+        measured: lookups.map_or("not measured".to_owned(), |n| {
+            format!("{n:.0} allocations in 1 000 000 lookups")
+        }),
+        met: lookups.map(|n| n == 0.0),
+    });
+    let hold = v(10, "copy_shard");
+    targets.push(Target {
+        number: 10,
+        text: "a lookup during a snapshot of 100 000 breakers waits < 1 ms: the longest lock a \
+               snapshot holds (one shard's copy) < 1 ms"
+            .to_owned(),
+        measured: hold.map_or("not measured".to_owned(), |ns| {
+            format!("{:.3} ms", ns / 1e6)
+        }),
+        met: hold.map(|ns| ns < 1e6),
+    });
+    let lookup = v(10, "lookup_max");
+    let control = v(10, "lookup_control_max");
+    targets.push(Target {
+        number: 10,
+        text: "… and the longest lookup timed while snapshots run < 1 ms (needs a core per thread)"
+            .to_owned(),
+        measured: lookup.map_or("not measured".to_owned(), |ns| {
+            let control = control.map_or(String::new(), |c| {
+                format!("; control without snapshots {:.3} ms", c / 1e6)
+            });
+            format!("{:.3} ms{control}", ns / 1e6)
+        }),
+        met: lookup.map(|ns| ns < 1e6),
+    });
     targets
 }

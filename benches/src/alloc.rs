@@ -6,10 +6,12 @@
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// Allocations (and reallocations) made while counting, freed or not.
+static CALLS: AtomicUsize = AtomicUsize::new(0);
 
 /// The system allocator, counting live bytes while [`measure`] runs.
 pub struct CountingAlloc;
@@ -23,6 +25,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         let ptr = unsafe { System.alloc(layout) };
         if !ptr.is_null() {
             count(layout.size() as isize);
+            call();
         }
         ptr
     }
@@ -32,6 +35,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         let ptr = unsafe { System.alloc_zeroed(layout) };
         if !ptr.is_null() {
             count(layout.size() as isize);
+            call();
         }
         ptr
     }
@@ -47,6 +51,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         let new = unsafe { System.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             count(new_size as isize - layout.size() as isize);
+            call();
         }
         new
     }
@@ -56,6 +61,22 @@ fn count(delta: isize) {
     if COUNTING.load(Ordering::Relaxed) {
         LIVE.fetch_add(delta, Ordering::Relaxed);
     }
+}
+
+fn call() {
+    if COUNTING.load(Ordering::Relaxed) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs `f` and returns what it returned with the number of allocations it made (freed or
+/// not). Same conditions as [`measure`].
+pub fn allocations<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    CALLS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let value = f();
+    COUNTING.store(false, Ordering::SeqCst);
+    (value, CALLS.load(Ordering::SeqCst))
 }
 
 /// Runs `f` and returns what it returned with the heap bytes it left allocated (allocated minus

@@ -7,4 +7,5 @@ pub mod alloc;
 pub mod compile_time;
 pub mod contention;
 pub mod groups;
+pub mod registry;
 pub mod report;

@@ -441,7 +441,36 @@ impl NameArg {
                 format!("{what} must not be empty: write `{key} = {example}`"),
             ));
         }
+        // The runtime's naming rule (`resilient::MAX_NAME_LEN` and what it documents): a name
+        // it would refuse must not compile, or the call site would fail on its first call.
+        if let Some(problem) = name_problem(&arg.0) {
+            let what = match key.as_str() {
+                "breaker" => "a breaker's name",
+                "bulkhead" => "a bulkhead's name",
+                _ => "a call site's name",
+            };
+            return Err(at_span(
+                name_value_span(meta),
+                format!("{what} {problem}: names end up in log lines and metric labels"),
+            ));
+        }
         Ok(arg.0)
+    }
+}
+
+/// The longest name the runtime accepts, in bytes (`resilient::MAX_NAME_LEN`).
+const MAX_NAME_LEN: usize = 256;
+
+/// Why the runtime would refuse a non-blank `name`, if it would.
+fn name_problem(name: &str) -> Option<&'static str> {
+    if name.len() > MAX_NAME_LEN {
+        Some("is longer than 256 bytes")
+    } else if name.chars().any(char::is_control) {
+        Some("must not contain control characters (line breaks, tabs, escapes)")
+    } else if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+        Some("must not start or end with whitespace")
+    } else {
+        None
     }
 }
 
@@ -618,6 +647,19 @@ mod tests {
         assert!(found[3].contains("not a closure"));
         assert!(found[4].contains("longer than `total_timeout`"));
         // `jitter` without usable `retries` is not reported: `retries` itself was wrong.
+    }
+
+    #[test]
+    fn names_follow_the_runtime_naming_rule() {
+        let long = "x".repeat(257);
+        let found = errors(quote! {
+            breaker = "a\tb", bulkhead = " pool", name = #long
+        });
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].contains("a breaker's name must not contain control characters"));
+        assert!(found[1].contains("a bulkhead's name must not start or end with whitespace"));
+        assert!(found[2].contains("a call site's name is longer than 256 bytes"));
+        assert!(Options::parse(quote!(breaker = "feature store", name = "svc::get")).is_ok());
     }
 
     #[test]

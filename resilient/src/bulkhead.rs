@@ -132,6 +132,11 @@ impl Bulkhead {
         &self.shared.name
     }
 
+    /// The name's allocation, for a registry to key its map with it rather than a copy.
+    pub(crate) fn shared_name(&self) -> &Arc<str> {
+        &self.shared.name
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> BulkheadConfig {
         BulkheadConfig {

@@ -315,6 +315,28 @@ pub fn annotated_call_sites() -> Vec<&'static CallSiteInfo> {
     all
 }
 
+/// Whether an `#[resilient]` attribute names breaker `name`: such names are bounded by the
+/// program's code, so the registry's implicit limit never refuses them.
+pub(crate) fn names_breaker(name: &str) -> bool {
+    inventory::iter::<CallSiteInfo>
+        .into_iter()
+        .any(|site| site.breaker == Some(name))
+}
+
+/// Whether an `#[resilient]` attribute names bulkhead `name` (see [`names_breaker`]).
+pub(crate) fn names_bulkhead(name: &str) -> bool {
+    inventory::iter::<CallSiteInfo>
+        .into_iter()
+        .any(|site| site.bulkhead == Some(name))
+}
+
+/// Whether `name` is the name of an `#[resilient]` function (see [`names_breaker`]).
+pub(crate) fn is_annotated(name: &str) -> bool {
+    inventory::iter::<CallSiteInfo>
+        .into_iter()
+        .any(|site| site.name == name)
+}
+
 /// An annotated call site with its counters (absent until it first ran).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

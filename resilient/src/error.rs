@@ -247,6 +247,72 @@ impl fmt::Display for UnknownName {
 
 impl Error for UnknownName {}
 
+/// Why [`Registry::breaker`](crate::Registry::breaker) or
+/// [`Registry::bulkhead`](crate::Registry::bulkhead) gave no entry (and, as a [`ConfigError`],
+/// why [`PolicyBuilder::build_in`](crate::PolicyBuilder::build_in) refused a new name).
+///
+/// Both create an undeclared name on first use, and names may come from request data, so the
+/// registry bounds what such lookups can create: past the limit a name must be declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The name breaks the naming rule (see [`MAX_NAME_LEN`](crate::MAX_NAME_LEN)).
+    InvalidName(ConfigError),
+    /// The name is not in the registry and the registry already holds as many entries of this
+    /// kind created on first use as
+    /// [`Registry::set_implicit_limit`](crate::Registry::set_implicit_limit) allows. Nothing
+    /// was created.
+    LimitReached {
+        /// `circuit breaker`, `bulkhead` or `call site`.
+        kind: &'static str,
+        /// The refused name.
+        name: String,
+        /// The limit in force.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegistryError::InvalidName(error) => error.fmt(f),
+            RegistryError::LimitReached { kind, name, limit } => write!(
+                f,
+                "{kind} `{name}` refused: the registry already holds {limit} {kind}s created on first use, its implicit limit (declare the name, remove unused ones, or raise the limit)"
+            ),
+        }
+    }
+}
+
+impl Error for RegistryError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            RegistryError::InvalidName(error) => Some(error),
+            RegistryError::LimitReached { .. } => None,
+        }
+    }
+}
+
+impl From<ConfigError> for RegistryError {
+    fn from(error: ConfigError) -> Self {
+        RegistryError::InvalidName(error)
+    }
+}
+
+impl From<RegistryError> for ConfigError {
+    fn from(error: RegistryError) -> Self {
+        match error {
+            RegistryError::InvalidName(error) => error,
+            RegistryError::LimitReached { kind, name, limit } => ConfigError::new(
+                format!("{kind} {name:?} (registry's implicit limit: {limit})"),
+                "name",
+                name,
+                "is new and the registry holds as many entries created on first use as its implicit limit allows: declare it, remove unused ones, or raise the limit",
+            ),
+        }
+    }
+}
+
 /// Call sites that name breakers or bulkheads nobody declared, from
 /// [`Registry::validate`](crate::Registry::validate): one line per offender.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,6 +31,7 @@ use crate::bulkhead::Bulkhead;
 use crate::callsite::CallSiteStats;
 use crate::error::{ConfigError, Rejection, TimeoutKind};
 use crate::event::{Event, Listeners};
+use crate::name::check_field;
 use crate::registry::Registry;
 use crate::retry::{BudgetConfig, CallGuard, Classification, RetryBudget, RetryConfig};
 use crate::timeout::{TimeoutConfig, run_until};
@@ -340,35 +341,32 @@ impl PolicyBuilder {
         self.build_in(crate::registry())
     }
 
-    /// Builds the policy against `registry`.
+    /// Builds the policy against `registry`. Refuses, with a [`ConfigError`], a name that breaks
+    /// the naming rule ([`MAX_NAME_LEN`](crate::MAX_NAME_LEN)) and a new policy, breaker or
+    /// bulkhead name past the registry's
+    /// [implicit limit](crate::Registry::set_implicit_limit).
     pub fn build_in(self, registry: &Registry) -> Result<Policy, ConfigError> {
         let subject = format!("policy {:?}", self.name);
-        // Blank counts as empty, as in the registry's own declarations: get-or-create would
-        // otherwise register a breaker or bulkhead no one can tell apart from a typo.
-        if self.name.trim().is_empty() {
-            return Err(ConfigError::new(
-                subject,
-                "name",
-                &self.name,
-                "must not be empty",
-            ));
-        }
+        // One naming rule everywhere: get-or-create would otherwise register a breaker or
+        // bulkhead no one can tell apart from a typo, or put a line break in a log line.
+        check_field(&subject, "name", &self.name)?;
         for (field, name) in [("breaker", &self.breaker), ("bulkhead", &self.bulkhead)] {
-            if let Some(name) = name
-                && name.trim().is_empty()
-            {
-                return Err(ConfigError::new(
-                    &*subject,
-                    field,
-                    name,
-                    "must not be empty",
-                ));
+            if let Some(name) = name {
+                check_field(&subject, field, name)?;
             }
         }
         self.timeouts.validate(&subject)?;
         self.retry.validate(&subject)?;
-        let breaker = self.breaker.as_deref().map(|name| registry.breaker(name));
-        let bulkhead = self.bulkhead.as_deref().map(|name| registry.bulkhead(name));
+        // The policy's own name first: refused, it leaves no breaker or bulkhead behind.
+        let stats = registry.policy_stats(&self.name)?;
+        let breaker = match self.breaker.as_deref() {
+            Some(name) => Some(registry.breaker(name)?),
+            None => None,
+        };
+        let bulkhead = match self.bulkhead.as_deref() {
+            Some(name) => Some(registry.bulkhead(name)?),
+            None => None,
+        };
         let budget = match self.retry.budget {
             Some(config) if self.retry.max_retries > 0 => {
                 let dependency = self
@@ -380,7 +378,6 @@ impl PolicyBuilder {
             }
             _ => None,
         };
-        let stats = registry.call_site_stats(&self.name);
         let simple = self.timeouts == TimeoutConfig::default()
             && bulkhead.is_none()
             && self.retry.max_retries == 0;

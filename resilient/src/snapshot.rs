@@ -19,13 +19,13 @@
 use crate::breaker::BreakerMetrics;
 use crate::bulkhead::BulkheadMetrics;
 use crate::callsite::CallSiteMetrics;
-use crate::registry::Registry;
 
 /// Every breaker, bulkhead and call site of a registry, each list sorted by name.
 ///
 /// The breakers and the bulkheads are read one after the other without a global lock, so a
 /// snapshot taken under traffic is a consistent view of each breaker and each bulkhead, not of
-/// the whole registry at one instant.
+/// the whole registry at one instant. An entry created while a snapshot is taken may be
+/// missing from it, and one removed meanwhile may still be in it.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -37,19 +37,6 @@ pub struct Snapshot {
     /// Every call site that has been built or run: calls, retries, fallbacks, latency
     /// percentiles.
     pub call_sites: Vec<CallSiteMetrics>,
-}
-
-impl Registry {
-    /// Every breaker, bulkhead and call site with its state and counters. Costs a read lock on
-    /// each map    /// and, per count-window breaker, a scan of its window: cheap enough for every scrape, not
-    /// for every call.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            breakers: self.breakers(),
-            bulkheads: self.bulkheads(),
-            call_sites: self.call_site_metrics(),
-        }
-    }
 }
 
 #[cfg(feature = "serde")]

@@ -4,6 +4,13 @@
 //! from all of them adds up and an outage opens it for all of them at once. Declare each
 //! dependency at startup with its configuration; a name used without a declaration gets the
 //! registry's default configuration and one warning naming it.
+//!
+//! Names may come from request data, so what lookups can create is bounded: at most
+//! [`DEFAULT_IMPLICIT_LIMIT`] undeclared breakers, as many undeclared bulkheads and as many
+//! call sites unless [`Registry::set_implicit_limit`] says otherwise; past it a new name is
+//! refused with [`RegistryError::LimitReached`] and leaves nothing behind.
+//! [`Registry::remove_breaker`], [`Registry::remove_bulkhead`] and
+//! [`Registry::remove_call_site`] free a name.
 
 mod events;
 #[cfg(feature = "metrics")]
@@ -11,23 +18,32 @@ mod metrics;
 #[cfg(feature = "serde")]
 mod reload;
 mod scope;
+mod snapshot;
+mod table;
 
 #[cfg(feature = "serde")]
 pub use self::reload::{ChangeAction, EntryChange, EntryKind, ReloadReport};
 pub use self::scope::Scoped;
 pub(crate) use self::scope::scoped;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
-use crate::breaker::{BreakerConfig, BreakerMetrics, CircuitBreaker};
-use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadMetrics};
-use crate::callsite::{CallSiteDescription, CallSiteMetrics, CallSiteStats, annotated_call_sites};
-use crate::error::{ConfigError, UnknownName, ValidationError};
+use crate::breaker::{BreakerConfig, CircuitBreaker};
+use crate::bulkhead::{Bulkhead, BulkheadConfig};
+use crate::callsite::{CallSiteDescription, CallSiteStats, annotated_call_sites};
+use crate::error::{ConfigError, RegistryError, UnknownName, ValidationError};
 use crate::event::Listeners;
+use crate::name::check_name;
 use crate::retry::{BudgetConfig, RetryBudget};
 use crate::suggest::closest;
+use table::{Lookup, Table};
+
+/// How many undeclared breakers, how many undeclared bulkheads and how many call sites a
+/// registry creates on first use before it refuses new names (see
+/// [`Registry::set_implicit_limit`]).
+pub const DEFAULT_IMPLICIT_LIMIT: usize = 1_000;
 
 static GLOBAL: LazyLock<Registry> = LazyLock::new(Registry::new);
 
@@ -43,14 +59,13 @@ pub fn registry() -> &'static Registry {
 /// A set of named breakers, bulkheads and retry budgets. Use [`registry()`] for the
 /// process-wide one and [`Registry::new`] for an independent one (tests, embedding).
 pub struct Registry {
-    breakers: RwLock<HashMap<Arc<str>, CircuitBreaker>>,
-    bulkheads: RwLock<HashMap<Arc<str>, Bulkhead>>,
+    breakers: Table<CircuitBreaker>,
+    bulkheads: Table<Bulkhead>,
     budgets: RwLock<HashMap<Arc<str>, Arc<RetryBudget>>>,
-    call_sites: RwLock<HashMap<Arc<str>, Arc<CallSiteStats>>>,
-    /// Names declared on purpose (in code or a configuration file), as opposed to created
-    /// with the default configuration on first use: `validate` reports the latter.
-    declared_breakers: RwLock<HashSet<Arc<str>>>,
-    declared_bulkheads: RwLock<HashSet<Arc<str>>>,
+    pub(super) call_sites: RwLock<HashMap<Arc<str>, Arc<CallSiteStats>>>,
+    /// How many breakers, bulkheads and call sites may be created on first use (each kind
+    /// counted apart).
+    implicit_limit: AtomicUsize,
     default_breaker: RwLock<BreakerConfig>,
     default_bulkhead: RwLock<BulkheadConfig>,
     /// Where every breaker and bulkhead of this registry reports its events.
@@ -81,7 +96,7 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+pub(super) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -93,12 +108,11 @@ impl Registry {
     /// An empty registry with the documented default configurations.
     pub fn new() -> Self {
         Registry {
-            breakers: RwLock::default(),
-            bulkheads: RwLock::default(),
+            breakers: Table::default(),
+            bulkheads: Table::default(),
             budgets: RwLock::default(),
             call_sites: RwLock::default(),
-            declared_breakers: RwLock::default(),
-            declared_bulkheads: RwLock::default(),
+            implicit_limit: AtomicUsize::new(DEFAULT_IMPLICIT_LIMIT),
             default_breaker: RwLock::new(BreakerConfig::default()),
             default_bulkhead: RwLock::new(BulkheadConfig::default()),
             listeners: Arc::new(Listeners::new()),
@@ -127,7 +141,8 @@ impl Registry {
     }
 
     /// Declares the breaker `name` with `config`. Declaring a name again reconfigures the live
-    /// breaker in place: its state is kept and every handle follows.
+    /// breaker in place: its state is kept and every handle follows. Declared breakers do not
+    /// count toward the [implicit limit](Self::set_implicit_limit).
     pub fn declare_breaker(
         &self,
         name: &str,
@@ -135,49 +150,49 @@ impl Registry {
     ) -> Result<CircuitBreaker, ConfigError> {
         check_name("circuit breaker", name)?;
         config.validate(name)?;
-        self.mark_breaker_declared(name);
-        if let Some(existing) = self.get_breaker(name) {
-            existing.reconfigure(config)?;
-            return Ok(existing);
-        }
-        let mut breakers = write(&self.breakers);
-        if let Some(existing) = breakers.get(name) {
-            existing.reconfigure(config)?;
-            return Ok(existing.clone());
-        }
-        let breaker = CircuitBreaker::with_listeners(name, config, self.listeners.clone())?;
-        breakers.insert(breaker.shared_name().clone(), breaker.clone());
-        Ok(breaker)
+        self.breakers.declare(
+            name,
+            |live| live.reconfigure(config.clone()),
+            || CircuitBreaker::with_listeners(name, config.clone(), self.listeners.clone()),
+        )
     }
 
     /// The breaker `name`; created with the default configuration, and a warning, if it was
-    /// never declared.
-    pub fn breaker(&self, name: &str) -> CircuitBreaker {
-        if let Some(existing) = self.get_breaker(name) {
-            return existing;
+    /// never declared and the registry holds fewer undeclared breakers than its
+    /// [implicit limit](Self::set_implicit_limit). Looking up an existing name allocates
+    /// nothing.
+    pub fn breaker(&self, name: &str) -> Result<CircuitBreaker, RegistryError> {
+        if let Some(existing) = self.breakers.get(name) {
+            return Ok(existing);
         }
-        let mut breakers = write(&self.breakers);
-        if let Some(existing) = breakers.get(name) {
-            return existing.clone();
-        }
-        tracing::warn!(
-            target: "resilient::registry",
-            breaker = name,
-            "circuit breaker `{name}` was used without being declared: it gets the default configuration (declare it at startup to choose one)"
+        check_name("circuit breaker", name)?;
+        let lookup = self.breakers.get_or_create(
+            name,
+            self.implicit_limit(),
+            crate::callsite::names_breaker,
+            || {
+                let config = read(&self.default_breaker).clone();
+                CircuitBreaker::with_listeners(name, config, self.listeners.clone())
+                    .expect("the default breaker configuration is validated when it is set")
+            },
         );
-        let config = read(&self.default_breaker).clone();
-        let breaker = CircuitBreaker::with_listeners(name, config, self.listeners.clone())
-            .expect("the default breaker configuration is validated when it is set");
-        breakers.insert(breaker.shared_name().clone(), breaker.clone());
-        breaker
+        self.looked_up("circuit breaker", name, lookup)
     }
 
     /// The breaker `name`, if it exists.
     pub fn get_breaker(&self, name: &str) -> Option<CircuitBreaker> {
-        read(&self.breakers).get(name).cloned()
+        self.breakers.get(name)
     }
 
-    /// Declares the bulkhead `name`; declaring again reconfigures it in place.
+    /// Removes the breaker `name` from the registry; whether it was there. Handles already
+    /// given out (policies, call sites) keep working with the removed breaker, but the name is
+    /// free: the next lookup or declaration creates a new breaker.
+    pub fn remove_breaker(&self, name: &str) -> bool {
+        self.breakers.remove(name)
+    }
+
+    /// Declares the bulkhead `name`; declaring again reconfigures it in place. Declared
+    /// bulkheads do not count toward the [implicit limit](Self::set_implicit_limit).
     pub fn declare_bulkhead(
         &self,
         name: &str,
@@ -185,42 +200,95 @@ impl Registry {
     ) -> Result<Bulkhead, ConfigError> {
         check_name("bulkhead", name)?;
         config.validate(name)?;
-        write(&self.declared_bulkheads).insert(name.into());
-        let mut bulkheads = write(&self.bulkheads);
-        if let Some(existing) = bulkheads.get(name) {
-            existing.reconfigure(config)?;
-            return Ok(existing.clone());
-        }
-        let bulkhead = Bulkhead::with_listeners(name, config, self.listeners.clone())?;
-        bulkheads.insert(name.into(), bulkhead.clone());
-        Ok(bulkhead)
+        self.bulkheads.declare(
+            name,
+            |live| live.reconfigure(config),
+            || Bulkhead::with_listeners(name, config, self.listeners.clone()),
+        )
     }
 
     /// The bulkhead `name`; created with the default configuration, and a warning, if it was
-    /// never declared.
-    pub fn bulkhead(&self, name: &str) -> Bulkhead {
-        if let Some(existing) = self.get_bulkhead(name) {
-            return existing;
+    /// never declared and the registry holds fewer undeclared bulkheads than its
+    /// [implicit limit](Self::set_implicit_limit). Looking up an existing name allocates
+    /// nothing.
+    pub fn bulkhead(&self, name: &str) -> Result<Bulkhead, RegistryError> {
+        if let Some(existing) = self.bulkheads.get(name) {
+            return Ok(existing);
         }
-        let mut bulkheads = write(&self.bulkheads);
-        if let Some(existing) = bulkheads.get(name) {
-            return existing.clone();
-        }
-        tracing::warn!(
-            target: "resilient::registry",
-            bulkhead = name,
-            "bulkhead `{name}` was used without being declared: it gets the default configuration (declare it at startup to choose one)"
+        check_name("bulkhead", name)?;
+        let lookup = self.bulkheads.get_or_create(
+            name,
+            self.implicit_limit(),
+            crate::callsite::names_bulkhead,
+            || {
+                let config = *read(&self.default_bulkhead);
+                Bulkhead::with_listeners(name, config, self.listeners.clone())
+                    .expect("the default bulkhead configuration is validated when it is set")
+            },
         );
-        let config = *read(&self.default_bulkhead);
-        let bulkhead = Bulkhead::with_listeners(name, config, self.listeners.clone())
-            .expect("the default bulkhead configuration is validated when it is set");
-        bulkheads.insert(name.into(), bulkhead.clone());
-        bulkhead
+        self.looked_up("bulkhead", name, lookup)
     }
 
     /// The bulkhead `name`, if it exists.
     pub fn get_bulkhead(&self, name: &str) -> Option<Bulkhead> {
-        read(&self.bulkheads).get(name).cloned()
+        self.bulkheads.get(name)
+    }
+
+    /// Removes the bulkhead `name` from the registry; whether it was there. Handles already
+    /// given out keep working (and keep their slots), but the name is free.
+    pub fn remove_bulkhead(&self, name: &str) -> bool {
+        self.bulkheads.remove(name)
+    }
+
+    /// Sets how many undeclared breakers, and separately how many undeclared bulkheads,
+    /// [`breaker`](Self::breaker) and [`bulkhead`](Self::bulkhead) may create, and how many
+    /// call sites (policy names) [`PolicyBuilder::build_in`](crate::PolicyBuilder::build_in)
+    /// may add; the default is [`DEFAULT_IMPLICIT_LIMIT`]. Past it a new name gets
+    /// [`RegistryError::LimitReached`] (a [`ConfigError`] from the builder). Declared names
+    /// never count, and names an `#[resilient]` attribute uses are never refused (the program's
+    /// code bounds those). Lowering the limit below what exists removes nothing; it stops
+    /// further creation.
+    pub fn set_implicit_limit(&self, limit: usize) {
+        self.implicit_limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// The limit [`set_implicit_limit`](Self::set_implicit_limit) set.
+    pub fn implicit_limit(&self) -> usize {
+        self.implicit_limit.load(Ordering::Relaxed)
+    }
+
+    /// Turns what a table lookup did into the caller's answer, warning about what it created
+    /// and, once per filling, about what it refused.
+    fn looked_up<T>(
+        &self,
+        kind: &'static str,
+        name: &str,
+        lookup: Lookup<T>,
+    ) -> Result<T, RegistryError> {
+        match lookup {
+            Lookup::Found(handle) => Ok(handle),
+            Lookup::Created(handle) => {
+                warn_created(kind, name);
+                Ok(handle)
+            }
+            Lookup::Full { first } => {
+                let limit = self.implicit_limit();
+                if first {
+                    tracing::warn!(
+                        target: "resilient::registry",
+                        kind,
+                        name,
+                        limit,
+                        "{kind} `{name}` refused: the registry already holds {limit} undeclared {kind}s; further undeclared names are refused without another warning until one is removed"
+                    );
+                }
+                Err(RegistryError::LimitReached {
+                    kind,
+                    name: name.to_owned(),
+                    limit,
+                })
+            }
+        }
     }
 
     /// The retry budget of dependency `name`, created with `config` on first use.
@@ -232,6 +300,7 @@ impl Registry {
         if let Some(existing) = read(&self.budgets).get(name) {
             return Ok(existing.clone());
         }
+        check_name("retry budget", name)?;
         let mut budgets = write(&self.budgets);
         if let Some(existing) = budgets.get(name) {
             return Ok(existing.clone());
@@ -239,13 +308,6 @@ impl Registry {
         let budget = Arc::new(RetryBudget::new(name, config)?);
         budgets.insert(name.into(), budget.clone());
         Ok(budget)
-    }
-
-    /// Notes that breaker `name` was configured on purpose (see [`validate`](Self::validate)).
-    fn mark_breaker_declared(&self, name: &str) {
-        if !read(&self.declared_breakers).contains(name) {
-            write(&self.declared_breakers).insert(name.into());
-        }
     }
 
     /// Every function annotated with `#[resilient]` in this program, with what it declared
@@ -268,17 +330,17 @@ impl Registry {
     /// declaring, so a misspelled name fails the deploy instead of silently getting a default
     /// breaker of its own.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        let breakers = read(&self.declared_breakers);
-        let bulkheads = read(&self.declared_bulkheads);
+        let breakers = self.breakers.declared_names();
+        let bulkheads = self.bulkheads.declared_names();
         let mut problems = Vec::new();
         for site in annotated_call_sites() {
             let uses = [
-                ("breaker", site.breaker, &*breakers),
-                ("bulkhead", site.bulkhead, &*bulkheads),
+                ("breaker", site.breaker, &breakers),
+                ("bulkhead", site.bulkhead, &bulkheads),
             ];
             for (kind, name, declared) in uses {
                 let Some(name) = name else { continue };
-                if declared.contains(name) {
+                if declared.iter().any(|known| &**known == name) {
                     continue;
                 }
                 let suggestion = closest(name, declared.iter().map(|n| &**n))
@@ -308,14 +370,36 @@ impl Registry {
             .clone()
     }
 
-    /// Every call site that has run (or been built), sorted by name, with its counters.
-    pub fn call_site_metrics(&self) -> Vec<CallSiteMetrics> {
-        let mut all: Vec<_> = read(&self.call_sites)
-            .iter()
-            .map(|(name, stats)| stats.metrics(name.clone()))
-            .collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
+    /// The counters of the policy named `name`, for [`PolicyBuilder::build_in`]: created on
+    /// first use while the registry holds fewer call sites than its
+    /// [implicit limit](Self::set_implicit_limit) (names of `#[resilient]` functions are never
+    /// refused: the program's code bounds them).
+    ///
+    /// [`PolicyBuilder::build_in`]: crate::PolicyBuilder::build_in
+    pub(crate) fn policy_stats(&self, name: &str) -> Result<Arc<CallSiteStats>, RegistryError> {
+        if let Some(existing) = read(&self.call_sites).get(name) {
+            return Ok(existing.clone());
+        }
+        let mut sites = write(&self.call_sites);
+        if let Some(existing) = sites.get(name) {
+            return Ok(existing.clone());
+        }
+        let limit = self.implicit_limit();
+        if sites.len() >= limit && !crate::callsite::is_annotated(name) {
+            return Err(RegistryError::LimitReached {
+                kind: "call site",
+                name: name.to_owned(),
+                limit,
+            });
+        }
+        Ok(sites.entry(name.into()).or_default().clone())
+    }
+
+    /// Forgets the counters of call site `name`; whether there were any. Policies already built
+    /// keep counting into theirs, unseen; a policy built under the name afterwards starts from
+    /// zero. Frees room under the [implicit limit](Self::set_implicit_limit).
+    pub fn remove_call_site(&self, name: &str) -> bool {
+        write(&self.call_sites).remove(name).is_some()
     }
 
     /// Switches the policies of call site `name` off (`true`: calls run once, plain) or back
@@ -342,26 +426,6 @@ impl Registry {
         config.validate("default")?;
         *write(&self.default_bulkhead) = config;
         Ok(())
-    }
-
-    /// Every breaker, sorted by name, with its state and counters.
-    pub fn breakers(&self) -> Vec<BreakerMetrics> {
-        let mut all: Vec<_> = read(&self.breakers)
-            .values()
-            .map(CircuitBreaker::metrics)
-            .collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
-    }
-
-    /// Every bulkhead, sorted by name, with its occupancy.
-    pub fn bulkheads(&self) -> Vec<BulkheadMetrics> {
-        let mut all: Vec<_> = read(&self.bulkheads)
-            .values()
-            .map(Bulkhead::metrics)
-            .collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
     }
 
     /// Forces the breaker `name` open: every call is rejected until [`reset`](Self::reset).
@@ -394,29 +458,37 @@ impl Registry {
 
     /// Handles to every breaker, in no particular order.
     pub(crate) fn breaker_handles(&self) -> Vec<CircuitBreaker> {
-        read(&self.breakers).values().cloned().collect()
+        self.breakers.handles()
+    }
+
+    /// Handles to every bulkhead, in no particular order.
+    pub(crate) fn bulkhead_handles(&self) -> Vec<Bulkhead> {
+        self.bulkheads.handles()
     }
 
     fn breaker_names(&self) -> Vec<Arc<str>> {
-        let mut names: Vec<_> = read(&self.breakers).keys().cloned().collect();
-        names.sort();
-        names
+        self.breakers.names()
     }
 
     fn bulkhead_names(&self) -> Vec<Arc<str>> {
-        let mut names: Vec<_> = read(&self.bulkheads).keys().cloned().collect();
-        names.sort();
-        names
+        self.bulkheads.names()
     }
 }
 
-fn check_name(kind: &str, name: &str) -> Result<(), ConfigError> {
-    if name.trim().is_empty() {
-        return Err(ConfigError::new(kind, "name", name, "must not be empty"));
+/// The one warning an implicitly created entry gets, with the field (`breaker` or `bulkhead`)
+/// log queries select on.
+fn warn_created(kind: &str, name: &str) {
+    if kind == "bulkhead" {
+        tracing::warn!(
+            target: "resilient::registry",
+            bulkhead = name,
+            "bulkhead `{name}` was used without being declared: it gets the default configuration (declare it at startup to choose one)"
+        );
+    } else {
+        tracing::warn!(
+            target: "resilient::registry",
+            breaker = name,
+            "{kind} `{name}` was used without being declared: it gets the default configuration (declare it at startup to choose one)"
+        );
     }
-    if name.chars().any(char::is_control) || name.trim() != name {
-        let reason = "must not hold control characters or start or end with whitespace";
-        return Err(ConfigError::new(kind, "name", name, reason));
-    }
-    Ok(())
 }

@@ -9,6 +9,9 @@ use resilient::{
     Backoff, BreakerConfig, BulkheadConfig, MAX_DURATION, Policy, Registry, TimeoutConfig,
 };
 
+/// A policy that `build` should refuse, named by the field at fault.
+type Case = (&'static str, fn() -> resilient::PolicyBuilder);
+
 const TOO_LONG: Duration = Duration::from_secs(365 * 24 * 3600 + 1);
 
 #[test]
@@ -20,7 +23,7 @@ fn max_duration_is_365_days() {
 #[test]
 fn the_builder_refuses_each_duration_past_the_limit_by_name() {
     let registry = Registry::new();
-    let cases: [(&str, fn() -> resilient::PolicyBuilder); 5] = [
+    let cases: [Case; 5] = [
         ("timeout", || Policy::builder("p").timeout(Duration::MAX)),
         ("total_timeout", || {
             Policy::builder("p").total_timeout(Duration::MAX)

@@ -325,6 +325,7 @@ fn wrap(
     ret: &Type,
 ) -> syn::Result<TokenStream> {
     let arguments = Arguments::of(options, sig, &mut body)?;
+    mark_braces_generated(&mut body);
     let site = Ident::new("__RESILIENT_SITE", Span::call_site());
     let run = Ident::new("__resilient_run", Span::mixed_site());
     let spec = spec(options, &sig.ident);
@@ -372,6 +373,15 @@ fn wrap(
         let mut #run = #start;
         #finish
     })
+}
+
+/// The user's block is the tail of the attempt's `async` block; with its braces written by the
+/// user, rustc's `unused_braces` fires on a one-line body (`{ Ok(1) }`) and suggests removing
+/// them, which does not compile. Braces resolve no names, so only the lint sees the change;
+/// they keep their place for diagnostics.
+fn mark_braces_generated(body: &mut Block) {
+    let span = body.brace_token.span.join();
+    body.brace_token = syn::token::Brace(Span::mixed_site().located_at(span));
 }
 
 /// `start(&SITE, PhantomData::<Ret>)`, written with the return type's span from its first to

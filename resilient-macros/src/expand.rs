@@ -32,10 +32,12 @@ use syn::{
 };
 
 use crate::body;
+use crate::diagnose;
 use crate::options::{Jitter, Options, Setting};
 
 /// Expands `function` under `options`.
 pub(crate) fn expand(options: &Options, mut function: ItemFn) -> syn::Result<TokenStream> {
+    diagnose::check(options, &function)?;
     if function.sig.asyncness.is_some() {
         let ReturnType::Type(_, ret) = &function.sig.output else {
             return Err(syn::Error::new_spanned(
@@ -62,6 +64,9 @@ pub(crate) fn expand(options: &Options, mut function: ItemFn) -> syn::Result<Tok
         let generated = wrap(options, &mut function.sig, user_block, &ret)?;
         inner.block.stmts = vec![Stmt::Expr(Expr::Verbatim(generated), None)];
         return Ok(function.into_token_stream());
+    }
+    if let Some(error) = diagnose::expanded_by_tokio(&function) {
+        return Err(error);
     }
     Err(syn::Error::new_spanned(
         function.sig.fn_token,

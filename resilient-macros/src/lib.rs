@@ -7,6 +7,7 @@ use proc_macro2::TokenStream as TokenStream2;
 use quote::ToTokens;
 
 mod body;
+mod diagnose;
 mod duration;
 mod expand;
 mod options;

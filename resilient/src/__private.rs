@@ -219,9 +219,10 @@ impl<T, E> ResilientResult for Result<T, E> {
 
 /// Says, at the return type, which `From` impl the error type lacks.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot carry a `resilient::Rejection`: add `impl From<resilient::Rejection> for {Self}`",
+    message = "`{Self}` cannot carry a `resilient::Rejection`: it needs `impl From<resilient::Rejection> for {Self}`",
     label = "`#[resilient]` returns its rejections (open breaker, full bulkhead, timeout) as this error type",
-    note = "with thiserror, a variant `Rejected(#[from] resilient::Rejection)` writes the impl; `anyhow::Error` and `std::io::Error` already have one"
+    note = "for an error type of your own, write the impl; with thiserror, a variant `Rejected(#[from] resilient::Rejection)` writes it",
+    note = "for a type of another crate the orphan rule forbids that impl: return a newtype or an enum of your own, `anyhow::Error`, or `Box<dyn std::error::Error + Send + Sync>` (these two already have it)"
 )]
 pub trait AbsorbsRejection: From<Rejection> {}
 

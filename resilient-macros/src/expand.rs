@@ -33,6 +33,7 @@ use syn::{
 
 use crate::body;
 use crate::diagnose;
+use crate::krate;
 use crate::options::{Jitter, Options, Setting};
 
 /// Expands `function` under `options`.
@@ -371,12 +372,16 @@ fn wrap(
         }
     };
     let registration = registration(options, &sig.ident);
-    Ok(quote! {
+    let generated = quote! {
         static #site: ::resilient::__private::CallSite =
             ::resilient::__private::CallSite::new(#spec);
         #registration
         let mut #run = #start;
         #finish
+    };
+    Ok(match &options.krate {
+        Some(path) => krate::through(&path.value, generated),
+        None => generated,
     })
 }
 

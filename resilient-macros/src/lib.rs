@@ -10,6 +10,7 @@ mod body;
 mod diagnose;
 mod duration;
 mod expand;
+mod krate;
 mod options;
 
 // No doc comment here: rustdoc would append it to the documentation of the re-export,

@@ -25,6 +25,7 @@ const KEYS: &[&str] = &[
     "bulkhead",
     "fallback",
     "name",
+    "crate",
 ];
 
 /// Kept in step with `resilient::retry::MAX_RETRIES` (a test of `resilient::__private` checks).
@@ -66,6 +67,8 @@ pub(crate) struct Options {
     pub(crate) bulkhead: Option<Setting<String>>,
     pub(crate) fallback: Option<Setting<ExprPath>>,
     pub(crate) name: Option<Setting<String>>,
+    /// The path to the `resilient` crate, when it is not `::resilient`.
+    pub(crate) krate: Option<Setting<syn::Path>>,
     /// `retries` was written, even if its value was refused.
     retries_given: bool,
     /// The settings as written, `timeout = "2s", retries = 3`, for the call site's description.
@@ -132,6 +135,7 @@ impl Options {
             "bulkhead" => set(&mut self.bulkhead, meta, errors, NameArg::get),
             "fallback" => set(&mut self.fallback, meta, errors, PathArg::get),
             "name" => set(&mut self.name, meta, errors, NameArg::get),
+            "crate" => set(&mut self.krate, meta, errors, CrateArg::get),
             _ => {
                 let unknown = Error::unknown_field_with_alts(&key, KEYS);
                 errors.push(at(
@@ -509,6 +513,41 @@ impl FromMeta for JitterArg {
     }
 }
 
+/// `crate`: the path to `resilient` for a renamed dependency or a facade that re-exports it,
+/// written as a path or, as serde and tokio accept, a string holding one.
+struct CrateArg(syn::Path);
+
+impl CrateArg {
+    fn get(meta: &Meta) -> darling::Result<syn::Path> {
+        value::<CrateArg>(meta, "my_facade::resilient").map(|arg| arg.0)
+    }
+}
+
+impl FromMeta for CrateArg {
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        match expr {
+            Expr::Path(path) if path.qself.is_none() => Ok(CrateArg(path.path.clone())),
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(text),
+                ..
+            }) => text.parse::<syn::Path>().map(CrateArg).map_err(|_| {
+                at(
+                    text,
+                    format!(
+                        "\"{}\" is not a path: write the path to `resilient`, such as `crate = my_facade::resilient`",
+                        text.value()
+                    ),
+                )
+            }),
+            other => Err(expected(
+                "a path to the `resilient` crate",
+                "crate = my_facade::resilient",
+                other,
+            )),
+        }
+    }
+}
+
 /// `fallback`, `retry_if`: a path to a function.
 struct PathArg(ExprPath);
 
@@ -651,6 +690,19 @@ mod tests {
             found,
             ["expected a string: write `breaker = \"feature_store\"`"]
         );
+    }
+
+    #[test]
+    fn crate_takes_a_path_bare_or_quoted() {
+        for args in [
+            quote!(retries = 1, crate = my_facade::resilient),
+            quote!(retries = 1, crate = "my_facade::resilient"),
+        ] {
+            let path = Options::parse(args).unwrap().krate.unwrap().value;
+            assert_eq!(path.to_token_stream().to_string(), "my_facade :: resilient");
+        }
+        let found = errors(quote!(crate = "not a path"));
+        assert!(found[0].contains("is not a path"), "{found:?}");
     }
 
     #[test]

@@ -123,6 +123,7 @@ pub use timeout::{MAX_DURATION, TimeoutConfig};
 /// | `bulkhead` | string, `"feature_store"` | none | runs every attempt in this bulkhead of the global [`registry()`] |
 /// | `fallback` | path to a function | none | called with the arguments and the error when the call still fails |
 /// | `name` | string | `"module::path::function"` | the call site's name in logs, metrics and [`Registry::call_site_metrics`] |
+/// | `crate` | path, or a string holding one | `::resilient` | where the generated code finds this crate: a renamed dependency, or a facade that re-exports it (`crate = platform::resilient`) |
 ///
 /// Durations are whole numbers with units, largest first: `"250ms"`, `"2s"`, `"1m30s"`
 /// (units `h`, `m`, `s`, `ms`, `us`, `ns`). Without `backoff`, `max_backoff` and `jitter`,

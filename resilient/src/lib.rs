@@ -125,8 +125,8 @@ pub use timeout::{MAX_DURATION, TimeoutConfig};
 /// | `name` | string | `"module::path::function"` | the call site's name in logs, metrics and [`Registry::call_site_metrics`] |
 /// | `crate` | path, or a string holding one | `::resilient` | where the generated code finds this crate: a renamed dependency, or a facade that re-exports it (`crate = platform::resilient`) |
 ///
-/// Durations are whole numbers with units, largest first: `"250ms"`, `"2s"`, `"1m30s"`
-/// (units `h`, `m`, `s`, `ms`, `us`, `ns`). Without `backoff`, `max_backoff` and `jitter`,
+/// Durations use the grammar of configuration files (humantime's): `"250ms"`, `"1.5s"`,
+/// `"2 seconds"`, `"1m 30s"`; positive and at most [`MAX_DURATION`] (README, "Durations"). Without `backoff`, `max_backoff` and `jitter`,
 /// retries use the runtime's default backoff ([`Backoff::default`]).
 ///
 /// These mistakes are compile errors, each at the offending token and all reported at once: an

@@ -334,7 +334,7 @@ fn wrap(
     mark_braces_generated(&mut body);
     let site = Ident::new("__RESILIENT_SITE", Span::call_site());
     let run = Ident::new("__resilient_run", Span::mixed_site());
-    let spec = spec(options, &sig.ident);
+    let spec = spec(options, sig);
     let start = start(&site, ret);
     let copies = &arguments.copies;
     let fake_return = fake_return(ret);
@@ -371,11 +371,17 @@ fn wrap(
             call_fallback(&run, &calls, &path, &arguments.passed)
         }
     };
-    let registration = registration(options, &sig.ident);
+    let named_after_self = named_after_self(options, sig);
+    let registration = registration(options, sig, &site);
+    let name_after = named_after_self.then(|| {
+        let self_type = Ident::new("Self", Span::call_site());
+        quote!(#site.name_after(::core::any::type_name::<#self_type>);)
+    });
     let generated = quote! {
         static #site: ::resilient::__private::CallSite =
             ::resilient::__private::CallSite::new(#spec);
         #registration
+        #name_after
         let mut #run = #start;
         #finish
     };
@@ -576,15 +582,37 @@ fn call_fallback(
     }
 }
 
-/// The call site's name: the `name` key, or the module path and the function's name.
-fn site_name(options: &Options, function: &Ident) -> TokenStream {
+/// Whether the call site is named after `Self` on its first call: a method (it has a receiver
+/// or names `Self`) without a `name` key. Two types of one module may both have a `get`; the
+/// attribute cannot see the impl's type, so the function body supplies it (see
+/// `CallSite::name_after` in `resilient::__private`). An associated function that never
+/// names `Self` cannot be told from a free function; `Registry::validate` reports it if its
+/// name is shared.
+fn named_after_self(options: &Options, sig: &Signature) -> bool {
+    if options.name.is_some() {
+        return false;
+    }
+    let has_receiver = matches!(sig.inputs.first(), Some(FnArg::Receiver(_)));
+    let mentions_self = body::mentions(sig.inputs.to_token_stream(), "Self")
+        || body::mentions(sig.output.to_token_stream(), "Self")
+        || body::mentions(sig.generics.to_token_stream(), "Self");
+    has_receiver || mentions_self
+}
+
+/// The call site's name: the `name` key, or the module path and the function's name, with
+/// the placeholder `{Self}` before a method's name for its first call to fill in.
+fn site_name(options: &Options, sig: &Signature) -> TokenStream {
     if let Some(name) = &options.name {
         let name = &name.value;
         return quote!(#name);
     }
-    let function = function.to_string();
+    let function = sig.ident.to_string();
     let function = function.strip_prefix("r#").unwrap_or(&function);
-    let suffix = format!("::{function}");
+    let suffix = if named_after_self(options, sig) {
+        format!("::{{Self}}::{function}")
+    } else {
+        format!("::{function}")
+    };
     quote!(::core::concat!(::core::module_path!(), #suffix))
 }
 
@@ -611,8 +639,13 @@ fn optional_duration(value: Option<&Setting<Duration>>) -> TokenStream {
 
 /// Registers the call site at link time, so the registry can list and validate every
 /// annotated function before any has run.
-fn registration(options: &Options, function: &Ident) -> TokenStream {
-    let name = site_name(options, function);
+fn registration(options: &Options, sig: &Signature, site: &Ident) -> TokenStream {
+    let name = site_name(options, sig);
+    let named = if named_after_self(options, sig) {
+        quote!(::core::option::Option::Some(#site.named()))
+    } else {
+        quote!(::core::option::Option::None)
+    };
     let breaker = optional_text(options.breaker.as_ref());
     let bulkhead = optional_text(options.bulkhead.as_ref());
     let written = &options.written;
@@ -625,14 +658,15 @@ fn registration(options: &Options, function: &Ident) -> TokenStream {
                 #written,
                 ::core::file!(),
                 ::core::line!(),
+                #named,
             )
         }
     }
 }
 
 /// The call site's settings, as a constant expression.
-fn spec(options: &Options, function: &Ident) -> TokenStream {
-    let name = site_name(options, function);
+fn spec(options: &Options, sig: &Signature) -> TokenStream {
+    let name = site_name(options, sig);
     let jitter = match options.jitter.as_ref().map(|jitter| jitter.value) {
         None => quote!(::core::option::Option::None),
         Some(jitter) => {

@@ -69,8 +69,9 @@ pub struct Spec {
 }
 
 impl Spec {
-    fn builder(&self) -> PolicyBuilder {
-        let mut builder = Policy::builder(self.name).retries(self.retries);
+    /// The policy this spec describes, for the call site named `name` (see [`CallSite::name`]).
+    fn builder(&self, name: &'static str) -> PolicyBuilder {
+        let mut builder = Policy::builder(name).retries(self.retries);
         if let Some(limit) = self.timeout {
             builder = builder.timeout(limit);
         }
@@ -98,14 +99,18 @@ impl Spec {
 #[cfg(feature = "serde")]
 impl Spec {
     /// The attribute's settings with a configuration file's on top.
-    fn with_overrides(&self, overrides: &crate::config::CallSiteOverrides) -> PolicyBuilder {
-        let mut builder = self.builder();
+    fn with_overrides(
+        &self,
+        name: &'static str,
+        overrides: &crate::config::CallSiteOverrides,
+    ) -> PolicyBuilder {
+        let mut builder = self.builder(name);
         match overrides.retries {
             // Without `retries` in its attribute, the function moves its arguments into its one
             // attempt: it cannot run the body again, whatever the file says.
             Some(retries) if retries > 0 && self.retries == 0 => tracing::warn!(
                 target: "resilient::registry",
-                call_site = self.name,
+                call_site = name,
                 retries,
                 "a configuration file gives this call site retries, but its attribute has none: add `retries` to the attribute to allow them"
             ),
@@ -146,11 +151,16 @@ impl Spec {
     }
 }
 
+/// The placeholder a method's default name holds until its first call names its type.
+pub const SELF_PLACEHOLDER: &str = "{Self}";
+
 /// The `static` behind one annotated function.
 #[derive(Debug)]
 pub struct CallSite {
     spec: Spec,
     policy: OnceLock<Policy>,
+    /// A method's name with its type, set by its first call (see [`CallSite::name_after`]).
+    named: OnceLock<&'static str>,
 }
 
 impl CallSite {
@@ -159,20 +169,49 @@ impl CallSite {
         CallSite {
             spec,
             policy: OnceLock::new(),
+            named: OnceLock::new(),
         }
+    }
+
+    /// Where a method's name with its type lands, for its [`CallSiteInfo`] to read.
+    pub const fn named(&'static self) -> &'static OnceLock<&'static str> {
+        &self.named
+    }
+
+    /// Names a method's call site after `Self` on its first call, before its policy (and so its
+    /// metrics, configuration and kill switch) is looked up by name.
+    ///
+    /// The attribute cannot see the impl's type, and the `static` cannot name `Self` (E0401),
+    /// so the type comes from the function body, where `Self` is in scope: the spec's name is
+    /// `module::{Self}::method`, and this replaces the placeholder with the type's path as
+    /// [`std::any::type_name`] writes it, without generic arguments (one `static` serves every
+    /// instantiation, so the name must not depend on them). Later calls cost one atomic load.
+    #[inline]
+    pub fn name_after(&'static self, self_type: fn() -> &'static str) {
+        if self.named.get().is_none() {
+            self.named
+                .get_or_init(|| method_name(self.spec.name, self_type()));
+        }
+    }
+
+    /// The call site's name: the spec's, or a method's once [`name_after`](Self::name_after)
+    /// gave it its type.
+    pub fn name(&self) -> &'static str {
+        self.named.get().copied().unwrap_or(self.spec.name)
     }
 
     /// The call site's policy, built against the global registry the first time (that is when
     /// an undeclared breaker or bulkhead gets its default configuration and its warning).
     pub fn policy(&'static self) -> &'static Policy {
         self.policy.get_or_init(|| {
+            let name = self.name();
             #[cfg(feature = "serde")]
-            if let Some(policy) = self.policy_with_overrides() {
+            if let Some(policy) = self.policy_with_overrides(name) {
                 return policy;
             }
             // The macro refuses, at compile time, every setting `build` could refuse: empty
             // names, zero or inverted timeouts, too many retries, an inverted backoff.
-            self.spec.builder().build().unwrap_or_else(|error| {
+            self.spec.builder(name).build().unwrap_or_else(|error| {
                 panic!("#[resilient] checked this call site at compile time, yet: {error}")
             })
         })
@@ -181,15 +220,15 @@ impl CallSite {
     /// The policy with the settings a configuration file gave this call site
     /// (`[call_sites."name"]`) over the attribute's, if there are any and they fit together.
     #[cfg(feature = "serde")]
-    fn policy_with_overrides(&self) -> Option<Policy> {
+    fn policy_with_overrides(&self, name: &'static str) -> Option<Policy> {
         let registry = crate::registry();
-        let overrides = registry.call_site_overrides(self.spec.name)?;
-        match self.spec.with_overrides(&overrides).build() {
+        let overrides = registry.call_site_overrides(name)?;
+        match self.spec.with_overrides(name, &overrides).build() {
             Ok(policy) => Some(policy),
             Err(error) => {
                 tracing::error!(
                     target: "resilient::registry",
-                    call_site = self.spec.name,
+                    call_site = name,
                     %error,
                     "the configuration's settings for this call site do not fit its attribute's; it runs with the attribute's"
                 );
@@ -197,6 +236,17 @@ impl CallSite {
             }
         }
     }
+}
+
+/// `module::{Self}::method` with the placeholder replaced: the type's path without generic
+/// arguments, `shop::Users` for `shop::Users<u8>` (the module is the type's own, so it goes).
+/// Leaked: once per call site, for a name every later lookup borrows.
+fn method_name(template: &'static str, self_type: &str) -> &'static str {
+    let Some((_, method)) = template.rsplit_once("::") else {
+        return template;
+    };
+    let type_path = self_type.split('<').next().unwrap_or(self_type);
+    Box::leak(format!("{type_path}::{method}").into_boxed_str())
 }
 
 /// Says, at the return type, that a `#[resilient]` function must return a `Result`.
@@ -482,6 +532,38 @@ mod tests {
         let decided = retry_if(&404, base, |code: &u16| *code >= 500);
         assert!(!decided.transient);
         assert_eq!(decided.retry_after, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_method_is_named_after_its_type_without_generic_arguments() {
+        assert_eq!(
+            method_name("shop::{Self}::get", "shop::Users"),
+            "shop::Users::get"
+        );
+        assert_eq!(
+            method_name(
+                "shop::{Self}::get",
+                "shop::repo::Repo<alloc::string::String>"
+            ),
+            "shop::repo::Repo::get"
+        );
+        static SITE: CallSite = CallSite::new(Spec {
+            name: "__private::tests::{Self}::get",
+            breaker: None,
+            bulkhead: None,
+            timeout: None,
+            total_timeout: None,
+            retries: 0,
+            backoff: None,
+            max_backoff: None,
+            jitter: None,
+        });
+        assert_eq!(SITE.name(), "__private::tests::{Self}::get");
+        SITE.name_after(|| "app::Orders<u8>");
+        SITE.name_after(|| "app::Users");
+        assert_eq!(SITE.name(), "app::Orders::get", "the first call names it");
+        assert_eq!(SITE.policy().name(), "app::Orders::get");
+        assert_eq!(*SITE.named().get().unwrap(), "app::Orders::get");
     }
 
     #[test]

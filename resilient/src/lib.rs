@@ -122,7 +122,7 @@ pub use timeout::{MAX_DURATION, TimeoutConfig};
 /// | `breaker` | string, `"feature_store"` | none | records every attempt in this breaker of the global [`registry()`] |
 /// | `bulkhead` | string, `"feature_store"` | none | runs every attempt in this bulkhead of the global [`registry()`] |
 /// | `fallback` | path to a function | none | called with the arguments and the error when the call still fails |
-/// | `name` | string | `"module::path::function"` | the call site's name in logs, metrics and [`Registry::call_site_metrics`] |
+/// | `name` | string | `"module::function"`, `"module::Type::method"` | the call site's name in logs, metrics, configuration and [`Registry::call_site_metrics`] (see [below](#call-site-names)) |
 /// | `crate` | path, or a string holding one | `::resilient` | where the generated code finds this crate: a renamed dependency, or a facade that re-exports it (`crate = platform::resilient`) |
 ///
 /// Durations use the grammar of configuration files (humantime's): `"250ms"`, `"1.5s"`,
@@ -237,6 +237,30 @@ pub use timeout::{MAX_DURATION, TimeoutConfig};
 /// later calls do no registry lookup. [`Registry::call_site_metrics`] lists each call site by
 /// name with its calls, retries, fallbacks and latency, and [`Registry::bypass_call_site`] turns
 /// one off at run time.
+///
+/// # Call-site names
+///
+/// Metrics, a configuration file's `[call_sites."…"]` and the kill switch find a call site by
+/// its name, so each must have its own. Without a `name` key, a free function is
+/// `module::function` and a method (a function with a receiver, or that names `Self`) is
+/// `Type::method`, the type's path as [`std::any::type_name`] writes it without generic
+/// arguments: `Users::get` and `Orders::get` in `shop` are `shop::Users::get` and
+/// `shop::Orders::get`.
+///
+/// How: the attribute sees the method but not its impl, and the call site's `static` cannot
+/// name `Self` (E0401), so the first call names it, from the function body, where `Self` is in
+/// scope; its policy, and so its metrics, configuration and kill switch, is built right after
+/// under that name (later calls pay one atomic load). Until that first call,
+/// [`Registry::call_sites`] shows the name as `shop::{Self}::get`
+/// ([`callsite::CallSiteInfo::current_name`], [`callsite::CallSiteInfo::is_name_pending`]). Consequences:
+///
+/// * one `static` serves every instantiation of a generic type, hence no generic arguments in
+///   the name, and every implementor of a trait's default body, which takes the name of the
+///   first type to call it: give a default body a `name`;
+/// * an associated function that never names `Self` cannot be told from a free function and
+///   is `module::function`;
+/// * [`Registry::validate`] reports every name two call sites share, with both places, from
+///   link time for free functions and `name` keys, and for methods once they have run.
 ///
 /// # Other attributes
 ///

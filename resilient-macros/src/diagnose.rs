@@ -52,7 +52,9 @@ fn repeated(attrs: &[Attribute]) -> Option<syn::Error> {
 /// `#[tokio::main]` or `#[tokio::test]` written above `#[resilient]` expanded first: the body
 /// left is a blocking `block_on(..)`, with no async body to wrap.
 pub(crate) fn expanded_by_tokio(function: &ItemFn) -> Option<syn::Error> {
-    if !mentions_ident(function.block.to_token_stream(), "block_on") {
+    // tokio's expansion: `runtime::Builder::new_…().build().expect(..).block_on(body)`.
+    let body = function.block.to_token_stream();
+    if !(mentions_ident(body.clone(), "Builder") && mentions_ident(body, "block_on")) {
         return None;
     }
     Some(syn::Error::new_spanned(
@@ -284,6 +286,27 @@ mod tests {
             },
         );
         assert!(found[0].contains("written twice"), "{found:?}");
+    }
+
+    #[test]
+    fn recognises_what_tokio_main_leaves() {
+        let expanded: ItemFn = syn::parse_quote! {
+            fn main() -> Result<(), E> {
+                let body = async { Ok(()) };
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .expect("Failed building the Runtime")
+                    .block_on(body)
+            }
+        };
+        assert!(expanded_by_tokio(&expanded).is_some());
+        let plain: ItemFn = syn::parse_quote!(
+            fn f() -> Result<(), E> {
+                Ok(())
+            }
+        );
+        assert!(expanded_by_tokio(&plain).is_none());
     }
 
     #[test]

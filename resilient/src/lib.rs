@@ -133,8 +133,13 @@ pub use timeout::{MAX_DURATION, TimeoutConfig};
 /// unknown key (with a "did you mean"), a key given twice, a value of the wrong type, a malformed,
 /// zero or overflowing duration, `timeout` longer than `total_timeout`, `backoff`,
 /// `max_backoff`, `jitter` or `retry_if` without `retries`, `max_backoff` below `backoff`, more
-/// than 100 retries, an empty breaker, bulkhead or call-site name. The function is still emitted
-/// as written, so the rest of the crate (and rust-analyzer) keep working.
+/// than 100 retries, an empty breaker, bulkhead or call-site name. So are these, each at the
+/// token it is about and with the way out: `#[resilient]` written twice on one function,
+/// `#[tokio::main]` or `#[tokio::test]` written above it (put `#[resilient]` above), an error
+/// type that cannot get `From<Rejection>` (`String`; for another crate's type the note names a
+/// newtype, `anyhow::Error` or `Box<dyn Error + Send + Sync>`), a generic error type without
+/// `'static`, and a success value borrowed from `&mut self` with `retries`. The function is
+/// still emitted as written, so the rest of the crate (and rust-analyzer) keep working.
 ///
 /// # The function
 ///

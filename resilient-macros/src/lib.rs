@@ -12,6 +12,7 @@ mod duration;
 mod expand;
 mod krate;
 mod options;
+mod site;
 
 // No doc comment here: rustdoc would append it to the documentation of the re-export,
 // `resilient::resilient`, which is where users read it.

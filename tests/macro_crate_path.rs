@@ -1,5 +1,7 @@
 //! `#[resilient(crate = path)]`: a crate that reaches `resilient` through a facade (or a renamed
-//! dependency) points the expansion at it.
+//! dependency) points the expansion at it, warning-free.
+
+#![deny(warnings)]
 
 /// A facade that re-exports `resilient` under another name, as a company's platform crate
 /// would.

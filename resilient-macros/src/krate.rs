@@ -14,7 +14,6 @@ pub(crate) fn through(path: &syn::Path, tokens: TokenStream) -> TokenStream {
     let alias = Ident::new(ALIAS, Span::call_site());
     let tokens = rewrite(tokens);
     quote! {
-        #[allow(unused_imports)]
         use #path::__private as #alias;
         #tokens
     }
@@ -84,7 +83,6 @@ mod tests {
         assert_eq!(
             text,
             quote! {
-                #[allow(unused_imports)]
                 use crate::facade::engine::__private as __resilient_private;
                 static S: __resilient_private::CallSite =
                     f(|| { __resilient_private::start() });

@@ -13,6 +13,7 @@ mod expand;
 mod krate;
 mod options;
 mod site;
+mod values;
 
 // No doc comment here: rustdoc would append it to the documentation of the re-export,
 // `resilient::resilient`, which is where users read it.

@@ -181,12 +181,15 @@ fn has_static_bound(sig: &Signature, ident: &Ident) -> bool {
     in_params || in_where
 }
 
-/// `&mut self` with retries and a success value borrowed from `self`: each attempt re-borrows
-/// `self`, and a result borrowed from one attempt would have to outlive the next attempt's
-/// borrow. rustc says "borrowed mutably in the previous iteration of the loop" at the
-/// attribute; this says why and what to do.
+/// `&mut self` with retries or a fallback and a success value borrowed from `self`: after an
+/// attempt `self` is borrowed again (by the next attempt, or the fallback), while a result
+/// borrowed from the attempt would still hold the first borrow (the borrow checker cannot see
+/// that only an `Err` goes on). rustc says "borrowed mutably in the previous iteration of the
+/// loop" at the attribute; this says why and what to do.
 fn borrow_from_mut_self(options: &Options, sig: &Signature) -> Option<syn::Error> {
-    if options.retries() == 0 {
+    let retries = options.retries() > 0;
+    let fallback = options.fallback.is_some();
+    if !(retries || fallback) {
         return None;
     }
     let Some(FnArg::Receiver(receiver)) = sig.inputs.first() else {
@@ -208,9 +211,19 @@ fn borrow_from_mut_self(options: &Options, sig: &Signature) -> Option<syn::Error
     if !borrowed {
         return None;
     }
+    let (after, drop) = match (retries, fallback) {
+        (true, false) => ("the next attempt", "drop the retries (`retries = 0`)"),
+        (false, true) => ("the fallback", "drop the `fallback`"),
+        _ => (
+            "the next attempt or the fallback",
+            "drop the retries and the `fallback`",
+        ),
+    };
     Some(syn::Error::new_spanned(
         ok,
-        "with `retries`, each attempt re-borrows `&mut self`, so a success value borrowed from `self` would keep the first attempt's borrow alive while the next attempt starts, which the borrow checker refuses: return owned data (e.g. `String` for `&str`, or a clone), or drop the retries (`retries = 0`)",
+        format!(
+            "a success value borrowed from `&mut self` cannot be returned here: after an attempt, {after} borrows `self` again while the borrow checker still counts the attempt's borrow, held by its result; return owned data (e.g. `String` for `&str`, or a clone), or {drop}"
+        ),
     ))
 }
 
@@ -358,6 +371,14 @@ mod tests {
                 quote!(get(&mut self) -> Result<&str, E>)
             )
             .is_empty()
+        );
+        let found = f(
+            quote!(fallback = stale),
+            quote!(get(&mut self) -> Result<&str, E>),
+        );
+        assert!(
+            found[0].contains("the fallback borrows `self` again"),
+            "{found:?}"
         );
     }
 }

@@ -138,8 +138,9 @@ pub use timeout::{MAX_DURATION, TimeoutConfig};
 /// `#[tokio::main]` or `#[tokio::test]` written above it (put `#[resilient]` above), an error
 /// type that cannot get `From<Rejection>` (`String`; for another crate's type the note names a
 /// newtype, `anyhow::Error` or `Box<dyn Error + Send + Sync>`), a generic error type without
-/// `'static`, and a success value borrowed from `&mut self` with `retries` or a `fallback`. The function is
-/// still emitted as written, so the rest of the crate (and rust-analyzer) keep working.
+/// `'static`, and a success value borrowed from `&mut self` with `retries` or a `fallback`.
+/// The function is still emitted as written, so the rest of the crate (and rust-analyzer) keep
+/// working.
 ///
 /// # The function
 ///

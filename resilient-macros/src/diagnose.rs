@@ -154,7 +154,7 @@ fn generic_error_not_static(sig: &Signature, error: &Type) -> Option<syn::Error>
         .params
         .iter()
         .any(|param| matches!(param, GenericParam::Type(param) if param.ident == *ident));
-    if !is_param || has_static_bound(sig, ident) {
+    if !is_param || !surely_not_static(sig, ident) {
         return None;
     }
     Some(syn::Error::new_spanned(
@@ -165,20 +165,58 @@ fn generic_error_not_static(sig: &Signature, error: &Type) -> Option<syn::Error>
     ))
 }
 
-fn has_static_bound(sig: &Signature, ident: &Ident) -> bool {
-    let is_static = |bound: &TypeParamBound| matches!(bound, TypeParamBound::Lifetime(lifetime) if lifetime.ident == "static");
-    let in_params = sig.generics.params.iter().any(|param| {
-        matches!(param, GenericParam::Type(param)
-            if param.ident == *ident && param.bounds.iter().any(is_static))
+/// Traits that do not make their implementors `'static`: a parameter bounded by these alone
+/// surely is not. Any other trait (`Any`, or one of the user's with a `'static` supertrait)
+/// might be, so the parameter is left to the compiler rather than refused wrongly.
+const NOT_STATIC_TRAITS: &[&str] = &[
+    "From",
+    "Into",
+    "Debug",
+    "Display",
+    "Error",
+    "Send",
+    "Sync",
+    "Clone",
+    "Copy",
+    "PartialEq",
+    "Eq",
+    "PartialOrd",
+    "Ord",
+    "Hash",
+    "Default",
+    "Unpin",
+    "Sized",
+    "AsRef",
+    "ToString",
+    "Transient",
+];
+
+/// Whether every bound on the type parameter `ident` is one of [`NOT_STATIC_TRAITS`] or a
+/// lifetime other than `'static`.
+fn surely_not_static(sig: &Signature, ident: &Ident) -> bool {
+    let not_static = |bound: &TypeParamBound| match bound {
+        TypeParamBound::Lifetime(lifetime) => lifetime.ident != "static",
+        TypeParamBound::Trait(bound) => bound
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| NOT_STATIC_TRAITS.iter().any(|name| last.ident == name)),
+        _ => false,
+    };
+    let is_ident = |ty: &Type| matches!(ty, Type::Path(path) if path.path.is_ident(ident));
+    let in_params = sig.generics.params.iter().all(|param| match param {
+        GenericParam::Type(param) if param.ident == *ident => param.bounds.iter().all(not_static),
+        _ => true,
     });
-    let in_where = sig.generics.where_clause.iter().any(|clause| {
-        clause.predicates.iter().any(|predicate| {
-            matches!(predicate, WherePredicate::Type(predicate)
-                if matches!(&predicate.bounded_ty, Type::Path(path) if path.path.is_ident(ident))
-                    && predicate.bounds.iter().any(is_static))
+    let in_where = sig.generics.where_clause.iter().all(|clause| {
+        clause.predicates.iter().all(|predicate| match predicate {
+            WherePredicate::Type(predicate) if is_ident(&predicate.bounded_ty) => {
+                predicate.bounds.iter().all(not_static)
+            }
+            _ => true,
         })
     });
-    in_params || in_where
+    in_params && in_where
 }
 
 /// `&mut self` with retries or a fallback and a success value borrowed from `self`: after an
@@ -342,6 +380,11 @@ mod tests {
         assert!(f(quote!(<E: Clone>), quote!())[0].contains("`E: 'static`"));
         assert!(f(quote!(<E: Clone + 'static>), quote!()).is_empty());
         assert!(f(quote!(<E>), quote!(where E: 'static)).is_empty());
+        assert!(!f(quote!(<E: std::fmt::Debug + Send>), quote!()).is_empty());
+        // Traits that may imply `'static` are left to the compiler.
+        assert!(f(quote!(<E: std::any::Any>), quote!()).is_empty());
+        assert!(f(quote!(<E: MyError>), quote!()).is_empty());
+        assert!(f(quote!(<E: Clone>), quote!(where E: MyError)).is_empty());
     }
 
     #[test]

@@ -48,7 +48,8 @@ const BACKOFF_MULTIPLIER: f64 = 2.0;
 /// One call site's settings, as written in its attribute and checked at compile time.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
-    /// The call site's name: the `name` key, or the module path and function name.
+    /// The call site's name: the `name` key, or the module path and function name, with
+    /// [`SELF_PLACEHOLDER`] before a method's name (see [`CallSite::name_after`]).
     pub name: &'static str,
     /// The breaker's name in the global registry.
     pub breaker: Option<&'static str>,

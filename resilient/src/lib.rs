@@ -312,7 +312,8 @@ pub use timeout::{MAX_DURATION, TimeoutConfig};
 ///
 /// ```text
 /// async fn price(&self, sku: &str) -> Result<u64, PricingError> {
-///     static SITE: CallSite = CallSite::new(Spec { name: "app::Pricing::price", .. });
+///     static SITE: CallSite = CallSite::new(Spec { name: "app::{Self}::price", .. });
+///     SITE.name_after(type_name::<Self>); // a method: `app::Pricing::price` from its first call
 ///     let mut run = start::<Result<u64, PricingError>>(&SITE); // policy built on first use
 ///     let result = loop {
 ///         let attempt = run.attempt(async move { /* the body */ }).await;

@@ -125,3 +125,49 @@ fn an_environment_variable_past_the_limit_is_refused_by_name() {
     assert_eq!(err.field_name(), Some("open_wait"));
     assert!(err.to_string().contains("365 days"), "{err}");
 }
+
+// One grammar for the attribute and the files: humantime's, which both parse with.
+
+#[derive(Debug)]
+struct Rejected(#[allow(dead_code)] resilient::Rejection);
+
+impl From<resilient::Rejection> for Rejected {
+    fn from(rejection: resilient::Rejection) -> Self {
+        Rejected(rejection)
+    }
+}
+
+macro_rules! hangs_for {
+    ($($name:ident = $text:literal),* $(,)?) => {
+        $(
+            #[resilient::resilient(timeout = $text)]
+            async fn $name() -> Result<(), Rejected> {
+                std::future::pending().await
+            }
+        )*
+        /// Each string as written in an attribute, with the function that times out after it.
+        const WRITTEN: &[(&str, fn() -> std::pin::Pin<Box<dyn Future<Output = Result<(), Rejected>>>>)] =
+            &[$(($text, || Box::pin($name()))),*];
+    };
+}
+
+hangs_for!(
+    decimal = "1.5s",
+    words = "2 seconds",
+    spaced = "1m 30s",
+    any_order = "30s1m",
+    long_unit = "2sec",
+    padded = " 250ms ",
+);
+
+#[tokio::test(start_paused = true)]
+async fn the_attribute_reads_durations_as_configuration_files_do() {
+    let expected = [1500, 2000, 90_000, 90_000, 2000, 250].map(Duration::from_millis);
+    for ((text, call), expected) in WRITTEN.iter().zip(expected) {
+        let started = tokio::time::Instant::now();
+        assert!(call().await.unwrap_err().0.is_timeout());
+        assert_eq!(started.elapsed(), expected, "attribute: {text:?}");
+        let file = format!("[call_sites.\"x\"]\ntimeout = {text:?}\n");
+        assert!(FileConfig::from_toml(&file).is_ok(), "file: {text:?}");
+    }
+}

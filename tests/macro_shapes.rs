@@ -472,3 +472,47 @@ async fn written_by_macro_rules() {
     );
     assert_eq!(from_macro(&flaky, "k".into()).await.unwrap(), "k");
 }
+
+// What the compile errors of `tests/ui/stacking` and `tests/ui/types` suggest instead.
+
+/// `#[resilient]` above `#[tokio::test]` (or `#[tokio::main]`) wraps the async body first.
+#[resilient(retries = 1, backoff = "1ms")]
+#[tokio::test(start_paused = true)]
+async fn above_tokio_test() -> Result<(), Error> {
+    assert_eq!(free(&Flaky::default()).await, Ok(2));
+    Ok(())
+}
+
+/// A generic error type bounded by `'static`.
+#[resilient(retries = 1, backoff = "1ms")]
+async fn generic_error<E: From<Rejection> + 'static>(
+    flaky: &Flaky,
+    error: fn() -> E,
+) -> Result<u32, E> {
+    flaky.check().map_err(|_| error())
+}
+
+/// The boxed error the `String` error's message suggests: it has `From<Rejection>`.
+#[resilient(retries = 1, backoff = "1ms")]
+async fn boxed_error(flaky: &Flaky) -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(flaky.check()?)
+}
+
+impl Service {
+    /// A borrow of `&mut self` returned from a single attempt.
+    #[resilient(timeout = "1s")]
+    async fn borrowed_from_mut_self(&mut self) -> Result<&u32, Error> {
+        self.count += 1;
+        Ok(&self.count)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_suggested_alternatives_compile_and_run() {
+    assert_eq!(
+        generic_error(&Flaky::default(), || Error::Down).await,
+        Ok(2)
+    );
+    assert_eq!(boxed_error(&Flaky::default()).await.unwrap(), 2);
+    assert_eq!(Service::default().borrowed_from_mut_self().await, Ok(&1));
+}

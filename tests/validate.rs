@@ -75,7 +75,7 @@ fn undeclared_names_are_all_reported_at_once() {
     let registry = Registry::new();
     let error = registry.validate().unwrap_err();
     assert_eq!(error.problems().len(), 3, "{error}");
-    assert!(error.to_string().starts_with("3 undeclared name(s)"));
+    assert!(error.to_string().starts_with("3 problem(s)"));
 }
 
 #[test]

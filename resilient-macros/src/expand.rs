@@ -21,8 +21,6 @@
 //! end one attempt, and the block owns what it uses (per-attempt copies, re-borrows), so it is
 //! `Send` whenever the original function's future is.
 
-use std::time::Duration;
-
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::visit_mut::VisitMut;
@@ -32,10 +30,14 @@ use syn::{
 };
 
 use crate::body;
-use crate::options::{Jitter, Options, Setting};
+use crate::diagnose;
+use crate::krate;
+use crate::options::Options;
+use crate::site::{named_after_self, registration, spec};
 
 /// Expands `function` under `options`.
 pub(crate) fn expand(options: &Options, mut function: ItemFn) -> syn::Result<TokenStream> {
+    diagnose::check(options, &function)?;
     if function.sig.asyncness.is_some() {
         let ReturnType::Type(_, ret) = &function.sig.output else {
             return Err(syn::Error::new_spanned(
@@ -62,6 +64,9 @@ pub(crate) fn expand(options: &Options, mut function: ItemFn) -> syn::Result<Tok
         let generated = wrap(options, &mut function.sig, user_block, &ret)?;
         inner.block.stmts = vec![Stmt::Expr(Expr::Verbatim(generated), None)];
         return Ok(function.into_token_stream());
+    }
+    if let Some(error) = diagnose::expanded_by_tokio(&function) {
+        return Err(error);
     }
     Err(syn::Error::new_spanned(
         function.sig.fn_token,
@@ -325,9 +330,10 @@ fn wrap(
     ret: &Type,
 ) -> syn::Result<TokenStream> {
     let arguments = Arguments::of(options, sig, &mut body)?;
+    mark_braces_generated(&mut body);
     let site = Ident::new("__RESILIENT_SITE", Span::call_site());
     let run = Ident::new("__resilient_run", Span::mixed_site());
-    let spec = spec(options, &sig.ident);
+    let spec = spec(options, sig);
     let start = start(&site, ret);
     let copies = &arguments.copies;
     let fake_return = fake_return(ret);
@@ -364,14 +370,33 @@ fn wrap(
             call_fallback(&run, &calls, &path, &arguments.passed)
         }
     };
-    let registration = registration(options, &sig.ident);
-    Ok(quote! {
+    let named_after_self = named_after_self(options, sig);
+    let registration = registration(options, sig, &site);
+    let name_after = named_after_self.then(|| {
+        let self_type = Ident::new("Self", Span::call_site());
+        quote!(#site.name_after(::core::any::type_name::<#self_type>);)
+    });
+    let generated = quote! {
         static #site: ::resilient::__private::CallSite =
             ::resilient::__private::CallSite::new(#spec);
         #registration
+        #name_after
         let mut #run = #start;
         #finish
+    };
+    Ok(match &options.krate {
+        Some(path) => krate::through(&path.value, generated),
+        None => generated,
     })
+}
+
+/// The user's block is the tail of the attempt's `async` block; with its braces written by the
+/// user, rustc's `unused_braces` fires on a one-line body (`{ Ok(1) }`) and suggests removing
+/// them, which does not compile. Braces resolve no names, so only the lint sees the change;
+/// they keep their place for diagnostics.
+fn mark_braces_generated(body: &mut Block) {
+    let span = body.brace_token.span.join();
+    body.brace_token = syn::token::Brace(Span::mixed_site().located_at(span));
 }
 
 /// `start(&SITE, PhantomData::<Ret>)`, written with the return type's span from its first to
@@ -556,120 +581,9 @@ fn call_fallback(
     }
 }
 
-/// The call site's name: the `name` key, or the module path and the function's name.
-fn site_name(options: &Options, function: &Ident) -> TokenStream {
-    if let Some(name) = &options.name {
-        let name = &name.value;
-        return quote!(#name);
-    }
-    let function = function.to_string();
-    let function = function.strip_prefix("r#").unwrap_or(&function);
-    let suffix = format!("::{function}");
-    quote!(::core::concat!(::core::module_path!(), #suffix))
-}
-
-fn optional_text(value: Option<&Setting<String>>) -> TokenStream {
-    value.map_or_else(
-        || quote!(::core::option::Option::None),
-        |value| {
-            let value = &value.value;
-            quote!(::core::option::Option::Some(#value))
-        },
-    )
-}
-
-fn optional_duration(value: Option<&Setting<Duration>>) -> TokenStream {
-    value.map_or_else(
-        || quote!(::core::option::Option::None),
-        |value| {
-            let secs = grouped(value.value.as_secs());
-            let nanos = grouped(u64::from(value.value.subsec_nanos()));
-            quote!(::core::option::Option::Some(::resilient::__private::Duration::new(#secs, #nanos)))
-        },
-    )
-}
-
-/// Registers the call site at link time, so the registry can list and validate every
-/// annotated function before any has run.
-fn registration(options: &Options, function: &Ident) -> TokenStream {
-    let name = site_name(options, function);
-    let breaker = optional_text(options.breaker.as_ref());
-    let bulkhead = optional_text(options.bulkhead.as_ref());
-    let written = &options.written;
-    quote! {
-        ::resilient::__private::inventory::submit! {
-            ::resilient::__private::CallSiteInfo::new(
-                #name,
-                #breaker,
-                #bulkhead,
-                #written,
-                ::core::file!(),
-                ::core::line!(),
-            )
-        }
-    }
-}
-
-/// The call site's settings, as a constant expression.
-fn spec(options: &Options, function: &Ident) -> TokenStream {
-    let name = site_name(options, function);
-    let jitter = match options.jitter.as_ref().map(|jitter| jitter.value) {
-        None => quote!(::core::option::Option::None),
-        Some(jitter) => {
-            let variant = match jitter {
-                Jitter::None => quote!(None),
-                Jitter::Full => quote!(Full),
-                Jitter::Equal => quote!(Equal),
-                Jitter::Decorrelated => quote!(Decorrelated),
-            };
-            quote!(::core::option::Option::Some(::resilient::__private::Jitter::#variant))
-        }
-    };
-    let breaker = optional_text(options.breaker.as_ref());
-    let bulkhead = optional_text(options.bulkhead.as_ref());
-    let timeout = optional_duration(options.timeout.as_ref());
-    let total_timeout = optional_duration(options.total_timeout.as_ref());
-    let backoff = optional_duration(options.backoff.as_ref());
-    let max_backoff = optional_duration(options.max_backoff.as_ref());
-    let retries = grouped(u64::from(options.retries()));
-    quote! {
-        ::resilient::__private::Spec {
-            name: #name,
-            breaker: #breaker,
-            bulkhead: #bulkhead,
-            timeout: #timeout,
-            total_timeout: #total_timeout,
-            retries: #retries,
-            backoff: #backoff,
-            max_backoff: #max_backoff,
-            jitter: #jitter,
-        }
-    }
-}
-
-/// An integer literal with `_` every three digits, as clippy's `unreadable_literal` wants.
-fn grouped(value: u64) -> syn::LitInt {
-    let digits = value.to_string();
-    let mut text = String::with_capacity(digits.len() * 4 / 3);
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            text.push('_');
-        }
-        text.push(digit);
-    }
-    syn::LitInt::new(&text, Span::call_site())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn groups_digits_by_three() {
-        assert_eq!(grouped(5).to_string(), "5");
-        assert_eq!(grouped(1000).to_string(), "1_000");
-        assert_eq!(grouped(500_000_000).to_string(), "500_000_000");
-    }
 
     #[test]
     fn finds_the_output_of_an_async_trait_return_type() {

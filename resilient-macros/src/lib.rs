@@ -7,9 +7,13 @@ use proc_macro2::TokenStream as TokenStream2;
 use quote::ToTokens;
 
 mod body;
+mod diagnose;
 mod duration;
 mod expand;
+mod krate;
 mod options;
+mod site;
+mod values;
 
 // No doc comment here: rustdoc would append it to the documentation of the re-export,
 // `resilient::resilient`, which is where users read it.

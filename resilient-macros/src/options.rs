@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
+use darling::Error;
 use darling::ast::NestedMeta;
-use darling::{Error, FromMeta};
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, ExprPath, Lit, Meta};
+use syn::{ExprPath, Meta};
 
-use crate::duration;
+use crate::values::{CrateArg, DurationArg, JitterArg, NameArg, PathArg, RetriesArg};
 
 /// Every key, for "did you mean" and the list in the unknown-key error.
 const KEYS: &[&str] = &[
@@ -25,10 +25,11 @@ const KEYS: &[&str] = &[
     "bulkhead",
     "fallback",
     "name",
+    "crate",
 ];
 
 /// Kept in step with `resilient::retry::MAX_RETRIES` (a test of `resilient::__private` checks).
-const MAX_RETRIES: u32 = 100;
+pub(crate) const MAX_RETRIES: u32 = 100;
 /// Kept in step with `resilient::__private::DEFAULT_BACKOFF` and `DEFAULT_MAX_BACKOFF`.
 pub(crate) const DEFAULT_BACKOFF: Duration = Duration::from_millis(100);
 pub(crate) const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -50,7 +51,7 @@ pub(crate) enum Jitter {
     Decorrelated,
 }
 
-const JITTERS: &[&str] = &["none", "full", "equal", "decorrelated"];
+pub(crate) const JITTERS: &[&str] = &["none", "full", "equal", "decorrelated"];
 
 /// What one `#[resilient(...)]` asks for.
 #[derive(Debug, Default)]
@@ -66,6 +67,8 @@ pub(crate) struct Options {
     pub(crate) bulkhead: Option<Setting<String>>,
     pub(crate) fallback: Option<Setting<ExprPath>>,
     pub(crate) name: Option<Setting<String>>,
+    /// The path to the `resilient` crate, when it is not `::resilient`.
+    pub(crate) krate: Option<Setting<syn::Path>>,
     /// `retries` was written, even if its value was refused.
     retries_given: bool,
     /// The settings as written, `timeout = "2s", retries = 3`, for the call site's description.
@@ -132,6 +135,7 @@ impl Options {
             "bulkhead" => set(&mut self.bulkhead, meta, errors, NameArg::get),
             "fallback" => set(&mut self.fallback, meta, errors, PathArg::get),
             "name" => set(&mut self.name, meta, errors, NameArg::get),
+            "crate" => set(&mut self.krate, meta, errors, CrateArg::get),
             _ => {
                 let unknown = Error::unknown_field_with_alts(&key, KEYS);
                 errors.push(at(
@@ -215,12 +219,12 @@ fn written(tokens: &str) -> String {
 }
 
 /// An error whose caret covers all of `tokens` (darling's `with_span` keeps only the first).
-fn at(tokens: &impl quote::ToTokens, message: impl std::fmt::Display) -> Error {
+pub(crate) fn at(tokens: &impl quote::ToTokens, message: impl std::fmt::Display) -> Error {
     syn::Error::new_spanned(tokens, message).into()
 }
 
 /// An error at `span`.
-fn at_span(span: Span, message: impl std::fmt::Display) -> Error {
+pub(crate) fn at_span(span: Span, message: impl std::fmt::Display) -> Error {
     syn::Error::new(span, message).into()
 }
 
@@ -252,346 +256,6 @@ fn set<T>(
             key: key.span(),
             span,
         });
-    }
-}
-
-/// Parses a `key = value` item with `T`'s [`FromMeta`], explaining the other shapes.
-fn value<T: FromMeta>(meta: &Meta, example: &str) -> darling::Result<T> {
-    let key = meta
-        .path()
-        .get_ident()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    match meta {
-        Meta::NameValue(pair) => T::from_expr(unwrap_group(&pair.value)),
-        Meta::Path(path) => Err(at(
-            path,
-            format!("`{key}` needs a value: write `{key} = {example}`"),
-        )),
-        Meta::List(list) => Err(at(
-            list,
-            format!("write `{key} = {example}`, not `{key}(...)`"),
-        )),
-    }
-}
-
-/// Values produced by `macro_rules` arrive wrapped in invisible groups.
-fn unwrap_group(expr: &Expr) -> &Expr {
-    match expr {
-        Expr::Group(group) => unwrap_group(&group.expr),
-        Expr::Paren(paren) => unwrap_group(&paren.expr),
-        other => other,
-    }
-}
-
-/// What a value is, for "expected X, found Y".
-fn describe(expr: &Expr) -> &'static str {
-    match expr {
-        Expr::Lit(ExprLit { lit, .. }) => match lit {
-            Lit::Str(_) => "a string",
-            Lit::Int(_) => "an integer",
-            Lit::Float(_) => "a float",
-            Lit::Bool(_) => "a boolean",
-            _ => "a literal",
-        },
-        Expr::Path(_) => "a path",
-        Expr::Closure(_) => "a closure",
-        _ => "an expression",
-    }
-}
-
-fn expected(what: &str, example: &str, found: &Expr) -> Error {
-    at(
-        found,
-        format!(
-            "expected {what}, such as `{example}`; found {}",
-            describe(found)
-        ),
-    )
-}
-
-/// `timeout`, `total_timeout`, `backoff`, `max_backoff`: a string such as `"2s"`.
-struct DurationArg(Duration);
-
-impl DurationArg {
-    fn get(meta: &Meta) -> darling::Result<Duration> {
-        value::<DurationArg>(meta, "\"2s\"").map(|arg| arg.0)
-    }
-}
-
-impl FromMeta for DurationArg {
-    fn from_expr(expr: &Expr) -> darling::Result<Self> {
-        match expr {
-            Expr::Lit(ExprLit {
-                lit: Lit::Str(text),
-                ..
-            }) => duration::parse(&text.value())
-                .map(DurationArg)
-                .map_err(|error| at(text, error.message(&text.value()))),
-            Expr::Lit(ExprLit {
-                lit: Lit::Int(int), ..
-            }) => Err(at(
-                int,
-                format!(
-                    "expected a duration string with a unit, such as `\"{0}s\"` or `\"{0}ms\"`; found an integer",
-                    int.base10_digits()
-                ),
-            )),
-            other => Err(expected("a duration string", "\"2s\"", other)),
-        }
-    }
-}
-
-/// `retries`: a whole number, at most [`MAX_RETRIES`].
-struct RetriesArg(u32);
-
-impl RetriesArg {
-    fn get(meta: &Meta) -> darling::Result<u32> {
-        value::<RetriesArg>(meta, "3").map(|arg| arg.0)
-    }
-}
-
-impl FromMeta for RetriesArg {
-    fn from_expr(expr: &Expr) -> darling::Result<Self> {
-        let too_many = || {
-            at(
-                expr,
-                format!(
-                    "`retries` is at most {MAX_RETRIES}: more retries only add load to a dependency that keeps failing"
-                ),
-            )
-        };
-        let negative = || {
-            at(
-                expr,
-                "`retries` counts the attempts after the first: it cannot be negative",
-            )
-        };
-        match expr {
-            Expr::Lit(ExprLit {
-                lit: Lit::Int(int), ..
-            }) => {
-                if !int.suffix().is_empty() {
-                    return Err(at(
-                        int,
-                        format!(
-                            "write `retries = {}` without a type suffix",
-                            int.base10_digits()
-                        ),
-                    ));
-                }
-                if int.base10_digits().starts_with('-') {
-                    return Err(negative());
-                }
-                match int.base10_parse::<u32>() {
-                    Ok(n) if n <= MAX_RETRIES => Ok(RetriesArg(n)),
-                    _ => Err(too_many()),
-                }
-            }
-            Expr::Unary(_) => Err(negative()),
-            Expr::Lit(ExprLit {
-                lit: Lit::Str(text),
-                ..
-            }) => Err(at(
-                text,
-                format!(
-                    "expected an integer, such as `retries = 3`; found a string (write `retries = {}` without quotes)",
-                    text.value()
-                ),
-            )),
-            other => Err(expected("an integer", "retries = 3", other)),
-        }
-    }
-}
-
-/// `breaker`, `bulkhead`, `name`: a non-blank string.
-struct NameArg(String);
-
-impl NameArg {
-    fn get(meta: &Meta) -> darling::Result<String> {
-        let key = meta
-            .path()
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        let example = if key == "name" {
-            "\"checkout::price\""
-        } else {
-            "\"feature_store\""
-        };
-        let arg = value::<NameArg>(meta, example).map_err(|error| match meta {
-            // A bare identifier is the likeliest slip: say so with the quoted form.
-            Meta::NameValue(pair) if matches!(unwrap_group(&pair.value), Expr::Path(_)) => {
-                let written = pair.value.to_token_stream().to_string();
-                at(
-                    &pair.value,
-                    format!("expected a string: write `{key} = \"{written}\"`"),
-                )
-            }
-            _ => error,
-        })?;
-        if arg.0.trim().is_empty() {
-            let what = match key.as_str() {
-                "breaker" => "a breaker's name",
-                "bulkhead" => "a bulkhead's name",
-                _ => "a call site's name",
-            };
-            return Err(at_span(
-                name_value_span(meta),
-                format!("{what} must not be empty: write `{key} = {example}`"),
-            ));
-        }
-        // The runtime's naming rule (`resilient::MAX_NAME_LEN` and what it documents): a name
-        // it would refuse must not compile, or the call site would fail on its first call.
-        if let Some(problem) = name_problem(&arg.0) {
-            let what = match key.as_str() {
-                "breaker" => "a breaker's name",
-                "bulkhead" => "a bulkhead's name",
-                _ => "a call site's name",
-            };
-            return Err(at_span(
-                name_value_span(meta),
-                format!("{what} {problem}: names end up in log lines and metric labels"),
-            ));
-        }
-        Ok(arg.0)
-    }
-}
-
-/// The longest name the runtime accepts, in bytes (`resilient::MAX_NAME_LEN`).
-const MAX_NAME_LEN: usize = 256;
-
-/// Why the runtime would refuse a non-blank `name`, if it would.
-fn name_problem(name: &str) -> Option<&'static str> {
-    if name.len() > MAX_NAME_LEN {
-        Some("is longer than 256 bytes")
-    } else if name.chars().any(char::is_control) {
-        Some("must not contain control characters (line breaks, tabs, escapes)")
-    } else if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
-        Some("must not start or end with whitespace")
-    } else {
-        None
-    }
-}
-
-fn name_value_span(meta: &Meta) -> Span {
-    match meta {
-        Meta::NameValue(pair) => pair.value.span(),
-        other => other.span(),
-    }
-}
-
-impl FromMeta for NameArg {
-    fn from_expr(expr: &Expr) -> darling::Result<Self> {
-        match expr {
-            Expr::Lit(ExprLit {
-                lit: Lit::Str(text),
-                ..
-            }) => Ok(NameArg(text.value())),
-            other => Err(expected("a string", "\"feature_store\"", other)),
-        }
-    }
-}
-
-/// `jitter`: `none`, `full`, `equal` or `decorrelated`, bare or quoted.
-struct JitterArg(Jitter);
-
-impl JitterArg {
-    fn get(meta: &Meta) -> darling::Result<Jitter> {
-        value::<JitterArg>(meta, "full").map(|arg| arg.0)
-    }
-
-    fn named(name: &str, written: &impl quote::ToTokens) -> darling::Result<Self> {
-        Ok(JitterArg(match name {
-            "none" => Jitter::None,
-            "full" => Jitter::Full,
-            "equal" => Jitter::Equal,
-            "decorrelated" => Jitter::Decorrelated,
-            _ => {
-                let unknown = Error::unknown_value_with_alts(name, JITTERS);
-                return Err(at(
-                    written,
-                    format!("{unknown}\n`jitter` is one of: {}", JITTERS.join(", ")),
-                ));
-            }
-        }))
-    }
-}
-
-impl FromMeta for JitterArg {
-    fn from_expr(expr: &Expr) -> darling::Result<Self> {
-        match expr {
-            Expr::Lit(ExprLit {
-                lit: Lit::Str(text),
-                ..
-            }) => JitterArg::named(&text.value(), text),
-            Expr::Path(path) if path.path.get_ident().is_some() => {
-                let ident = path.path.get_ident().map(ToString::to_string);
-                JitterArg::named(&ident.unwrap_or_default(), path)
-            }
-            other => Err(expected(
-                "`none`, `full`, `equal` or `decorrelated`",
-                "jitter = full",
-                other,
-            )),
-        }
-    }
-}
-
-/// `fallback`, `retry_if`: a path to a function.
-struct PathArg(ExprPath);
-
-impl PathArg {
-    fn get(meta: &Meta) -> darling::Result<ExprPath> {
-        let key = meta
-            .path()
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        let example = if key == "fallback" {
-            "cached_price"
-        } else {
-            "is_transient"
-        };
-        value::<PathArg>(meta, example)
-            .map(|arg| arg.0)
-            .map_err(|error| match meta {
-                Meta::NameValue(pair) => path_error(&key, example, unwrap_group(&pair.value)),
-                _ => error,
-            })
-    }
-}
-
-/// The explanation for a value that is not a path, by what it is instead.
-fn path_error(key: &str, example: &str, value: &Expr) -> Error {
-    let message = match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(text),
-            ..
-        }) => format!(
-            "expected a path to a function, not a string: write `{key} = {}`",
-            text.value()
-        ),
-        Expr::Closure(_) => format!(
-            "expected a path to a function, not a closure: move the code into a function and write `{key} = {example}`"
-        ),
-        Expr::Call(_) | Expr::MethodCall(_) => format!(
-            "expected a path to a function, not a call: write `{key} = {example}` and `#[resilient]` calls it"
-        ),
-        other => format!(
-            "expected a path to a function, such as `{key} = {example}`; found {}",
-            describe(other)
-        ),
-    };
-    at(value, message)
-}
-
-impl FromMeta for PathArg {
-    fn from_expr(expr: &Expr) -> darling::Result<Self> {
-        match expr {
-            Expr::Path(path) => Ok(PathArg(path.clone())),
-            other => Err(expected("a path to a function", "cached_price", other)),
-        }
     }
 }
 
@@ -693,6 +357,19 @@ mod tests {
             found,
             ["expected a string: write `breaker = \"feature_store\"`"]
         );
+    }
+
+    #[test]
+    fn crate_takes_a_path_bare_or_quoted() {
+        for args in [
+            quote!(retries = 1, crate = my_facade::resilient),
+            quote!(retries = 1, crate = "my_facade::resilient"),
+        ] {
+            let path = Options::parse(args).unwrap().krate.unwrap().value;
+            assert_eq!(path.to_token_stream().to_string(), "my_facade :: resilient");
+        }
+        let found = errors(quote!(crate = "not a path"));
+        assert!(found[0].contains("is not a path"), "{found:?}");
     }
 
     #[test]

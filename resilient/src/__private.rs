@@ -21,7 +21,7 @@
 use std::any::Any;
 use std::future::{Future, Ready};
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arc_swap::ArcSwapOption;
 
@@ -51,7 +51,8 @@ const BACKOFF_MULTIPLIER: f64 = 2.0;
 /// One call site's settings, as written in its attribute and checked at compile time.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
-    /// The call site's name: the `name` key, or the module path and function name.
+    /// The call site's name: the `name` key, or the module path and function name, with
+    /// [`SELF_PLACEHOLDER`] before a method's name (see [`CallSite::name_after`]).
     pub name: &'static str,
     /// The breaker's name in the global registry.
     pub breaker: Option<&'static str>,
@@ -72,8 +73,9 @@ pub struct Spec {
 }
 
 impl Spec {
-    fn builder(&self) -> PolicyBuilder {
-        let mut builder = Policy::builder(self.name).retries(self.retries);
+    /// The policy this spec describes, for the call site named `name` (see [`CallSite::name`]).
+    fn builder(&self, name: &'static str) -> PolicyBuilder {
+        let mut builder = Policy::builder(name).retries(self.retries);
         if let Some(limit) = self.timeout {
             builder = builder.timeout(limit);
         }
@@ -101,14 +103,18 @@ impl Spec {
 #[cfg(feature = "serde")]
 impl Spec {
     /// The attribute's settings with a configuration file's on top.
-    fn with_overrides(&self, overrides: &crate::config::CallSiteOverrides) -> PolicyBuilder {
-        let mut builder = self.builder();
+    fn with_overrides(
+        &self,
+        name: &'static str,
+        overrides: &crate::config::CallSiteOverrides,
+    ) -> PolicyBuilder {
+        let mut builder = self.builder(name);
         match overrides.retries {
             // Without `retries` in its attribute, the function moves its arguments into its one
             // attempt: it cannot run the body again, whatever the file says.
             Some(retries) if retries > 0 && self.retries == 0 => tracing::warn!(
                 target: "resilient::registry",
-                call_site = self.name,
+                call_site = name,
                 retries,
                 "a configuration file gives this call site retries, but its attribute has none: add `retries` to the attribute to allow them"
             ),
@@ -155,6 +161,9 @@ type FileSettings = Option<crate::config::CallSiteOverrides>;
 #[cfg(not(feature = "serde"))]
 type FileSettings = ();
 
+/// The placeholder a method's default name holds until its first call names its type.
+pub const SELF_PLACEHOLDER: &str = "{Self}";
+
 /// The `static` behind one annotated function.
 ///
 /// Its policy is built on the first call and rebuilt when the registry's call-site settings
@@ -168,6 +177,8 @@ pub struct CallSite {
     spec: Spec,
     current: ArcSwapOption<Installed>,
     built: Mutex<Vec<Built>>,
+    /// A method's name with its type, set by its first call (see [`CallSite::name_after`]).
+    named: OnceLock<&'static str>,
 }
 
 /// The policy calls use now, and the registry state it was built for.
@@ -193,7 +204,35 @@ impl CallSite {
             spec,
             current: ArcSwapOption::const_empty(),
             built: Mutex::new(Vec::new()),
+            named: OnceLock::new(),
         }
+    }
+
+    /// Where a method's name with its type lands, for its [`CallSiteInfo`] to read.
+    pub const fn named(&'static self) -> &'static OnceLock<&'static str> {
+        &self.named
+    }
+
+    /// Names a method's call site after `Self` on its first call, before its policy (and so its
+    /// metrics, configuration and kill switch) is looked up by name.
+    ///
+    /// The attribute cannot see the impl's type, and the `static` cannot name `Self` (E0401),
+    /// so the type comes from the function body, where `Self` is in scope: the spec's name is
+    /// `module::{Self}::method`, and this replaces the placeholder with the type's path as
+    /// [`std::any::type_name`] writes it, without generic arguments (one `static` serves every
+    /// instantiation, so the name must not depend on them). Later calls cost one atomic load.
+    #[inline]
+    pub fn name_after(&'static self, self_type: fn() -> &'static str) {
+        if self.named.get().is_none() {
+            self.named
+                .get_or_init(|| method_name(self.spec.name, self_type()));
+        }
+    }
+
+    /// The call site's name: the spec's, or a method's once [`name_after`](Self::name_after)
+    /// gave it its type.
+    pub fn name(&self) -> &'static str {
+        self.named.get().copied().unwrap_or(self.spec.name)
     }
 
     /// The call site's policy in the current registry: the global one, or the one a test put
@@ -250,7 +289,7 @@ impl CallSite {
                 if settings.is_some() {
                     tracing::error!(
                         target: "resilient::registry",
-                        call_site = self.spec.name,
+                        call_site = self.name(),
                         %error,
                         "the configuration's settings for this call site do not fit its attribute's; it runs with the attribute's"
                     );
@@ -273,7 +312,7 @@ impl CallSite {
 
     #[cfg(feature = "serde")]
     fn file_settings(&self, registry: &Registry) -> FileSettings {
-        registry.call_site_overrides(self.spec.name)
+        registry.call_site_overrides(self.name())
     }
 
     #[cfg(not(feature = "serde"))]
@@ -282,11 +321,25 @@ impl CallSite {
     fn build(&self, registry: &Registry, settings: &FileSettings) -> Result<Policy, ConfigError> {
         #[cfg(feature = "serde")]
         if let Some(overrides) = settings {
-            return self.spec.with_overrides(overrides).build_in(registry);
+            return self
+                .spec
+                .with_overrides(self.name(), overrides)
+                .build_in(registry);
         }
         let _ = settings;
-        self.spec.builder().build_in(registry)
+        self.spec.builder(self.name()).build_in(registry)
     }
+}
+
+/// `module::{Self}::method` with the placeholder replaced: the type's path without generic
+/// arguments, `shop::Users` for `shop::Users<u8>` (the module is the type's own, so it goes).
+/// Leaked: once per call site, for a name every later lookup borrows.
+fn method_name(template: &'static str, self_type: &str) -> &'static str {
+    let Some((_, method)) = template.rsplit_once("::") else {
+        return template;
+    };
+    let type_path = self_type.split('<').next().unwrap_or(self_type);
+    Box::leak(format!("{type_path}::{method}").into_boxed_str())
 }
 
 /// Says, at the return type, that a `#[resilient]` function must return a `Result`.
@@ -309,9 +362,10 @@ impl<T, E> ResilientResult for Result<T, E> {
 
 /// Says, at the return type, which `From` impl the error type lacks.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot carry a `resilient::Rejection`: add `impl From<resilient::Rejection> for {Self}`",
+    message = "`{Self}` cannot carry a `resilient::Rejection`: it needs `impl From<resilient::Rejection> for {Self}`",
     label = "`#[resilient]` returns its rejections (open breaker, full bulkhead, timeout) as this error type",
-    note = "with thiserror, a variant `Rejected(#[from] resilient::Rejection)` writes the impl; `anyhow::Error` and `std::io::Error` already have one"
+    note = "for an error type of your own, write the impl; with thiserror, a variant `Rejected(#[from] resilient::Rejection)` writes it",
+    note = "for a type of another crate the orphan rule forbids that impl: return a newtype or an enum of your own, `anyhow::Error`, or `Box<dyn std::error::Error + Send + Sync>` (these two already have it)"
 )]
 pub trait AbsorbsRejection: From<Rejection> {}
 
@@ -571,6 +625,38 @@ mod tests {
         let decided = retry_if(&404, base, |code: &u16| *code >= 500);
         assert!(!decided.transient);
         assert_eq!(decided.retry_after, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_method_is_named_after_its_type_without_generic_arguments() {
+        assert_eq!(
+            method_name("shop::{Self}::get", "shop::Users"),
+            "shop::Users::get"
+        );
+        assert_eq!(
+            method_name(
+                "shop::{Self}::get",
+                "shop::repo::Repo<alloc::string::String>"
+            ),
+            "shop::repo::Repo::get"
+        );
+        static SITE: CallSite = CallSite::new(Spec {
+            name: "__private::tests::{Self}::get",
+            breaker: None,
+            bulkhead: None,
+            timeout: None,
+            total_timeout: None,
+            retries: 0,
+            backoff: None,
+            max_backoff: None,
+            jitter: None,
+        });
+        assert_eq!(SITE.name(), "__private::tests::{Self}::get");
+        SITE.name_after(|| "app::Orders<u8>");
+        SITE.name_after(|| "app::Users");
+        assert_eq!(SITE.name(), "app::Orders::get", "the first call names it");
+        assert_eq!(SITE.policy().name(), "app::Orders::get");
+        assert_eq!(*SITE.named().get().unwrap(), "app::Orders::get");
     }
 
     #[test]

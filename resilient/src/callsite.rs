@@ -10,8 +10,8 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// One call in this many (per thread) is timed for the latency histogram.
@@ -270,7 +270,9 @@ pub struct CallSiteMetrics {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CallSiteInfo {
-    /// The call site's name (the `name` key, or the module path and function name).
+    /// The call site's name as declared: the `name` key, or the module path and function name,
+    /// `shop::{Self}::get` for a method until it first runs (see
+    /// [`current_name`](Self::current_name)).
     pub name: &'static str,
     /// The breaker it names, if any.
     pub breaker: Option<&'static str>,
@@ -282,6 +284,8 @@ pub struct CallSiteInfo {
     pub file: &'static str,
     /// The line of the annotated function.
     pub line: u32,
+    /// A method's name with its type, once its first call named it.
+    named: Option<&'static OnceLock<&'static str>>,
 }
 
 impl CallSiteInfo {
@@ -294,6 +298,7 @@ impl CallSiteInfo {
         options: &'static str,
         file: &'static str,
         line: u32,
+        named: Option<&'static OnceLock<&'static str>>,
     ) -> Self {
         CallSiteInfo {
             name,
@@ -302,7 +307,24 @@ impl CallSiteInfo {
             options,
             file,
             line,
+            named,
         }
+    }
+
+    /// The name its metrics, configuration (`[call_sites."…"]`) and kill switch use: the `name`
+    /// key or `module::function`, and for a method without a `name` key, the type's path and
+    /// the method's name (`shop::Users::get`) once the method has run. Until then a method's
+    /// name holds the placeholder `{Self}`.
+    pub fn current_name(&self) -> &'static str {
+        self.named
+            .and_then(|named| named.get().copied())
+            .unwrap_or(self.name)
+    }
+
+    /// Whether its name still waits for its first call to name its type.
+    pub fn is_name_pending(&self) -> bool {
+        self.current_name()
+            .contains(crate::__private::SELF_PLACEHOLDER)
     }
 }
 
@@ -311,7 +333,7 @@ inventory::collect!(CallSiteInfo);
 /// Every annotated function linked into this program, sorted by name.
 pub fn annotated_call_sites() -> Vec<&'static CallSiteInfo> {
     let mut all: Vec<_> = inventory::iter::<CallSiteInfo>.into_iter().collect();
-    all.sort_by(|a, b| (a.name, a.file, a.line).cmp(&(b.name, b.file, b.line)));
+    all.sort_by_key(|site| (site.current_name(), site.file, site.line));
     all
 }
 
@@ -334,7 +356,7 @@ pub(crate) fn names_bulkhead(name: &str) -> bool {
 pub(crate) fn is_annotated(name: &str) -> bool {
     inventory::iter::<CallSiteInfo>
         .into_iter()
-        .any(|site| site.name == name)
+        .any(|site| site.current_name() == name)
 }
 
 /// An annotated call site with its counters (absent until it first ran).

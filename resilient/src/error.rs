@@ -335,7 +335,7 @@ impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} undeclared name(s) used by #[resilient] call sites:",
+            "{} problem(s) with the names #[resilient] call sites use:",
             self.problems.len()
         )?;
         for problem in &self.problems {

@@ -124,18 +124,25 @@ pub use timeout::{MAX_DURATION, TimeoutConfig};
 /// | `breaker` | string, `"feature_store"` | none | records every attempt in this breaker of the global [`registry()`] |
 /// | `bulkhead` | string, `"feature_store"` | none | runs every attempt in this bulkhead of the global [`registry()`] |
 /// | `fallback` | path to a function | none | called with the arguments and the error when the call still fails |
-/// | `name` | string | `"module::path::function"` | the call site's name in logs, metrics and [`Registry::call_site_metrics`] |
+/// | `name` | string | `"module::function"`, `"module::Type::method"` | the call site's name in logs, metrics, configuration and [`Registry::call_site_metrics`] (see [below](#call-site-names)) |
+/// | `crate` | path, or a string holding one | `::resilient` | where the generated code finds this crate: a renamed dependency, or a facade that re-exports it (`crate = platform::resilient`) |
 ///
-/// Durations are whole numbers with units, largest first: `"250ms"`, `"2s"`, `"1m30s"`
-/// (units `h`, `m`, `s`, `ms`, `us`, `ns`). Without `backoff`, `max_backoff` and `jitter`,
+/// Durations use the grammar of configuration files (humantime's): `"250ms"`, `"1.5s"`,
+/// `"2 seconds"`, `"1m 30s"`; positive and at most [`MAX_DURATION`] (README, "Durations"). Without `backoff`, `max_backoff` and `jitter`,
 /// retries use the runtime's default backoff ([`Backoff::default`]).
 ///
 /// These mistakes are compile errors, each at the offending token and all reported at once: an
 /// unknown key (with a "did you mean"), a key given twice, a value of the wrong type, a malformed,
 /// zero or overflowing duration, `timeout` longer than `total_timeout`, `backoff`,
 /// `max_backoff`, `jitter` or `retry_if` without `retries`, `max_backoff` below `backoff`, more
-/// than 100 retries, an empty breaker, bulkhead or call-site name. The function is still emitted
-/// as written, so the rest of the crate (and rust-analyzer) keep working.
+/// than 100 retries, an empty breaker, bulkhead or call-site name. So are these, each at the
+/// token it is about and with the way out: `#[resilient]` written twice on one function,
+/// `#[tokio::main]` or `#[tokio::test]` written above it (put `#[resilient]` above), an error
+/// type that cannot get `From<Rejection>` (`String`; for another crate's type the note names a
+/// newtype, `anyhow::Error` or `Box<dyn Error + Send + Sync>`), a generic error type without
+/// `'static`, and a success value borrowed from `&mut self` with `retries` or a `fallback`.
+/// The function is still emitted as written, so the rest of the crate (and rust-analyzer) keep
+/// working.
 ///
 /// # The function
 ///
@@ -239,6 +246,30 @@ pub use timeout::{MAX_DURATION, TimeoutConfig};
 /// name with its calls, retries, fallbacks and latency, and [`Registry::bypass_call_site`] turns
 /// one off at run time.
 ///
+/// # Call-site names
+///
+/// Metrics, a configuration file's `[call_sites."…"]` and the kill switch find a call site by
+/// its name, so each must have its own. Without a `name` key, a free function is
+/// `module::function` and a method (a function with a receiver, or that names `Self`) is
+/// `Type::method`, the type's path as [`std::any::type_name`] writes it without generic
+/// arguments: `Users::get` and `Orders::get` in `shop` are `shop::Users::get` and
+/// `shop::Orders::get`.
+///
+/// How: the attribute sees the method but not its impl, and the call site's `static` cannot
+/// name `Self` (E0401), so the first call names it, from the function body, where `Self` is in
+/// scope; its policy, and so its metrics, configuration and kill switch, is built right after
+/// under that name (later calls pay one atomic load). Until that first call,
+/// [`Registry::call_sites`] shows the name as `shop::{Self}::get`
+/// ([`callsite::CallSiteInfo::current_name`], [`callsite::CallSiteInfo::is_name_pending`]). Consequences:
+///
+/// * one `static` serves every instantiation of a generic type, hence no generic arguments in
+///   the name, and every implementor of a trait's default body, which takes the name of the
+///   first type to call it: give a default body a `name`;
+/// * an associated function that never names `Self` cannot be told from a free function and
+///   is `module::function`;
+/// * [`Registry::validate`] reports every name two call sites share, with both places, from
+///   link time for free functions and `name` keys, and for methods once they have run.
+///
 /// # Other attributes
 ///
 /// * `#[async_trait]` on the impl: put `#[resilient]` on the method; it recognises the boxed
@@ -283,7 +314,8 @@ pub use timeout::{MAX_DURATION, TimeoutConfig};
 ///
 /// ```text
 /// async fn price(&self, sku: &str) -> Result<u64, PricingError> {
-///     static SITE: CallSite = CallSite::new(Spec { name: "app::Pricing::price", .. });
+///     static SITE: CallSite = CallSite::new(Spec { name: "app::{Self}::price", .. });
+///     SITE.name_after(type_name::<Self>); // a method: `app::Pricing::price` from its first call
 ///     let mut run = start::<Result<u64, PricingError>>(&SITE); // policy built on first use
 ///     let result = loop {
 ///         let attempt = run.attempt(async move { /* the body */ }).await;

@@ -26,7 +26,7 @@ pub use self::reload::{ChangeAction, EntryChange, EntryKind, ReloadReport};
 pub use self::scope::Scoped;
 pub(crate) use self::scope::scoped;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
@@ -319,17 +319,33 @@ impl Registry {
             .map(|info| CallSiteDescription {
                 info: *info,
                 metrics: stats
-                    .get(info.name)
-                    .map(|stats| stats.metrics(info.name.into())),
+                    .get(info.current_name())
+                    .map(|stats| stats.metrics(info.current_name().into())),
             })
             .collect()
     }
 
     /// Checks that every breaker and bulkhead an annotated function names was declared (in
-    /// code or by a configuration file), listing every offender. Call it at startup, after
-    /// declaring, so a misspelled name fails the deploy instead of silently getting a default
-    /// breaker of its own.
+    /// code or by a configuration file), and that no two annotated functions share a call-site
+    /// name (they would share metrics, configuration and kill switch), listing every offender.
+    /// Call it at startup, after declaring, so a misspelled name fails the deploy instead of
+    /// silently getting a default breaker of its own.
+    ///
+    /// A method without a `name` key is named after its type on its first call
+    /// ([`CallSiteInfo::current_name`](crate::callsite::CallSiteInfo::current_name)); until then it is
+    /// left out of the shared-name check, since its name is not known yet.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        let mut problems = self.undeclared_names();
+        problems.extend(shared_call_site_names());
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationError::new(problems))
+        }
+    }
+
+    /// A sentence per breaker or bulkhead an annotated function uses without a declaration.
+    fn undeclared_names(&self) -> Vec<String> {
         let breakers = self.breakers.declared_names();
         let bulkheads = self.bulkheads.declared_names();
         let mut problems = Vec::new();
@@ -348,15 +364,13 @@ impl Registry {
                     .unwrap_or_default();
                 problems.push(format!(
                     "`{}` ({}:{}) uses {kind} `{name}`, which was never declared{suggestion}",
-                    site.name, site.file, site.line
+                    site.current_name(),
+                    site.file,
+                    site.line
                 ));
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ValidationError::new(problems))
-        }
+        problems
     }
 
     /// The counters of call site `name`, created on first use.
@@ -473,6 +487,30 @@ impl Registry {
     fn bulkhead_names(&self) -> Vec<Arc<str>> {
         self.bulkheads.names()
     }
+}
+
+/// A sentence per call-site name that more than one annotated function has, with where each is.
+fn shared_call_site_names() -> Vec<String> {
+    let mut by_name: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for site in annotated_call_sites() {
+        if !site.is_name_pending() {
+            by_name
+                .entry(site.current_name())
+                .or_default()
+                .push(format!("{}:{}", site.file, site.line));
+        }
+    }
+    by_name
+        .into_iter()
+        .filter(|(_, places)| places.len() > 1)
+        .map(|(name, places)| {
+            format!(
+                "{} call sites share the name `{name}` ({}), and with it their metrics, configuration and kill switch: give each a `name = \"...\"` of its own",
+                places.len(),
+                places.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// The one warning an implicitly created entry gets, with the field (`breaker` or `bulkhead`)

@@ -12,7 +12,7 @@ impl From<Rejection> for Error {
     }
 }
 
-#[resilient(timeout = "2sec")]
+#[resilient(timeout = "2 fortnights")]
 async fn price(sku: &str) -> Result<u32, Error> {
     let _ = sku;
     Err(Error::Down)

@@ -373,8 +373,15 @@ impl Registry {
         problems
     }
 
-    /// The counters of call site `name`, created on first use.
-    pub fn call_site_stats(&self, name: &str) -> Arc<CallSiteStats> {
+    /// The counters of call site `name`, if it has run or a configuration file named it.
+    pub fn call_site_stats(&self, name: &str) -> Option<Arc<CallSiteStats>> {
+        read(&self.call_sites).get(name).cloned()
+    }
+
+    /// The counters of call site `name`, created on first use: for the names a configuration
+    /// file lists, which the file bounds (request data reaches only
+    /// [`policy_stats`](Self::policy_stats), which is bounded).
+    pub(crate) fn file_call_site_stats(&self, name: &str) -> Arc<CallSiteStats> {
         if let Some(existing) = read(&self.call_sites).get(name) {
             return existing.clone();
         }

@@ -235,7 +235,7 @@ impl Registry {
             }
             // The file is the truth: a kill switch it no longer sets is off again.
             if before.enabled == Some(false) {
-                self.call_site_stats(name).set_bypassed(false);
+                self.file_call_site_stats(name).set_bypassed(false);
             }
             report.call_sites_changed.push(name.to_string());
             report.call_sites_reverted.push(name.to_string());
@@ -245,7 +245,7 @@ impl Registry {
         for (name, site) in new {
             // The kill switch takes effect at once, also for calls that already started.
             if let Some(enabled) = site.enabled {
-                self.call_site_stats(name).set_bypassed(!enabled);
+                self.file_call_site_stats(name).set_bypassed(!enabled);
             }
             let (action, before) = match old.get(name) {
                 Some(before) => (ChangeAction::Reconfigured, before.clone()),

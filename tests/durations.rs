@@ -17,10 +17,13 @@ fn max_duration_is_365_days() {
     assert!(TOO_LONG > MAX_DURATION);
 }
 
+/// A field's name, and a builder that sets it past the limit.
+type Case = (&'static str, fn() -> resilient::PolicyBuilder);
+
 #[test]
 fn the_builder_refuses_each_duration_past_the_limit_by_name() {
     let registry = Registry::new();
-    let cases: [(&str, fn() -> resilient::PolicyBuilder); 5] = [
+    let cases: [Case; 5] = [
         ("timeout", || Policy::builder("p").timeout(Duration::MAX)),
         ("total_timeout", || {
             Policy::builder("p").total_timeout(Duration::MAX)

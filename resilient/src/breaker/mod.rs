@@ -59,7 +59,7 @@ struct WindowCell {
 }
 
 impl WindowCell {
-    fn new(shape: WindowShape, generation: u32) -> Self {
+    fn new(shape: WindowShape, generation: u32, config: &BreakerConfig) -> Self {
         let window = match shape {
             WindowShape::None => Window::None,
             WindowShape::Count(size) => Window::Count(CountWindow::new(size as usize, generation)),
@@ -75,10 +75,21 @@ impl WindowCell {
                 ))
             }
         };
-        WindowCell {
+        let cell = WindowCell {
             window,
             shape,
             next: OnceLock::new(),
+        };
+        cell.follow(config);
+        cell
+    }
+
+    /// Takes the parts of `config` the window itself keeps.
+    fn follow(&self, config: &BreakerConfig) {
+        if let (Window::Count(count), TripPolicy::FailureRate { minimum_calls, .. }) =
+            (&self.window, config.trip)
+        {
+            count.set_minimum(minimum_calls);
         }
     }
 
@@ -328,9 +339,9 @@ impl CircuitBreaker {
                 name: name.into(),
                 epoch,
                 core: Core::new(0),
-                config: ArcSwap::from_pointee(config),
                 slow_call_micros: StdAtomicU64::new(slow),
-                windows: WindowCell::new(shape, 0),
+                windows: WindowCell::new(shape, 0, &config),
+                config: ArcSwap::from_pointee(config),
                 counters: Counters::default(),
                 reconfigure: Mutex::new(()),
                 listeners,
@@ -440,7 +451,8 @@ impl CircuitBreaker {
 
     /// Replaces the configuration in place. The state is kept; so is the window, unless the
     /// new configuration needs a window of another kind or size, in which case a closed
-    /// breaker starts over with an empty one.
+    /// breaker starts over with an empty one. A closed breaker whose kept window already
+    /// reaches the new thresholds opens at once.
     pub fn reconfigure(&self, config: BreakerConfig) -> Result<(), ConfigError> {
         let shared = &*self.shared;
         config.validate(&shared.name)?;
@@ -453,10 +465,16 @@ impl CircuitBreaker {
         shared
             .slow_call_micros
             .store(slow_micros(&config), StdOrdering::Relaxed);
-        shared.config.store(Arc::new(config));
-        if current.shape != shape {
+        let config = Arc::new(config);
+        shared.config.store(config.clone());
+        if current.shape == shape {
+            // The same window under new thresholds: judge what it holds by them now.
+            current.follow(&config);
+            shared.core.judge_window(shared.window(), &shared.env());
+        } else {
             let word = shared.core.load();
-            let cell = Box::new(WindowCell::new(shape, word.generation().wrapping_add(1)));
+            let generation = word.generation().wrapping_add(1);
+            let cell = Box::new(WindowCell::new(shape, generation, &config));
             // Only this function appends, under the lock, to the last cell.
             let _ = current.next.set(cell);
             if word.state() == BreakerState::Closed {

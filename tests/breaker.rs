@@ -879,6 +879,131 @@ async fn a_panicking_probe_counts_as_a_failed_probe() {
     assert_eq!(breaker.metrics().failures, 2);
 }
 
+/// The policies a call can take through the breaker: the short path (breaker only) and the
+/// step-wise one (an attempt timeout and retries).
+fn policies_on(registry: &Registry) -> [Policy; 2] {
+    let stepwise = Policy::builder("stepwise")
+        .breaker("db")
+        .timeout(60 * SEC)
+        .retries(1)
+        .build_in(registry)
+        .unwrap();
+    [policy_on(registry), stepwise]
+}
+
+/// A `join!` branch that panics drops the protected call beside it: that call was cancelled,
+/// it did not fail, and the dependency must not be blamed.
+#[tokio::test(start_paused = true)]
+async fn a_sibling_branch_panicking_cancels_the_protected_call_without_a_failure() {
+    let registry = Registry::new();
+    let breaker = declare(&registry, BreakerConfig::consecutive_failures(1));
+    for policy in policies_on(&registry) {
+        let task = tokio::spawn(async move {
+            let hang = || async { std::future::pending::<Result<(), TestError>>().await };
+            let sibling = async {
+                tokio::time::sleep(MS).await;
+                panic!("a sibling branch panicked");
+            };
+            tokio::join!(policy.call(hang), sibling)
+        });
+        assert!(task.await.unwrap_err().is_panic());
+    }
+    // A permit driven by hand through `BreakerPermit::run`, dropped by a panicking sibling.
+    let task = tokio::spawn({
+        let breaker = breaker.clone();
+        async move {
+            let mut permit = breaker.try_acquire().unwrap();
+            let sibling = async {
+                tokio::time::sleep(MS).await;
+                panic!("a sibling branch panicked");
+            };
+            tokio::join!(permit.run(std::future::pending::<()>()), sibling)
+        }
+    });
+    assert!(task.await.unwrap_err().is_panic());
+    let metrics = breaker.metrics();
+    assert_eq!(metrics.failures, 0, "a cancelled call is no failure");
+    assert_eq!(metrics.ignored, 3);
+    assert_eq!(metrics.state, BreakerState::Closed);
+}
+
+#[resilient::resilient(breaker = "breaker_rs_sibling_panic")]
+async fn hang_once() -> Result<(), TestError> {
+    std::future::pending().await
+}
+
+#[resilient::resilient(breaker = "breaker_rs_sibling_panic", retries = 1)]
+async fn hang_with_retries() -> Result<(), TestError> {
+    std::future::pending().await
+}
+
+/// The same through `#[resilient]`, whose single-attempt and retrying expansions poll the body
+/// on two different paths.
+#[tokio::test(start_paused = true)]
+async fn a_sibling_branch_panicking_beside_an_annotated_call_records_no_failure() {
+    let breaker = resilient::registry()
+        .declare_breaker(
+            "breaker_rs_sibling_panic",
+            BreakerConfig::consecutive_failures(1),
+        )
+        .unwrap();
+    for retries in [false, true] {
+        let task = tokio::spawn(async move {
+            let call = async {
+                if retries {
+                    hang_with_retries().await
+                } else {
+                    hang_once().await
+                }
+            };
+            let sibling = async {
+                tokio::time::sleep(MS).await;
+                panic!("a sibling branch panicked");
+            };
+            tokio::join!(call, sibling)
+        });
+        assert!(task.await.unwrap_err().is_panic());
+    }
+    let metrics = breaker.metrics();
+    assert_eq!((metrics.failures, metrics.ignored), (0, 2));
+    assert_eq!(metrics.state, BreakerState::Closed);
+}
+
+/// The call's own panic still counts against the dependency, on every path: the short one, the
+/// step-wise one and a permit driven by hand through `BreakerPermit::run`.
+#[tokio::test(start_paused = true)]
+async fn a_protected_call_that_panics_itself_records_a_failure() {
+    let registry = Registry::new();
+    let breaker = declare(&registry, BreakerConfig::consecutive_failures(3));
+    for policy in policies_on(&registry) {
+        let task = tokio::spawn(async move {
+            let boom = || async {
+                tokio::time::sleep(MS).await;
+                panic!("the dependency's client panicked");
+            };
+            let result: Result<(), TestError> = policy.call(boom).await;
+            result
+        });
+        assert!(task.await.unwrap_err().is_panic());
+    }
+    let task = tokio::spawn({
+        let breaker = breaker.clone();
+        async move {
+            let mut permit = breaker.try_acquire().unwrap();
+            permit
+                .run(async {
+                    tokio::time::sleep(MS).await;
+                    panic!("the dependency's client panicked");
+                })
+                .await
+        }
+    });
+    assert!(task.await.unwrap_err().is_panic());
+    let metrics = breaker.metrics();
+    assert_eq!(metrics.failures, 3);
+    assert_eq!(metrics.state, BreakerState::Open);
+}
+
 #[test]
 fn a_panic_unwinding_through_block_on_counts_as_a_failure() {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -13,8 +13,9 @@
 //!
 //! A handle ([`CircuitBreaker`]) is a cheap clone of a shared breaker. A call asks it for a
 //! [`BreakerPermit`], runs, and records its outcome on the permit. A permit dropped without an
-//! outcome (the call was cancelled) frees its probe slot and records nothing; one dropped while
-//! the thread panics records a failure. So no call can wedge a breaker half-open.
+//! outcome (the call was cancelled) frees its probe slot and records nothing; one dropped
+//! because its call panicked records a failure, while a panic elsewhere that drops it (a
+//! sibling `join!` branch) is a cancellation. So no call can wedge a breaker half-open.
 
 mod config;
 mod state;
@@ -389,6 +390,7 @@ impl CircuitBreaker {
                 shared,
                 kind: PermitKind::Closed(word.generation()),
                 started: 0,
+                body: Body::Unwatched,
             });
         }
         self.acquire(shared)
@@ -424,6 +426,7 @@ impl CircuitBreaker {
             shared,
             kind,
             started,
+            body: Body::Unwatched,
         })
     }
 
@@ -653,7 +656,9 @@ enum PermitKind {
 
 /// Leave to run one call through a breaker. Record the outcome with one of the `record_*`
 /// methods. Dropped without an outcome, it records nothing and frees its probe slot (the call
-/// was cancelled), or records a failure if the thread is panicking.
+/// was cancelled), or records a failure if the call itself panicked: poll the call through
+/// [`run`](Self::run) so the permit can tell; otherwise any drop while the thread panics is
+/// taken for the call's panic.
 #[must_use = "a permit records nothing unless its outcome is recorded"]
 pub struct BreakerPermit<'a> {
     shared: &'a Shared,
@@ -664,6 +669,39 @@ pub struct BreakerPermit<'a> {
     /// is a 4-byte niche) then read whole stalled every closed success on a failed
     /// store-to-load forward (23 ns → 10 ns per call, see BENCHMARKS.md).
     started: u64,
+    /// What the permit knows of its call's polling, to tell its call's panic from another's.
+    body: Body,
+}
+
+/// Whether a permit's call is being polled right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// The call is not polled through [`BreakerPermit::run`]: a drop during a panic may be the
+    /// call's own panic, and is taken for one.
+    Unwatched,
+    /// Polled through `run`, and not inside a poll: a drop now is a cancellation.
+    Idle,
+    /// Inside the call's poll. A permit dropped in this state was dropped after a panic
+    /// unwound out of that poll (nothing else leaves a poll without returning): the call's own.
+    Polling,
+}
+
+/// Polls `future` as `permit`'s call (see [`BreakerPermit::run`]); with no permit, just polls.
+pub(crate) async fn watch<F: Future>(
+    mut permit: Option<&mut BreakerPermit<'_>>,
+    future: F,
+) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(move |cx| {
+        let Some(permit) = permit.as_deref_mut() else {
+            return future.as_mut().poll(cx);
+        };
+        permit.body = Body::Polling;
+        let poll = future.as_mut().poll(cx);
+        permit.body = Body::Idle;
+        poll
+    })
+    .await
 }
 
 impl BreakerPermit<'_> {
@@ -723,6 +761,15 @@ impl BreakerPermit<'_> {
         }
     }
 
+    /// Polls `future`, the protected call, as this permit's call: a panic out of it is then
+    /// recorded as a failure of the call, while a panic elsewhere that drops the permit (a
+    /// sibling branch of a `join!` or `select!`, the code around the call) is a cancellation
+    /// and records nothing. A permit never passed to `run` cannot tell the two apart: dropped
+    /// while its thread panics, it records a failure.
+    pub async fn run<F: Future>(&mut self, future: F) -> F::Output {
+        watch(Some(self), future).await
+    }
+
     /// Whether this permit is one of the half-open probes.
     pub fn is_probe(&self) -> bool {
         matches!(self.kind, PermitKind::Probe(_))
@@ -777,7 +824,12 @@ impl Drop for BreakerPermit<'_> {
         if matches!(self.kind, PermitKind::Done) {
             return;
         }
-        if std::thread::panicking() {
+        let own_panic = match self.body {
+            Body::Polling => true,
+            Body::Idle => false,
+            Body::Unwatched => std::thread::panicking(),
+        };
+        if own_panic {
             self.finish(Outcome::Failure { slow: false });
         } else {
             self.finish(Outcome::Ignored);

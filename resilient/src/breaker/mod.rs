@@ -20,6 +20,7 @@
 mod config;
 mod permit;
 mod state;
+mod transition;
 
 use std::fmt;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
@@ -36,8 +37,9 @@ pub(crate) use config::{TIME_BUCKETS, WindowShape};
 pub use permit::BreakerPermit;
 use permit::PermitKind;
 pub(crate) use permit::watch;
+pub use state::BreakerState;
 pub(crate) use state::{Admission, Core, Env, Outcome};
-pub use state::{BreakerState, Transition, TransitionReason};
+pub use transition::{Transition, TransitionReason};
 
 use crate::counter::StripedCounter;
 use crate::error::{ConfigError, Rejection};

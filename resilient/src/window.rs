@@ -251,6 +251,13 @@ impl TimeWindow {
 
     /// Whether a failure or a slow call (of any generation: a stale one only costs a judgement)
     /// may still be inside the window ending at `now_micros`.
+    ///
+    /// No fence orders this read after the caller's own bucket write, unlike the count
+    /// window's judgement: a success racing the failure that completes a condemned window may
+    /// miss it while the failure's count misses the success. The next outcome recorded while
+    /// the failure is inside the window judges it again, so a time window trips one call late
+    /// there. A count window, whose later successes are not judged, would wait for the next
+    /// failure instead: it pays for the fence, this one does not.
     pub(crate) fn may_hold_bad_outcomes(&self, now_micros: u64) -> bool {
         let last_bad = self.last_bad.load(Ordering::Acquire);
         let now_tick = now_micros / self.bucket_micros;

@@ -150,10 +150,11 @@ async fn a_time_window_judges_the_rate_of_the_calls_still_inside_it() {
         &registry,
         BreakerConfig::failure_rate(0.5, SlidingWindow::Time(SEC), 2),
     );
-    // One failure among three successes every 100 ms: 25 %, never enough.
+    // One failure among three successes every 100 ms: 25 %, never enough. (The successes come
+    // first: a failure then a success would be 50 % of the minimum of 2 calls.)
     for _ in 0..30 {
-        fail(&breaker);
         succeed_n(&breaker, 3);
+        fail(&breaker);
         advance(100 * MS).await;
     }
     assert_eq!(breaker.state(), BreakerState::Closed);
@@ -184,23 +185,159 @@ async fn a_rate_is_not_judged_before_the_minimum_number_of_calls() {
     assert_eq!(breaker.state(), BreakerState::Open);
 }
 
-/// The documented choice: the window is judged when a failure or a slow call lands in it, not
-/// on a fast success, so the success that brings the window to its minimum does not trip it.
+/// The window is judged after every outcome once it holds `minimum_calls`, successes included
+/// (MicroProfile Fault Tolerance, resilience4j): the success that brings it to its minimum trips
+/// a window whose rate is already at the threshold.
 #[tokio::test(start_paused = true)]
-async fn the_window_is_judged_when_a_failure_or_slow_call_lands_not_on_a_success() {
+async fn the_success_that_completes_the_minimum_trips_a_window_over_the_threshold() {
     let registry = Registry::new();
     let breaker = declare(
         &registry,
-        BreakerConfig::failure_rate(0.5, SlidingWindow::Calls(10), 5),
+        BreakerConfig::failure_rate(0.5, SlidingWindow::Calls(5), 5),
     );
     fail_n(&breaker, 3);
-    succeed_n(&breaker, 2);
+    succeed(&breaker);
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Closed,
+        "4 calls: below the minimum"
+    );
+    succeed(&breaker);
     let metrics = breaker.metrics();
-    assert_eq!(metrics.calls_in_window, 5);
-    assert_eq!(metrics.failure_rate, 0.6);
-    assert_eq!(metrics.state, BreakerState::Closed);
-    fail(&breaker);
+    assert_eq!(
+        metrics.state,
+        BreakerState::Open,
+        "3 failures of 5 calls: 60 %"
+    );
+    assert_eq!(metrics.transitions, 1);
+}
+
+/// The TCK's rolling-window case: window 4, minimum 4, ratio 0.5; S, F, F, S, and the fifth
+/// call is rejected.
+#[tokio::test(start_paused = true)]
+async fn tck_rolling_window_success_failure_failure_success_rejects_the_fifth_call() {
+    let registry = Registry::new();
+    let breaker = declare(
+        &registry,
+        BreakerConfig::failure_rate(0.5, SlidingWindow::Calls(4), 4),
+    );
+    succeed(&breaker);
+    fail_n(&breaker, 2);
+    succeed(&breaker);
+    assert!(matches!(rejection(&breaker), Rejection::CircuitOpen { .. }));
+}
+
+/// The TCK's rolling-window case at ratio 0.75: F, F, F, S, and the fifth call is rejected.
+#[tokio::test(start_paused = true)]
+async fn tck_rolling_window_three_failures_then_a_success_reject_the_fifth_call_at_75_percent() {
+    let registry = Registry::new();
+    let breaker = declare(
+        &registry,
+        BreakerConfig::failure_rate(0.75, SlidingWindow::Calls(4), 4),
+    );
+    fail_n(&breaker, 3);
+    succeed(&breaker);
+    assert!(matches!(rejection(&breaker), Rejection::CircuitOpen { .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_time_window_trips_on_the_success_that_completes_the_minimum() {
+    let registry = Registry::new();
+    let breaker = declare(
+        &registry,
+        BreakerConfig::failure_rate(0.5, SlidingWindow::Time(10 * SEC), 5),
+    );
+    fail_n(&breaker, 3);
+    succeed(&breaker);
+    advance(SEC).await;
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    succeed(&breaker);
     assert_eq!(breaker.state(), BreakerState::Open);
+}
+
+/// In a time window the rate also rises when old successes leave it: the next success is judged
+/// against what is left.
+#[tokio::test(start_paused = true)]
+async fn a_time_window_trips_on_a_success_once_older_successes_have_left_it() {
+    let registry = Registry::new();
+    let breaker = declare(
+        &registry,
+        BreakerConfig::failure_rate(0.5, SlidingWindow::Time(10 * SEC), 3),
+    );
+    succeed_n(&breaker, 4);
+    advance(5 * SEC).await;
+    fail_n(&breaker, 2); // 2 of 6: 33 %
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    advance(5 * SEC).await; // the four successes leave the window
+    succeed(&breaker); // 2 of 3: 67 %
+    let metrics = breaker.metrics();
+    assert_eq!(metrics.state, BreakerState::Open);
+    assert_eq!(metrics.failures, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fast_success_that_completes_the_minimum_trips_the_slow_call_rate() {
+    let registry = Registry::new();
+    let breaker = declare(
+        &registry,
+        BreakerConfig::failure_rate(0.5, SlidingWindow::Calls(10), 4).with_slow_calls(SEC, 0.5),
+    );
+    slow_success(&breaker, SEC).await;
+    slow_success(&breaker, SEC).await;
+    succeed(&breaker);
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Closed,
+        "3 calls: below the minimum"
+    );
+    succeed(&breaker); // 2 slow of 4: 50 %
+    let metrics = breaker.metrics();
+    assert_eq!(metrics.state, BreakerState::Open);
+    assert_eq!(metrics.failures, 0, "every call succeeded");
+}
+
+/// A guard for the rule above: a rate below the threshold never trips, however many successes
+/// are judged, in a count window and in a time window.
+#[tokio::test(start_paused = true)]
+async fn a_window_below_the_threshold_stays_closed_as_successes_are_judged() {
+    for window in [SlidingWindow::Calls(5), SlidingWindow::Time(10 * SEC)] {
+        let registry = Registry::new();
+        let breaker = declare(&registry, BreakerConfig::failure_rate(0.5, window, 5));
+        fail_n(&breaker, 2);
+        succeed_n(&breaker, 3); // 2 of 5: 40 %
+        let metrics = breaker.metrics();
+        assert_eq!(
+            (metrics.state, metrics.calls_in_window),
+            (BreakerState::Closed, 5),
+            "{window:?}"
+        );
+        succeed_n(&breaker, 10);
+        assert_eq!(breaker.state(), BreakerState::Closed, "{window:?}");
+    }
+}
+
+/// Lowering a threshold below the window's rate trips the breaker at once, so that no closed
+/// breaker holds a window its own thresholds condemn.
+#[tokio::test(start_paused = true)]
+async fn lowering_the_threshold_below_the_windows_rate_trips_the_breaker() {
+    let registry = Registry::new();
+    let breaker = declare(
+        &registry,
+        BreakerConfig::failure_rate(0.6, SlidingWindow::Calls(10), 4),
+    );
+    fail_n(&breaker, 2);
+    succeed_n(&breaker, 2); // 50 %
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    breaker
+        .reconfigure(BreakerConfig::failure_rate(
+            0.4,
+            SlidingWindow::Calls(10),
+            4,
+        ))
+        .unwrap();
+    let metrics = breaker.metrics();
+    assert_eq!(metrics.state, BreakerState::Open);
+    assert_eq!(metrics.failures, 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -740,6 +877,131 @@ async fn a_panicking_probe_counts_as_a_failed_probe() {
     assert_open_for(&breaker, 10 * SEC);
     assert_eq!(breaker.metrics().half_open_probes_in_flight, 0);
     assert_eq!(breaker.metrics().failures, 2);
+}
+
+/// The policies a call can take through the breaker: the short path (breaker only) and the
+/// step-wise one (an attempt timeout and retries).
+fn policies_on(registry: &Registry) -> [Policy; 2] {
+    let stepwise = Policy::builder("stepwise")
+        .breaker("db")
+        .timeout(60 * SEC)
+        .retries(1)
+        .build_in(registry)
+        .unwrap();
+    [policy_on(registry), stepwise]
+}
+
+/// A `join!` branch that panics drops the protected call beside it: that call was cancelled,
+/// it did not fail, and the dependency must not be blamed.
+#[tokio::test(start_paused = true)]
+async fn a_sibling_branch_panicking_cancels_the_protected_call_without_a_failure() {
+    let registry = Registry::new();
+    let breaker = declare(&registry, BreakerConfig::consecutive_failures(1));
+    for policy in policies_on(&registry) {
+        let task = tokio::spawn(async move {
+            let hang = || async { std::future::pending::<Result<(), TestError>>().await };
+            let sibling = async {
+                tokio::time::sleep(MS).await;
+                panic!("a sibling branch panicked");
+            };
+            tokio::join!(policy.call(hang), sibling)
+        });
+        assert!(task.await.unwrap_err().is_panic());
+    }
+    // A permit driven by hand through `BreakerPermit::run`, dropped by a panicking sibling.
+    let task = tokio::spawn({
+        let breaker = breaker.clone();
+        async move {
+            let mut permit = breaker.try_acquire().unwrap();
+            let sibling = async {
+                tokio::time::sleep(MS).await;
+                panic!("a sibling branch panicked");
+            };
+            tokio::join!(permit.run(std::future::pending::<()>()), sibling)
+        }
+    });
+    assert!(task.await.unwrap_err().is_panic());
+    let metrics = breaker.metrics();
+    assert_eq!(metrics.failures, 0, "a cancelled call is no failure");
+    assert_eq!(metrics.ignored, 3);
+    assert_eq!(metrics.state, BreakerState::Closed);
+}
+
+#[resilient::resilient(breaker = "breaker_rs_sibling_panic")]
+async fn hang_once() -> Result<(), TestError> {
+    std::future::pending().await
+}
+
+#[resilient::resilient(breaker = "breaker_rs_sibling_panic", retries = 1)]
+async fn hang_with_retries() -> Result<(), TestError> {
+    std::future::pending().await
+}
+
+/// The same through `#[resilient]`, whose single-attempt and retrying expansions poll the body
+/// on two different paths.
+#[tokio::test(start_paused = true)]
+async fn a_sibling_branch_panicking_beside_an_annotated_call_records_no_failure() {
+    let breaker = resilient::registry()
+        .declare_breaker(
+            "breaker_rs_sibling_panic",
+            BreakerConfig::consecutive_failures(1),
+        )
+        .unwrap();
+    for retries in [false, true] {
+        let task = tokio::spawn(async move {
+            let call = async {
+                if retries {
+                    hang_with_retries().await
+                } else {
+                    hang_once().await
+                }
+            };
+            let sibling = async {
+                tokio::time::sleep(MS).await;
+                panic!("a sibling branch panicked");
+            };
+            tokio::join!(call, sibling)
+        });
+        assert!(task.await.unwrap_err().is_panic());
+    }
+    let metrics = breaker.metrics();
+    assert_eq!((metrics.failures, metrics.ignored), (0, 2));
+    assert_eq!(metrics.state, BreakerState::Closed);
+}
+
+/// The call's own panic still counts against the dependency, on every path: the short one, the
+/// step-wise one and a permit driven by hand through `BreakerPermit::run`.
+#[tokio::test(start_paused = true)]
+async fn a_protected_call_that_panics_itself_records_a_failure() {
+    let registry = Registry::new();
+    let breaker = declare(&registry, BreakerConfig::consecutive_failures(3));
+    for policy in policies_on(&registry) {
+        let task = tokio::spawn(async move {
+            let boom = || async {
+                tokio::time::sleep(MS).await;
+                panic!("the dependency's client panicked");
+            };
+            let result: Result<(), TestError> = policy.call(boom).await;
+            result
+        });
+        assert!(task.await.unwrap_err().is_panic());
+    }
+    let task = tokio::spawn({
+        let breaker = breaker.clone();
+        async move {
+            let mut permit = breaker.try_acquire().unwrap();
+            permit
+                .run(async {
+                    tokio::time::sleep(MS).await;
+                    panic!("the dependency's client panicked");
+                })
+                .await
+        }
+    });
+    assert!(task.await.unwrap_err().is_panic());
+    let metrics = breaker.metrics();
+    assert_eq!(metrics.failures, 3);
+    assert_eq!(metrics.state, BreakerState::Open);
 }
 
 #[test]

@@ -11,10 +11,12 @@
 //! * Every state change starts a new *period*; the outcome of a call admitted in an earlier
 //!   period is discarded, whatever it is. Each closed period starts with an empty window and no
 //!   consecutive failures.
-//! * A closed breaker judges its window only when a failure or a slow call is recorded (never
-//!   on a fast success), against the window including that outcome. Rates at or above their
-//!   threshold trip, once the window holds `minimum_calls`; a slow call is one that took at
-//!   least the slow-call duration, success or failure.
+//! * A closed breaker judges its window after every outcome it records, successes included
+//!   (MicroProfile Fault Tolerance, resilience4j), against the window including that outcome.
+//!   Rates at or above their threshold trip, once the window holds `minimum_calls`; a slow call
+//!   is one that took at least the slow-call duration, success or failure. So after any record,
+//!   a closed breaker whose window holds `minimum_calls` has both rates below their thresholds:
+//!   checked on the breaker's own metrics, not only through the model.
 //! * Count windows hold the last N recorded outcomes of the period. Time windows are 20
 //!   buckets of window/20, aligned on the breaker's creation: an outcome counts while its
 //!   bucket is one of the 20 latest. The failure-count policy counts failures only.
@@ -191,6 +193,8 @@ struct Model {
     consecutive: u32,
     /// The outcomes of the current closed period (for count windows, the last N of them).
     recorded: VecDeque<Recorded>,
+    /// Whether the last step recorded an outcome in the closed window.
+    judged: bool,
 }
 
 impl Model {
@@ -203,6 +207,7 @@ impl Model {
             reopenings: 0,
             consecutive: 0,
             recorded: VecDeque::new(),
+            judged: false,
         }
     }
 
@@ -344,6 +349,7 @@ impl Model {
 
     /// Records a closed-period outcome and trips if the policy says so.
     fn record(&mut self, failed: bool, slow: bool) {
+        self.judged = true;
         let at = self.now;
         let trips = match self.spec.trip {
             Trip::Consecutive(limit) => {
@@ -361,11 +367,11 @@ impl Model {
                 if self.recorded.len() > size as usize {
                     self.recorded.pop_front();
                 }
-                (failed || slow) && self.rate_trips()
+                self.rate_trips()
             }
             Trip::RateOverTime { .. } => {
                 self.recorded.push_back(Recorded { at, failed, slow });
-                (failed || slow) && self.rate_trips()
+                self.rate_trips()
             }
         };
         if trips {
@@ -531,10 +537,55 @@ impl<'a> Run<'a> {
                 metrics.slow_calls_in_window,
             );
             prop_assert_eq!(window, model.tally(), "step {} ({:?})", step, op);
+            if model.judged {
+                self.check_no_condemned_window(&metrics)?;
+            }
         }
         if let Phase::Open { until } = model.phase {
             let left = Duration::from_micros(until.saturating_sub(model.now));
             prop_assert_eq!(metrics.retry_after, Some(left), "step {} ({:?})", step, op);
+        }
+        Ok(())
+    }
+}
+
+impl Run<'_> {
+    /// The invariant of the trip rule, on the breaker's own snapshot: once a record returns, a
+    /// closed breaker whose window holds `minimum_calls` has each rate below its threshold.
+    fn check_no_condemned_window(
+        &self,
+        metrics: &resilient::breaker::BreakerMetrics,
+    ) -> Result<(), TestCaseError> {
+        let (quarters, minimum) = match self.model.spec.trip {
+            Trip::RateOverCalls {
+                quarters, minimum, ..
+            }
+            | Trip::RateOverTime {
+                quarters, minimum, ..
+            } => (quarters, minimum),
+            _ => return Ok(()),
+        };
+        if metrics.calls_in_window < u64::from(minimum) {
+            return Ok(());
+        }
+        let calls = metrics.calls_in_window;
+        prop_assert!(
+            4 * metrics.failures_in_window < u64::from(quarters) * calls,
+            "step {}: closed with {} failures of {} calls, threshold {}/4",
+            self.step,
+            metrics.failures_in_window,
+            calls,
+            quarters
+        );
+        if let Some((_, slow_quarters)) = self.model.spec.slow {
+            prop_assert!(
+                4 * metrics.slow_calls_in_window < u64::from(slow_quarters) * calls,
+                "step {}: closed with {} slow calls of {} calls, threshold {}/4",
+                self.step,
+                metrics.slow_calls_in_window,
+                calls,
+                slow_quarters
+            );
         }
         Ok(())
     }
@@ -559,6 +610,7 @@ fn run(spec: Spec, ops: &[Op]) -> Result<(), TestCaseError> {
         let mut held = Vec::new();
         for (step, op) in ops.iter().enumerate() {
             run.step = step;
+            run.model.judged = false;
             match *op {
                 Op::Call(end) => {
                     if let Some(call) = run.admit()? {

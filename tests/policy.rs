@@ -240,7 +240,8 @@ async fn time_queued_in_the_bulkhead_is_not_the_dependencys_latency() {
     let breaker = registry
         .declare_breaker(
             "db",
-            BreakerConfig::failure_rate(1.0, SlidingWindow::Calls(2), 2).with_slow_calls(SEC, 0.5),
+            // Only two slow calls of two trip it: the window must stay closed to be read.
+            BreakerConfig::failure_rate(1.0, SlidingWindow::Calls(2), 2).with_slow_calls(SEC, 1.0),
         )
         .unwrap();
     registry

@@ -154,11 +154,11 @@ async fn a_redeclaration_with_another_window_starts_a_closed_breaker_over() {
     let breaker = registry
         .declare_breaker(
             "db",
-            BreakerConfig::failure_rate(0.5, SlidingWindow::Calls(10), 4),
+            BreakerConfig::failure_rate(0.8, SlidingWindow::Calls(10), 4),
         )
         .unwrap();
     fail_n(&breaker, 3);
-    succeed(&breaker);
+    succeed(&breaker); // 75 %: below the threshold
     assert_eq!(breaker.metrics().calls_in_window, 4);
 
     // Same window, new threshold: the window is kept.

@@ -501,3 +501,105 @@ fn every_invalid_retry_setting_is_a_config_error_naming_the_policy() {
         "retries"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Jitter that de-synchronises replicas
+// ---------------------------------------------------------------------------------------------
+
+/// Set in the environment of the child process that
+/// [`two_processes_draw_different_jitter`] runs: the child prints its draws and exits.
+const JITTER_CHILD: &str = "RESILIENT_TEST_PRINT_JITTER";
+
+/// The first retry delays of a few calls, as a process would draw them.
+fn first_retry_delays() -> Vec<Duration> {
+    let backoff = Backoff::exponential(Duration::from_secs(1), 2.0, Duration::from_secs(1));
+    (0..8)
+        .map(|_| backoff.delay(1, Duration::ZERO, &mut resilient::backoff::Random::new()))
+        .collect()
+}
+
+/// Not a check of its own: the child half of [`two_processes_draw_different_jitter`], which
+/// runs this test binary again with [`JITTER_CHILD`] set. Run plainly, it does nothing.
+#[test]
+fn jitter_child_prints_its_draws() {
+    if std::env::var_os(JITTER_CHILD).is_some() {
+        let draws: Vec<String> = first_retry_delays()
+            .iter()
+            .map(|delay| delay.as_nanos().to_string())
+            .collect();
+        // On a line of its own: the harness prints the test's name without a line break.
+        println!("\njitter-draws {}", draws.join(" "));
+    }
+}
+
+/// Runs this test binary again as a child that prints its jitter draws.
+fn draws_of_another_process() -> Vec<u128> {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "jitter_child_prints_its_draws",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(JITTER_CHILD, "1")
+        .output()
+        .expect("the test binary runs again");
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("jitter-draws "))
+        .unwrap_or_else(|| panic!("no draws printed: {output:?}"));
+    let draws: Vec<u128> = line
+        .split_whitespace()
+        .map(|nanos| nanos.parse().unwrap())
+        .collect();
+    assert_eq!(draws.len(), 8, "{output:?}");
+    draws
+}
+
+/// Replicas started together must not retry in lockstep: each process seeds its jitter from
+/// the operating system. (Two OS-seeded sequences of eight draws over one second coincide with
+/// a probability of about 2^-240.)
+#[test]
+fn two_processes_draw_different_jitter() {
+    let first = draws_of_another_process();
+    let second = draws_of_another_process();
+    assert_ne!(first, second, "two processes drew the same jitter");
+}
+
+/// Each call draws from a stream of its own: no call's delays are another's, shifted.
+#[test]
+fn each_call_draws_from_an_independent_stream() {
+    use resilient::backoff::Random;
+    let streams: Vec<Vec<u64>> = (0..4)
+        .map(|_| {
+            let mut random = Random::new();
+            (0..64).map(|_| random.next_u64()).collect()
+        })
+        .collect();
+    let all: HashSet<u64> = streams.iter().flatten().copied().collect();
+    // 256 draws of 64 bits collide by chance with a probability below 2^-48.
+    assert_eq!(all.len(), 256, "two calls' streams overlap");
+}
+
+/// Full jitter is uniform over `[0, delay]`: 10 000 first delays, each from a fresh call's
+/// generator, fall into 10 equal buckets within ±20 % of 1 000 each. A bucket's count is
+/// binomial (n = 10 000, p = 0.1, σ = 30), so ±200 is 6.7σ: with the generator seeded by the
+/// operating system the test fails by chance with a probability below 3·10^-10 per run.
+#[test]
+fn full_jitter_draws_are_uniform() {
+    let backoff = Backoff::exponential(Duration::from_secs(1), 2.0, Duration::from_secs(1));
+    let mut buckets = [0u32; 10];
+    for _ in 0..10_000 {
+        let delay = backoff.delay(1, Duration::ZERO, &mut resilient::backoff::Random::new());
+        let bucket = (delay.as_nanos() * 10 / 1_000_000_001) as usize;
+        buckets[bucket] += 1;
+    }
+    for (index, count) in buckets.iter().enumerate() {
+        assert!(
+            (800..=1200).contains(count),
+            "bucket {index} holds {count} of 10 000 draws: {buckets:?}"
+        );
+    }
+}

@@ -453,7 +453,7 @@ impl<T, E: Any> Run<T, E> {
     {
         if let Some(mut call) = self.site.policy().simple_call() {
             call.admit().map_err(self.reject)?;
-            let result = make().await;
+            let result = call.run(make()).await;
             call.finish(&result);
             return result;
         }

@@ -1,6 +1,8 @@
 //! How long to wait before each retry: constant or exponential delays, with jitter so that
 //! clients that failed together do not retry together.
 
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -121,16 +123,46 @@ impl Backoff {
 }
 
 /// A small, fast pseudo-random generator (SplitMix64) for jitter: jitter needs spread, not
-/// cryptographic quality, and a generator per call costs one shared counter bump to seed.
+/// cryptographic quality.
+///
+/// [`Random::new`] seeds each call's generator from a process seed the operating system
+/// provides, mixed with a per-call counter: replicas of one service started together must not
+/// retry in lockstep, and two calls of one process must not draw shifted copies of one stream.
 #[derive(Debug, Clone)]
 pub struct Random(u64);
 
-static SEED: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
+/// Calls seeded so far in this process.
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// The process's seed, drawn once from the operating system's randomness (through the std
+/// hasher's random keys, which need no dependency).
+fn process_seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(0x5eed);
+        hasher.finish()
+    })
+}
+
+/// SplitMix64's output function: a bijection that scatters nearby inputs across all 64 bits.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
 impl Random {
-    /// A generator seeded from a process-wide sequence, distinct for every call.
+    /// A generator for one call: seeded from the process's OS-provided seed and a per-call
+    /// counter, so every call, in every process, draws from its own stream.
     pub fn new() -> Self {
-        Random(SEED.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed))
+        let call = CALLS.fetch_add(1, Ordering::Relaxed);
+        // Mixing (not adding) the counter in: consecutive calls' states would otherwise sit
+        // one step apart on the same SplitMix64 sequence, each call's draws the next call's
+        // shifted by one.
+        Random(mix(process_seed() ^ mix(call.wrapping_mul(GOLDEN_GAMMA))))
     }
 
     /// A generator with a fixed seed, for reproducible tests.
@@ -140,11 +172,8 @@ impl Random {
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0 = self.0.wrapping_add(GOLDEN_GAMMA);
+        mix(self.0)
     }
 
     /// A duration uniform in `[low, high]`, at nanosecond resolution.

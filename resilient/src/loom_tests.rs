@@ -129,7 +129,9 @@ fn rate_config(probes: u32, successes: u32) -> BreakerConfig {
 }
 
 fn count_window() -> Window {
-    Window::Count(CountWindow::new(2, 0))
+    let window = CountWindow::new(2, 0);
+    window.set_minimum(1);
+    Window::Count(window)
 }
 
 fn model(test: impl Fn() + Sync + Send + 'static) {
@@ -244,6 +246,37 @@ fn racing_failures_trip_the_breaker_once() {
             breaker.core.open_until(word).is_some(),
             "the deadline is stamped"
         );
+    });
+}
+
+/// The success that completes `minimum_calls` races a failure written into the window before
+/// it: whichever of the two judges last sees both slots, so the window (one failure of two
+/// calls, 50 %) trips the breaker exactly once, however the writes interleave.
+#[test]
+fn a_success_completing_the_minimum_and_a_racing_failure_trip_it_once() {
+    model(|| {
+        let config = BreakerConfig::failure_rate(0.5, SlidingWindow::Calls(2), 2)
+            .with_open_wait(Duration::from_micros(OPEN_WAIT_MICROS))
+            .with_max_half_open(None);
+        let window = CountWindow::new(2, 0);
+        window.set_minimum(2);
+        let breaker = Breaker::new(config, Window::Count(window));
+        let callers: Vec<_> = [
+            Outcome::Failure { slow: false },
+            Outcome::Success { slow: false },
+        ]
+        .into_iter()
+        .map(|outcome| {
+            let breaker = breaker.clone();
+            thread::spawn(move || breaker.record_closed(0, outcome))
+        })
+        .collect();
+        for caller in callers {
+            caller.join().unwrap();
+        }
+        let transitions = breaker.env.transitions();
+        assert_eq!(transitions.len(), 1, "one transition: {transitions:?}");
+        assert_eq!(breaker.core.load().state(), BreakerState::Open);
     });
 }
 
@@ -460,7 +493,7 @@ fn concurrent_outcomes_of_one_generation_are_all_counted() {
             .into_iter()
             .map(|outcome| {
                 let window = window.clone();
-                thread::spawn(move || assert!(window.record(0, outcome)))
+                thread::spawn(move || assert!(window.record(0, outcome).is_some()))
             })
             .collect();
         for writer in writers {

@@ -172,7 +172,7 @@ impl Policy {
     {
         if let Some(mut call) = self.simple_call() {
             call.admit()?;
-            let result = make().await;
+            let result = call.run(make()).await;
             call.finish(&result);
             return result;
         }
@@ -201,7 +201,7 @@ impl Policy {
     /// Starts one call on the short path, when the policy allows it: no timeout, no bulkhead,
     /// no retry, its call site not switched off, and no subscriber tracing its span (DEBUG on
     /// `resilient::call`). `None`: use an [`Execution`]. Otherwise [`SimpleCall::admit`], run
-    /// the attempt, and [`SimpleCall::finish`] with its result.
+    /// the attempt through [`SimpleCall::run`], and [`SimpleCall::finish`] with its result.
     ///
     /// The step-wise driver moves the attempt's future and its result through nested state
     /// machines; a call that needs none of its steps is the breaker's permit, the future awaited
@@ -426,6 +426,14 @@ impl SimpleCall<'_> {
         Ok(())
     }
 
+    /// Awaits the call itself, after [`admit`](Self::admit): through the breaker's permit (see
+    /// [`BreakerPermit::run`]), so that the call's own panic is recorded as a failure and a
+    /// panic elsewhere that drops it as a cancellation.
+    #[inline]
+    pub async fn run<F: Future>(&mut self, future: F) -> F::Output {
+        crate::breaker::watch(self.permit.as_mut(), future).await
+    }
+
     /// Records the call's outcome in the breaker, and its latency if sampled.
     #[inline]
     pub fn finish<T, E: Any>(self, result: &Result<T, E>) {
@@ -546,6 +554,8 @@ impl<'p> Execution<'p> {
             },
         };
         let limit = policy.timeouts.attempt_deadline(self.deadline);
+        // Watched by the permit, so that only a panic out of the attempt itself is its failure.
+        let future = crate::breaker::watch(permit.as_mut(), future);
         match run_until(limit.map(|(deadline, _)| deadline), future).await {
             Some(result) => {
                 if let Some(permit) = permit {

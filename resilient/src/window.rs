@@ -6,13 +6,16 @@
 //! callers.
 //!
 //! * [`CountWindow`]: the last `N` outcomes. One `fetch_add` claims a slot, one store fills it;
-//!   counting scans the `N` slots, which only a failure or a slow call needs (the breaker judges
-//!   its window when a bad outcome lands, never on a plain success).
+//!   counting scans the `N` slots. The breaker judges the window after every outcome once it
+//!   holds `minimum_calls`, but a fast success can only lower the rates of a window that held
+//!   its minimum already, so only a bad outcome, or one of the first `minimum_calls` outcomes
+//!   of a closed period, needs the scan: the claim itself tells which.
 //! * [`TimeWindow`]: outcomes of the last `D`, in buckets. A bucket belongs to one tick of the
 //!   clock; a bucket whose tick has left the window is ignored when counting and overwritten by
-//!   the next call that lands in it.
+//!   the next call that lands in it. Old successes leaving the window raise its rates, so a
+//!   success is judged too, but only while a bad outcome is still inside the window.
 
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Ordering, fence};
 
 /// The outcome bit for a failure.
 pub(crate) const FAILURE: u8 = 0b01;
@@ -65,6 +68,9 @@ pub(crate) struct CountWindow {
     /// division sat between the claiming `fetch_add` and the slot's store on every closed
     /// success and cost about a tenth of it (see BENCHMARKS.md).
     reciprocal: u64,
+    /// The breaker's `minimum_calls`, mirrored here because a closed success compares its claim
+    /// with it: on the cache line the claim has just brought in, not behind the configuration.
+    minimum: AtomicU32,
 }
 
 impl CountWindow {
@@ -74,7 +80,13 @@ impl CountWindow {
             head: AtomicU64::new(u64::from(generation)),
             slots: (0..size).map(|_| AtomicU32::new(0)).collect(),
             reciprocal: (u64::MAX / size as u64).wrapping_add(1),
+            minimum: AtomicU32::new(0),
         }
+    }
+
+    /// Sets the number of calls the window must hold before it is judged.
+    pub(crate) fn set_minimum(&self, minimum: u32) {
+        self.minimum.store(minimum, Ordering::Relaxed);
     }
 
     /// Hands the window to `generation`, empty: slots tagged with older generations no longer
@@ -83,20 +95,21 @@ impl CountWindow {
         self.head.store(u64::from(generation), Ordering::Release);
     }
 
-    /// Records one outcome; false when the window belongs to another generation and the
-    /// outcome was discarded.
+    /// Records one outcome. Returns how many calls `generation` has claimed in the window with
+    /// this one (wrapping at 2^32), or `None` when the window belongs to another generation and
+    /// the outcome was discarded.
     #[inline]
-    pub(crate) fn record(&self, generation: u32, outcome: u8) -> bool {
+    pub(crate) fn record(&self, generation: u32, outcome: u8) -> Option<u32> {
         // A stale caller must not claim a slot: the newer window would skip it and keep the
         // outcome it holds for another round, so the window would no longer be the last N.
         if self.head.load(Ordering::Acquire) as u32 != generation {
-            return false;
+            return None;
         }
         let previous = self.head.fetch_add(1 << 32, Ordering::AcqRel);
         if previous as u32 != generation {
             // The window changed hands between the check and the claim (a transition racing
             // this very call): the skipped slot keeps one old outcome one round longer.
-            return false;
+            return None;
         }
         let index = (previous >> 32) as u32;
         let slot = &self.slots[self.slot_of(index)];
@@ -104,7 +117,30 @@ impl CountWindow {
             ((generation & SLOT_GEN_MASK) << 8) | SLOT_FILLED | u32::from(outcome),
             Ordering::Release,
         );
-        true
+        Some(index.wrapping_add(1))
+    }
+
+    /// Whether a fast success that made the `claimed`-th claim may have to be judged: it is one
+    /// of the first `minimum_calls` of its period. Any later one only adds a call to, or
+    /// replaces an outcome of, a window that held its minimum and was judged below both
+    /// thresholds, so it can only lower the rates. (After 2^32 claims the count wraps and a few
+    /// successes are judged for nothing.)
+    #[inline]
+    pub(crate) fn may_complete_minimum(&self, claimed: u32) -> bool {
+        claimed <= self.minimum.load(Ordering::Relaxed)
+    }
+
+    /// Makes this caller's slot visible to every judge that comes after it, and tells whether
+    /// `generation` has claimed its `minimum_calls`, so the caller must judge.
+    ///
+    /// The fence pairs with the one every other judging caller runs after its own slot's
+    /// store: of the callers racing over the first `minimum_calls` slots, the one whose fence
+    /// comes last sees every slot written and the full claim count, so the window is judged
+    /// once complete even when the completing claim is not the last slot written.
+    pub(crate) fn reached_minimum(&self, generation: u32) -> bool {
+        fence(Ordering::SeqCst);
+        let head = self.head.load(Ordering::Acquire);
+        head as u32 == generation && (head >> 32) as u32 >= self.minimum.load(Ordering::Relaxed)
     }
 
     /// `index % N` by Lemire's "fastmod" (exact for every 32-bit index and size).
@@ -163,6 +199,9 @@ pub(crate) struct TimeWindow {
     /// bits of their tick, so after a silence of 2^24 ticks an old tag could pass for a
     /// current one; a window that has been silent for a whole span is cleared instead.
     last_tick: AtomicU64,
+    /// The latest tick a failure or a slow call was recorded in, plus one (0: never): while
+    /// none is inside the window its rates are 0, and a success need not be judged.
+    last_bad: AtomicU64,
 }
 
 impl TimeWindow {
@@ -174,6 +213,7 @@ impl TimeWindow {
             bucket_micros,
             failures_only,
             last_tick: AtomicU64::new(0),
+            last_bad: AtomicU64::new(0),
             buckets: (0..buckets)
                 .map(|_| Bucket {
                     calls: AtomicU64::new(0),
@@ -204,6 +244,24 @@ impl TimeWindow {
         if outcome & SLOW != 0 {
             bump(&bucket.slow, tag);
         }
+        if outcome != 0 {
+            self.last_bad.fetch_max(tick + 1, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether a failure or a slow call (of any generation: a stale one only costs a judgement)
+    /// may still be inside the window ending at `now_micros`.
+    ///
+    /// No fence orders this read after the caller's own bucket write, unlike the count
+    /// window's judgement: a success racing the failure that completes a condemned window may
+    /// miss it while the failure's count misses the success. The next outcome recorded while
+    /// the failure is inside the window judges it again, so a time window trips one call late
+    /// there. A count window, whose later successes are not judged, would wait for the next
+    /// failure instead: it pays for the fence, this one does not.
+    pub(crate) fn may_hold_bad_outcomes(&self, now_micros: u64) -> bool {
+        let last_bad = self.last_bad.load(Ordering::Acquire);
+        let now_tick = now_micros / self.bucket_micros;
+        last_bad != 0 && now_tick.saturating_sub(last_bad - 1) < self.buckets.len() as u64
     }
 
     /// Notes that time reached `tick`, clearing every bucket when nothing was recorded for a
@@ -340,11 +398,11 @@ mod tests {
     #[test]
     fn count_window_discards_other_generations() {
         let window = CountWindow::new(4, 1);
-        assert!(window.record(1, FAILURE));
+        assert_eq!(window.record(1, FAILURE), Some(1));
         window.reset(2);
-        assert!(!window.record(1, FAILURE));
+        assert_eq!(window.record(1, FAILURE), None);
         assert_eq!(window.tally(2), Tally::default());
-        assert!(window.record(2, SLOW));
+        assert_eq!(window.record(2, SLOW), Some(1));
         assert_eq!(
             window.tally(2),
             Tally {

@@ -13,13 +13,15 @@
 //!
 //! A handle ([`CircuitBreaker`]) is a cheap clone of a shared breaker. A call asks it for a
 //! [`BreakerPermit`], runs, and records its outcome on the permit. A permit dropped without an
-//! outcome (the call was cancelled) frees its probe slot and records nothing; one dropped while
-//! the thread panics records a failure. So no call can wedge a breaker half-open.
+//! outcome (the call was cancelled) frees its probe slot and records nothing; one dropped
+//! because its call panicked records a failure, while a panic elsewhere that drops it (a
+//! sibling `join!` branch) is a cancellation. So no call can wedge a breaker half-open.
 
 mod config;
+mod permit;
 mod state;
+mod transition;
 
-use std::any::Any;
 use std::fmt;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::atomic::Ordering as StdOrdering;
@@ -32,8 +34,12 @@ use tokio::time::Instant;
 
 pub use config::{BreakerConfig, MAX_PROBES, SlidingWindow, SlowCalls, TripPolicy};
 pub(crate) use config::{TIME_BUCKETS, WindowShape};
+pub use permit::BreakerPermit;
+use permit::PermitKind;
+pub(crate) use permit::watch;
+pub use state::BreakerState;
 pub(crate) use state::{Admission, Core, Env, Outcome};
-pub use state::{BreakerState, Transition, TransitionReason};
+pub use transition::{Transition, TransitionReason};
 
 use crate::counter::StripedCounter;
 use crate::error::{ConfigError, Rejection};
@@ -59,7 +65,7 @@ struct WindowCell {
 }
 
 impl WindowCell {
-    fn new(shape: WindowShape, generation: u32) -> Self {
+    fn new(shape: WindowShape, generation: u32, config: &BreakerConfig) -> Self {
         let window = match shape {
             WindowShape::None => Window::None,
             WindowShape::Count(size) => Window::Count(CountWindow::new(size as usize, generation)),
@@ -75,10 +81,21 @@ impl WindowCell {
                 ))
             }
         };
-        WindowCell {
+        let cell = WindowCell {
             window,
             shape,
             next: OnceLock::new(),
+        };
+        cell.follow(config);
+        cell
+    }
+
+    /// Takes the parts of `config` the window itself keeps.
+    fn follow(&self, config: &BreakerConfig) {
+        if let (Window::Count(count), TripPolicy::FailureRate { minimum_calls, .. }) =
+            (&self.window, config.trip)
+        {
+            count.set_minimum(minimum_calls);
         }
     }
 
@@ -328,9 +345,9 @@ impl CircuitBreaker {
                 name: name.into(),
                 epoch,
                 core: Core::new(0),
-                config: ArcSwap::from_pointee(config),
                 slow_call_micros: StdAtomicU64::new(slow),
-                windows: WindowCell::new(shape, 0),
+                windows: WindowCell::new(shape, 0, &config),
+                config: ArcSwap::from_pointee(config),
                 counters: Counters::default(),
                 reconfigure: Mutex::new(()),
                 listeners,
@@ -374,11 +391,11 @@ impl CircuitBreaker {
         if word.state() == BreakerState::Closed
             && shared.slow_call_micros.load(StdOrdering::Relaxed) == 0
         {
-            return Ok(BreakerPermit {
+            return Ok(BreakerPermit::new(
                 shared,
-                kind: PermitKind::Closed(word.generation()),
-                started: 0,
-            });
+                PermitKind::Closed(word.generation()),
+                0,
+            ));
         }
         self.acquire(shared)
     }
@@ -409,11 +426,7 @@ impl CircuitBreaker {
         } else {
             0
         };
-        Ok(BreakerPermit {
-            shared,
-            kind,
-            started,
-        })
+        Ok(BreakerPermit::new(shared, kind, started))
     }
 
     /// Rejects every call until [`reset`](Self::reset).
@@ -440,7 +453,8 @@ impl CircuitBreaker {
 
     /// Replaces the configuration in place. The state is kept; so is the window, unless the
     /// new configuration needs a window of another kind or size, in which case a closed
-    /// breaker starts over with an empty one.
+    /// breaker starts over with an empty one. A closed breaker whose kept window already
+    /// reaches the new thresholds opens at once.
     pub fn reconfigure(&self, config: BreakerConfig) -> Result<(), ConfigError> {
         let shared = &*self.shared;
         config.validate(&shared.name)?;
@@ -453,10 +467,16 @@ impl CircuitBreaker {
         shared
             .slow_call_micros
             .store(slow_micros(&config), StdOrdering::Relaxed);
-        shared.config.store(Arc::new(config));
-        if current.shape != shape {
+        let config = Arc::new(config);
+        shared.config.store(config.clone());
+        if current.shape == shape {
+            // The same window under new thresholds: judge what it holds by them now.
+            current.follow(&config);
+            shared.core.judge_window(shared.window(), &shared.env());
+        } else {
             let word = shared.core.load();
-            let cell = Box::new(WindowCell::new(shape, word.generation().wrapping_add(1)));
+            let generation = word.generation().wrapping_add(1);
+            let cell = Box::new(WindowCell::new(shape, generation, &config));
             // Only this function appends, under the lock, to the last cell.
             let _ = current.next.set(cell);
             if word.state() == BreakerState::Closed {
@@ -623,155 +643,4 @@ pub struct TransitionCount {
     pub to: BreakerState,
     /// How many times.
     pub count: u64,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum PermitKind {
-    Closed(u32),
-    Probe(u32),
-    Passthrough,
-    Done,
-}
-
-/// Leave to run one call through a breaker. Record the outcome with one of the `record_*`
-/// methods. Dropped without an outcome, it records nothing and frees its probe slot (the call
-/// was cancelled), or records a failure if the thread is panicking.
-#[must_use = "a permit records nothing unless its outcome is recorded"]
-pub struct BreakerPermit<'a> {
-    shared: &'a Shared,
-    kind: PermitKind,
-    /// When a timed call started, in nanoseconds since the breaker's epoch plus one; 0 for a
-    /// call not timed. A plain integer, not an `Option<Instant>`: the permit is built in one
-    /// function and read in another, and the option's 16 bytes written piecewise (its `None`
-    /// is a 4-byte niche) then read whole stalled every closed success on a failed
-    /// store-to-load forward (23 ns → 10 ns per call, see BENCHMARKS.md).
-    started: u64,
-}
-
-impl BreakerPermit<'_> {
-    /// The call succeeded.
-    #[inline]
-    pub fn record_success(mut self) {
-        let slow = self.is_slow();
-        self.finish(Outcome::Success { slow });
-    }
-
-    /// The call failed in a way that counts against the dependency (a timeout, an outage).
-    pub fn record_failure(mut self) {
-        let slow = self.is_slow();
-        self.finish(Outcome::Failure { slow });
-    }
-
-    /// The call ran out of time: a failure, counted among the breaker's timeouts too.
-    pub fn record_timeout(mut self) {
-        if !matches!(self.kind, PermitKind::Passthrough | PermitKind::Done) {
-            self.shared
-                .counters
-                .timeouts
-                .fetch_add(1, StdOrdering::Relaxed);
-        }
-        let slow = self.is_slow();
-        self.finish(Outcome::Failure { slow });
-    }
-
-    /// The call failed in a way that says nothing about the dependency (a 404, a validation
-    /// error): free the permit, record nothing.
-    pub fn record_ignored(mut self) {
-        self.finish(Outcome::Ignored);
-    }
-
-    /// Records an error, as a failure unless the breaker's predicates say it does not count.
-    pub fn record_error<E: Any>(self, error: &E) {
-        if self.shared.config.load().counts_as_failure(error) {
-            self.record_failure();
-        } else {
-            self.record_ignored();
-        }
-    }
-
-    /// Records a result: `Ok` as a success, `Err` through [`record_error`](Self::record_error).
-    pub fn record_result<T, E: Any>(self, result: &Result<T, E>) {
-        match result {
-            Ok(_) => self.record_success(),
-            Err(error) => self.record_error(error),
-        }
-    }
-
-    /// Starts the slow-call timer again, so that time spent queueing after the breaker
-    /// admitted the call (in a bulkhead) does not count as the dependency's latency.
-    pub(crate) fn restart_timer(&mut self) {
-        if self.started != 0 {
-            self.started = self.shared.now_nanos().saturating_add(1);
-        }
-    }
-
-    /// Whether this permit is one of the half-open probes.
-    pub fn is_probe(&self) -> bool {
-        matches!(self.kind, PermitKind::Probe(_))
-    }
-
-    #[inline]
-    fn is_slow(&self) -> bool {
-        if self.started == 0 {
-            return false;
-        }
-        let limit = self.shared.slow_call_micros.load(StdOrdering::Relaxed);
-        let elapsed = self.shared.now_nanos().saturating_sub(self.started - 1);
-        limit != 0 && elapsed / 1_000 >= limit
-    }
-
-    #[inline]
-    fn finish(&mut self, outcome: Outcome) {
-        let shared = self.shared;
-        let kind = std::mem::replace(&mut self.kind, PermitKind::Done);
-        match outcome {
-            Outcome::Success { .. } if !matches!(kind, PermitKind::Passthrough) => {
-                shared.counters.successes.increment();
-            }
-            Outcome::Failure { .. } if !matches!(kind, PermitKind::Passthrough) => {
-                shared.counters.failures.fetch_add(1, StdOrdering::Relaxed);
-            }
-            Outcome::Ignored if !matches!(kind, PermitKind::Passthrough) => {
-                shared.counters.ignored.fetch_add(1, StdOrdering::Relaxed);
-            }
-            _ => {}
-        }
-        let env = shared.env();
-        match kind {
-            PermitKind::Closed(generation) => {
-                shared
-                    .core
-                    .record_closed(generation, outcome, shared.window(), &env)
-            }
-            PermitKind::Probe(generation) => {
-                shared
-                    .core
-                    .record_probe(generation, outcome, shared.window(), &env)
-            }
-            PermitKind::Passthrough | PermitKind::Done => {}
-        }
-    }
-}
-
-impl Drop for BreakerPermit<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        if matches!(self.kind, PermitKind::Done) {
-            return;
-        }
-        if std::thread::panicking() {
-            self.finish(Outcome::Failure { slow: false });
-        } else {
-            self.finish(Outcome::Ignored);
-        }
-    }
-}
-
-impl fmt::Debug for BreakerPermit<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BreakerPermit")
-            .field("breaker", &self.shared.name)
-            .field("kind", &self.kind)
-            .finish()
-    }
 }

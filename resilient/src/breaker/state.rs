@@ -20,7 +20,9 @@ use std::ops::Deref;
 
 use super::config::{BreakerConfig, TripPolicy};
 use crate::sync::{AtomicU64, Ordering};
-use crate::window::{FAILURE, SLOW, Tally, Window};
+use crate::window::{CountWindow, FAILURE, SLOW, Tally, Window};
+
+use super::transition::{Transition, TransitionReason};
 
 /// A circuit breaker's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -170,112 +172,6 @@ impl Stamp {
     }
 }
 
-/// Why a breaker changed state: the text operators read in logs and events.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub enum TransitionReason {
-    /// The failure rate reached its threshold.
-    FailureRate {
-        /// Failure rate over the window.
-        rate: f64,
-        /// The configured threshold.
-        threshold: f64,
-        /// Calls in the window.
-        calls: u64,
-    },
-    /// The slow-call rate reached its threshold.
-    SlowCallRate {
-        /// Slow-call rate over the window.
-        rate: f64,
-        /// The configured threshold.
-        threshold: f64,
-        /// Calls in the window.
-        calls: u64,
-    },
-    /// Too many failures in a row.
-    ConsecutiveFailures(u32),
-    /// Too many failures within the time window.
-    FailureCount {
-        /// Failures in the window.
-        failures: u64,
-        /// The window.
-        within_millis: u64,
-    },
-    /// The open wait passed; probing.
-    OpenWaitElapsed,
-    /// A half-open probe failed.
-    ProbeFailed,
-    /// Enough half-open probes succeeded.
-    ProbesSucceeded(u32),
-    /// The breaker stayed half-open longer than `max_half_open`.
-    HalfOpenTimedOut,
-    /// An operator forced it open.
-    Forced,
-    /// An operator disabled it.
-    Disabled,
-    /// An operator reset it to closed.
-    Reset,
-    /// Its configuration changed shape, so it starts over with a new window.
-    Reconfigured,
-}
-
-impl fmt::Display for TransitionReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            TransitionReason::FailureRate {
-                rate,
-                threshold,
-                calls,
-            } => write!(
-                f,
-                "failure rate {:.0}% ≥ {:.0}% over the last {calls} calls",
-                rate * 100.0,
-                threshold * 100.0
-            ),
-            TransitionReason::SlowCallRate {
-                rate,
-                threshold,
-                calls,
-            } => write!(
-                f,
-                "slow-call rate {:.0}% ≥ {:.0}% over the last {calls} calls",
-                rate * 100.0,
-                threshold * 100.0
-            ),
-            TransitionReason::ConsecutiveFailures(n) => write!(f, "{n} failures in a row"),
-            TransitionReason::FailureCount {
-                failures,
-                within_millis,
-            } => write!(
-                f,
-                "{failures} failures within the last {:?}",
-                std::time::Duration::from_millis(within_millis)
-            ),
-            TransitionReason::OpenWaitElapsed => f.write_str("open wait elapsed, probing"),
-            TransitionReason::ProbeFailed => f.write_str("probe failed"),
-            TransitionReason::ProbesSucceeded(n) => write!(f, "{n} probes succeeded"),
-            TransitionReason::HalfOpenTimedOut => {
-                f.write_str("half-open for longer than max_half_open")
-            }
-            TransitionReason::Forced => f.write_str("forced open by an operator"),
-            TransitionReason::Disabled => f.write_str("disabled by an operator"),
-            TransitionReason::Reset => f.write_str("reset by an operator"),
-            TransitionReason::Reconfigured => f.write_str("reconfigured with a new window"),
-        }
-    }
-}
-
-/// A state change that happened.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Transition {
-    /// The state left.
-    pub from: BreakerState,
-    /// The state entered.
-    pub to: BreakerState,
-    /// Why.
-    pub reason: TransitionReason,
-}
-
 /// What admission decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Admission {
@@ -407,7 +303,9 @@ impl Core {
         }
     }
 
-    /// Records the outcome of a closed-state call admitted in `generation`.
+    /// Records the outcome of a closed-state call admitted in `generation`, and judges the
+    /// window with it: after every outcome, successes included, once the window holds
+    /// `minimum_calls` (MicroProfile Fault Tolerance, resilience4j).
     #[inline]
     pub(crate) fn record_closed(
         &self,
@@ -416,13 +314,30 @@ impl Core {
         window: &Window,
         env: &impl Env,
     ) {
-        // The hot path, small enough to inline into the caller: a success that was not slow
-        // takes its slot in a count window and judges nothing (a success cannot trip).
+        // The hot path, small enough to inline into the caller: a fast success takes its slot
+        // in a count window, and is judged only if it is one of the period's first
+        // `minimum_calls` (any later one can only lower the rates; see `may_complete_minimum`).
         if let (Outcome::Success { slow: false }, Window::Count(count)) = (outcome, window) {
-            count.record(generation, 0);
+            if let Some(claimed) = count.record(generation, 0)
+                && count.may_complete_minimum(claimed)
+            {
+                self.judge_count(generation, count, window, env);
+            }
             return;
         }
         self.record_closed_outcome(generation, outcome, window, env);
+    }
+
+    /// Judges a count window after one of the outcomes that may trip it.
+    #[cold]
+    #[inline(never)]
+    fn judge_count(&self, generation: u32, count: &CountWindow, window: &Window, env: &impl Env) {
+        if !count.reached_minimum(generation) {
+            return;
+        }
+        if let Some(reason) = judge_rate(&env.config(), count.tally(generation)) {
+            self.trip(generation, reason, window, env);
+        }
     }
 
     fn record_closed_outcome(
@@ -438,13 +353,18 @@ impl Core {
             Outcome::Ignored => return,
         };
         let bits = if failed { FAILURE } else { 0 } | if slow { SLOW } else { 0 };
-        let reason = match window {
-            Window::None => self.record_consecutive(generation, failed, env),
-            Window::Count(count) => {
-                if !count.record(generation, bits) || bits == 0 {
-                    return;
+        match window {
+            Window::None => {
+                if let Some(reason) = self.record_consecutive(generation, failed, env) {
+                    self.trip(generation, reason, window, env);
                 }
-                judge_rate(&env.config(), count.tally(generation))
+            }
+            Window::Count(count) => {
+                if let Some(claimed) = count.record(generation, bits)
+                    && (bits != 0 || count.may_complete_minimum(claimed))
+                {
+                    self.judge_count(generation, count, window, env);
+                }
             }
             Window::Time(time) => {
                 let failures_only = time.failures_only();
@@ -453,29 +373,46 @@ impl Core {
                 }
                 let now = env.now();
                 time.record(generation, now, bits, !failures_only);
-                if bits == 0 {
+                // A success raises the rates when older successes have left the window, so it
+                // is judged too, unless no bad outcome is left in the window to judge.
+                if bits == 0 && !time.may_hold_bad_outcomes(now) {
                     return;
                 }
-                let tally = time.tally(generation, now);
-                let config = env.config();
-                match config.trip {
-                    TripPolicy::FailureCount { failures, within } => (tally.failures
-                        >= u64::from(failures))
-                    .then_some(TransitionReason::FailureCount {
-                        failures: tally.failures,
-                        within_millis: within.as_millis() as u64,
-                    }),
-                    _ => judge_rate(&config, tally),
+                if let Some(reason) = judge_time(&env.config(), time.tally(generation, now)) {
+                    self.trip(generation, reason, window, env);
                 }
             }
+        }
+    }
+
+    /// Judges the window as it stands, without recording anything: after a reconfiguration,
+    /// so that new thresholds apply to the outcomes already counted (otherwise a lowered
+    /// threshold would wait for the next failure, and successes, which cannot raise a count
+    /// window's rates, would leave a condemned window closed).
+    pub(crate) fn judge_window(&self, window: &Window, env: &impl Env) {
+        let word = self.load();
+        if word.state() != BreakerState::Closed {
+            return;
+        }
+        let generation = word.generation();
+        let config = env.config();
+        let reason = match window {
+            Window::None => None,
+            Window::Count(count) => judge_rate(&config, count.tally(generation)),
+            Window::Time(time) => judge_time(&config, time.tally(generation, env.now())),
         };
+        drop(config);
         if let Some(reason) = reason {
-            let current = self.load();
-            // Only the closed state this call was admitted under can trip.
-            if current.state() == BreakerState::Closed && current.generation() == generation {
-                let open = current.next(BreakerState::Open, 0);
-                let _ = self.swap(current, open, env.now(), window, reason, env);
-            }
+            self.trip(generation, reason, window, env);
+        }
+    }
+
+    /// Opens the breaker, if it is still in the closed state this call was admitted under.
+    fn trip(&self, generation: u32, reason: TransitionReason, window: &Window, env: &impl Env) {
+        let current = self.load();
+        if current.state() == BreakerState::Closed && current.generation() == generation {
+            let open = current.next(BreakerState::Open, 0);
+            let _ = self.swap(current, open, env.now(), window, reason, env);
         }
     }
 
@@ -622,6 +559,18 @@ impl Core {
 /// The open state after a failed recovery: one more re-opening in a row.
 fn reopen(word: Word) -> Word {
     word.next(BreakerState::Open, word.reopenings() + 1)
+}
+
+/// Whether a time window's tally trips the breaker, by failure count or by rates.
+fn judge_time(config: &BreakerConfig, tally: Tally) -> Option<TransitionReason> {
+    match config.trip {
+        TripPolicy::FailureCount { failures, within } => (tally.failures >= u64::from(failures))
+            .then_some(TransitionReason::FailureCount {
+                failures: tally.failures,
+                within_millis: within.as_millis() as u64,
+            }),
+        _ => judge_rate(config, tally),
+    }
 }
 
 /// Whether a rate window's tally trips the breaker.

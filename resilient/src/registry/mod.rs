@@ -381,6 +381,7 @@ impl Registry {
     /// The counters of call site `name`, created on first use: for the names a configuration
     /// file lists, which the file bounds (request data reaches only
     /// [`policy_stats`](Self::policy_stats), which is bounded).
+    #[cfg(feature = "serde")]
     pub(crate) fn file_call_site_stats(&self, name: &str) -> Arc<CallSiteStats> {
         if let Some(existing) = read(&self.call_sites).get(name) {
             return existing.clone();

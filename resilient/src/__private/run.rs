@@ -1,0 +1,154 @@
+//! The attempt loop's driver, typed by the annotated function's declared return type.
+
+use std::any::Any;
+use std::marker::PhantomData;
+
+use crate::error::Rejection;
+use crate::policy::{Attempt, Execution, Next};
+use crate::retry::Classification;
+
+use super::CallSite;
+
+/// Says, at the return type, that a `#[resilient]` function must return a `Result`.
+#[diagnostic::on_unimplemented(
+    message = "a `#[resilient]` function must return `Result<T, E>`, not `{Self}`",
+    label = "expected `Result<T, E>` here",
+    note = "aliases such as `std::io::Result<T>` and `anyhow::Result<T>` are fine"
+)]
+pub trait ResilientResult {
+    /// The success type.
+    type Ok;
+    /// The error type.
+    type Err;
+}
+
+impl<T, E> ResilientResult for Result<T, E> {
+    type Ok = T;
+    type Err = E;
+}
+
+/// Says, at the return type, which `From` impl the error type lacks.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot carry a `resilient::Rejection`: it needs `impl From<resilient::Rejection> for {Self}`",
+    label = "`#[resilient]` returns its rejections (open breaker, full bulkhead, timeout) as this error type",
+    note = "for an error type of your own, write the impl; with thiserror, a variant `Rejected(#[from] resilient::Rejection)` writes it",
+    note = "for a type of another crate the orphan rule forbids that impl: return a newtype or an enum of your own, `anyhow::Error`, or `Box<dyn std::error::Error + Send + Sync>` (these two already have it)"
+)]
+pub trait AbsorbsRejection: From<Rejection> {}
+
+impl<E: From<Rejection>> AbsorbsRejection for E {}
+
+/// Starts one call of `site`; `R` is the function's declared return type. The marker argument
+/// is written with the return type's tokens, so that a type error lands on the return type.
+///
+/// This is the only place that requires `E: From<Rejection>`: [`Run`] keeps the conversion, so
+/// a missing impl is reported once.
+pub fn start<R>(site: &'static CallSite, _return_type: PhantomData<R>) -> Run<R::Ok, R::Err>
+where
+    R: ResilientResult,
+    R::Err: AbsorbsRejection,
+{
+    Run {
+        site,
+        execution: None,
+        reject: <R::Err as From<Rejection>>::from,
+        types: PhantomData,
+    }
+}
+
+/// One call in progress, typed by the function's `Result<T, E>`.
+#[derive(Debug)]
+pub struct Run<T, E> {
+    site: &'static CallSite,
+    /// Created by the first attempt: a call on the short path never needs one.
+    execution: Option<Execution<'static>>,
+    reject: fn(Rejection) -> E,
+    // A function pointer, so that `Run` is `Send` and `Sync` whatever `T` is.
+    types: PhantomData<fn() -> T>,
+}
+
+/// The error the runtime's driver sees between attempts: the function's own, or a rejection
+/// that [`Run`] converts at the end (so the driver needs no `From` bound on `E`).
+#[derive(Debug)]
+pub enum Failure<E> {
+    /// The function's error.
+    Error(E),
+    /// `resilient` refused or cut short the call.
+    Rejected(Rejection),
+}
+
+impl<E> From<Rejection> for Failure<E> {
+    fn from(rejection: Rejection) -> Self {
+        Failure::Rejected(rejection)
+    }
+}
+
+impl<T, E: Any> Run<T, E> {
+    /// Runs one attempt; see [`Execution::attempt`]. The breaker sees the function's own error.
+    pub fn attempt<F>(&mut self, attempt: F) -> impl Future<Output = Attempt<T, E>>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        self.execution().attempt(attempt)
+    }
+
+    /// Decides what follows an attempt; see [`Execution::next`].
+    pub async fn next<C>(&mut self, attempt: Attempt<T, E>, classify: C) -> Next<T, E>
+    where
+        C: FnOnce(&E) -> Classification,
+    {
+        let attempt = match attempt {
+            Attempt::Done(result) => Attempt::Done(result.map_err(Failure::Error)),
+            Attempt::Rejected(rejection) => Attempt::Rejected(rejection),
+        };
+        let next = self.execution().next(attempt, |failure| match failure {
+            Failure::Error(error) => classify(error),
+            Failure::Rejected(rejection) => Classification::of(rejection),
+        });
+        match next.await {
+            Next::Retry => Next::Retry,
+            Next::Return(result) => Next::Return(result.map_err(|failure| self.convert(failure))),
+        }
+    }
+
+    /// The whole call when it makes a single attempt (no `retries`); `make` builds the attempt,
+    /// so that its future is built in place rather than moved in.
+    pub async fn once<F, A>(&mut self, make: F) -> Result<T, E>
+    where
+        F: FnOnce() -> A,
+        A: Future<Output = Result<T, E>>,
+    {
+        if let Some(mut call) = self.site.policy().simple_call() {
+            call.admit().map_err(self.reject)?;
+            let result = call.run(make()).await;
+            call.finish(&result);
+            return result;
+        }
+        let execution = self.execution();
+        execution.single_attempt();
+        let attempt = execution.attempt(make()).await;
+        match self.next(attempt, |_| Classification::STOP).await {
+            Next::Return(result) => result,
+            // `next` retries only while retries are left, and this call site has none.
+            Next::Retry => unreachable!("`single_attempt` allows no retry"),
+        }
+    }
+
+    fn execution(&mut self) -> &mut Execution<'static> {
+        let site = self.site;
+        self.execution
+            .get_or_insert_with(|| site.policy().execution())
+    }
+
+    fn convert(&self, failure: Failure<E>) -> E {
+        match failure {
+            Failure::Error(error) => error,
+            Failure::Rejected(rejection) => (self.reject)(rejection),
+        }
+    }
+
+    /// Counts a fallback served, logs it and tells the registry's listeners.
+    pub fn fallback_served(&self) {
+        self.site.policy().fallback_served::<E>();
+    }
+}

@@ -1,0 +1,206 @@
+//! The `static` behind each annotated function: its name, and its policy in the current
+//! registry, rebuilt when a reload changes its settings.
+
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use arc_swap::ArcSwapOption;
+
+use crate::error::ConfigError;
+use crate::policy::Policy;
+use crate::registry::Registry;
+
+use super::Spec;
+
+/// What a call site's settings from a configuration file are, where the crate reads files.
+#[cfg(feature = "serde")]
+type FileSettings = Option<crate::config::CallSiteOverrides>;
+#[cfg(not(feature = "serde"))]
+type FileSettings = NoFiles;
+
+/// Without the `serde` feature no file gives a call site settings.
+#[cfg(not(feature = "serde"))]
+#[derive(Debug, PartialEq)]
+struct NoFiles;
+
+/// The placeholder a method's default name holds until its first call names its type.
+pub const SELF_PLACEHOLDER: &str = "{Self}";
+
+/// The `static` behind one annotated function.
+///
+/// Its policy is built on the first call and rebuilt when the registry's call-site settings
+/// change (a reload): each call starts with one atomic load of the current policy and one of
+/// the registry's generation. Policies are `&'static` because a call in flight borrows its
+/// policy across every attempt, so each one a call site builds is kept for the life of the
+/// process, one per distinct set of settings (a few hundred bytes each): switching between
+/// two files builds two policies, not one per reload.
+#[derive(Debug)]
+pub struct CallSite {
+    spec: Spec,
+    current: ArcSwapOption<Installed>,
+    built: Mutex<Vec<Built>>,
+    /// A method's name with its type, set by its first call (see [`CallSite::name_after`]).
+    named: OnceLock<&'static str>,
+}
+
+/// The policy calls use now, and the registry state it was built for.
+#[derive(Debug)]
+struct Installed {
+    registry: u64,
+    generation: u64,
+    policy: &'static Policy,
+}
+
+/// A policy this call site built, and what for.
+#[derive(Debug)]
+struct Built {
+    registry: u64,
+    settings: FileSettings,
+    policy: &'static Policy,
+}
+
+impl CallSite {
+    /// A call site whose policy is built on first use.
+    pub const fn new(spec: Spec) -> Self {
+        CallSite {
+            spec,
+            current: ArcSwapOption::const_empty(),
+            built: Mutex::new(Vec::new()),
+            named: OnceLock::new(),
+        }
+    }
+
+    /// Where a method's name with its type lands, for its [`CallSiteInfo`] to read.
+    pub const fn named(&'static self) -> &'static OnceLock<&'static str> {
+        &self.named
+    }
+
+    /// Names a method's call site after `Self` on its first call, before its policy (and so its
+    /// metrics, configuration and kill switch) is looked up by name.
+    ///
+    /// The attribute cannot see the impl's type, and the `static` cannot name `Self` (E0401),
+    /// so the type comes from the function body, where `Self` is in scope: the spec's name is
+    /// `module::{Self}::method`, and this replaces the placeholder with the type's path as
+    /// [`std::any::type_name`] writes it, without generic arguments (one `static` serves every
+    /// instantiation, so the name must not depend on them). Later calls cost one atomic load.
+    #[inline]
+    pub fn name_after(&'static self, self_type: fn() -> &'static str) {
+        if self.named.get().is_none() {
+            self.named
+                .get_or_init(|| method_name(self.spec.name, self_type()));
+        }
+    }
+
+    /// The call site's name: the spec's, or a method's once [`name_after`](Self::name_after)
+    /// gave it its type.
+    pub fn name(&self) -> &'static str {
+        self.named.get().copied().unwrap_or(self.spec.name)
+    }
+
+    /// The call site's policy in the current registry: the global one, or the one a test put
+    /// in [`scope`](crate::Registry::scope). Built the first time, and after each change of
+    /// the registry's call-site settings (that is also when an undeclared breaker or bulkhead
+    /// gets its default configuration and its warning).
+    pub fn policy(&'static self) -> &'static Policy {
+        match crate::registry::scoped() {
+            Some(registry) => self.policy_in(&registry),
+            None => self.policy_in(crate::registry()),
+        }
+    }
+
+    fn policy_in(&'static self, registry: &Registry) -> &'static Policy {
+        let generation = registry.call_site_generation();
+        if let Some(installed) = &*self.current.load()
+            && installed.registry == registry.id()
+            && installed.generation == generation
+        {
+            return installed.policy;
+        }
+        self.install(registry, generation)
+    }
+
+    /// Finds or builds the policy for the registry's current settings and makes it current.
+    #[cold]
+    fn install(&'static self, registry: &Registry, generation: u64) -> &'static Policy {
+        let mut built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
+        let policy = self.policy_for(&mut built, registry, self.file_settings(registry));
+        self.current.store(Some(Arc::new(Installed {
+            registry: registry.id(),
+            generation,
+            policy,
+        })));
+        policy
+    }
+
+    fn policy_for(
+        &self,
+        built: &mut Vec<Built>,
+        registry: &Registry,
+        settings: FileSettings,
+    ) -> &'static Policy {
+        let known = built
+            .iter()
+            .find(|known| known.registry == registry.id() && known.settings == settings);
+        if let Some(known) = known {
+            return known.policy;
+        }
+        let policy = match self.build(registry, &settings) {
+            Ok(policy) => policy,
+            Err(error) => {
+                #[cfg(feature = "serde")]
+                if settings.is_some() {
+                    tracing::error!(
+                        target: "resilient::registry",
+                        call_site = self.name(),
+                        %error,
+                        "the configuration's settings for this call site do not fit its attribute's; it runs with the attribute's"
+                    );
+                    return self.policy_for(built, registry, None);
+                }
+                // The macro refuses, at compile time, every setting `build` could refuse:
+                // empty names, zero or inverted timeouts, too many retries, an inverted
+                // backoff.
+                panic!("#[resilient] checked this call site at compile time, yet: {error}")
+            }
+        };
+        let policy: &'static Policy = Box::leak(Box::new(policy));
+        built.push(Built {
+            registry: registry.id(),
+            settings,
+            policy,
+        });
+        policy
+    }
+
+    #[cfg(feature = "serde")]
+    fn file_settings(&self, registry: &Registry) -> FileSettings {
+        registry.call_site_overrides(self.name())
+    }
+
+    #[cfg(not(feature = "serde"))]
+    fn file_settings(&self, _registry: &Registry) -> FileSettings {
+        NoFiles
+    }
+
+    fn build(&self, registry: &Registry, settings: &FileSettings) -> Result<Policy, ConfigError> {
+        #[cfg(feature = "serde")]
+        if let Some(overrides) = settings {
+            return self
+                .spec
+                .with_overrides(self.name(), overrides)
+                .build_in(registry);
+        }
+        let _ = settings;
+        self.spec.builder(self.name()).build_in(registry)
+    }
+}
+
+/// `module::{Self}::method` with the placeholder replaced: the type's path without generic
+/// arguments, `shop::Users` for `shop::Users<u8>` (the module is the type's own, so it goes).
+/// Leaked: once per call site, for a name every later lookup borrows.
+pub(super) fn method_name(template: &'static str, self_type: &str) -> &'static str {
+    let Some((_, method)) = template.rsplit_once("::") else {
+        return template;
+    };
+    let type_path = self_type.split('<').next().unwrap_or(self_type);
+    Box::leak(format!("{type_path}::{method}").into_boxed_str())
+}

@@ -1,0 +1,122 @@
+//! One call site's settings as its attribute wrote them, and the policy they make (with a
+//! configuration file's on top).
+
+use std::time::Duration;
+
+use crate::backoff::{Backoff, Jitter};
+use crate::policy::{Policy, PolicyBuilder};
+
+/// The backoff a call site gets when it sets `backoff` but not `max_backoff`, and the base when
+/// it sets `max_backoff` or `jitter` alone. The macro checks `backoff ≤ max_backoff` against
+/// these same numbers at compile time; a test below keeps them equal to [`Backoff::default`].
+pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(100);
+/// See [`DEFAULT_BACKOFF`].
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(10);
+pub(super) const BACKOFF_MULTIPLIER: f64 = 2.0;
+
+/// One call site's settings, as written in its attribute and checked at compile time.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// The call site's name: the `name` key, or the module path and function name, with
+    /// [`SELF_PLACEHOLDER`](super::SELF_PLACEHOLDER) before a method's name (see [`CallSite::name_after`](super::CallSite::name_after)).
+    pub name: &'static str,
+    /// The breaker's name in the global registry.
+    pub breaker: Option<&'static str>,
+    /// The bulkhead's name in the global registry.
+    pub bulkhead: Option<&'static str>,
+    /// Limit for each attempt.
+    pub timeout: Option<Duration>,
+    /// Limit for the whole call.
+    pub total_timeout: Option<Duration>,
+    /// Attempts after the first.
+    pub retries: u32,
+    /// The first backoff delay.
+    pub backoff: Option<Duration>,
+    /// The largest backoff delay.
+    pub max_backoff: Option<Duration>,
+    /// The backoff's jitter.
+    pub jitter: Option<Jitter>,
+}
+
+impl Spec {
+    /// The policy this spec describes, for the call site named `name` (see [`CallSite::name`]).
+    pub(super) fn builder(&self, name: &'static str) -> PolicyBuilder {
+        let mut builder = Policy::builder(name).retries(self.retries);
+        if let Some(limit) = self.timeout {
+            builder = builder.timeout(limit);
+        }
+        if let Some(limit) = self.total_timeout {
+            builder = builder.total_timeout(limit);
+        }
+        if self.backoff.is_some() || self.max_backoff.is_some() || self.jitter.is_some() {
+            let backoff = Backoff::exponential(
+                self.backoff.unwrap_or(DEFAULT_BACKOFF),
+                BACKOFF_MULTIPLIER,
+                self.max_backoff.unwrap_or(DEFAULT_MAX_BACKOFF),
+            );
+            builder = builder.backoff(backoff.with_jitter(self.jitter.unwrap_or_default()));
+        }
+        if let Some(name) = self.breaker {
+            builder = builder.breaker(name);
+        }
+        if let Some(name) = self.bulkhead {
+            builder = builder.bulkhead(name);
+        }
+        builder
+    }
+}
+
+#[cfg(feature = "serde")]
+impl Spec {
+    /// The attribute's settings with a configuration file's on top.
+    pub(super) fn with_overrides(
+        &self,
+        name: &'static str,
+        overrides: &crate::config::CallSiteOverrides,
+    ) -> PolicyBuilder {
+        let mut builder = self.builder(name);
+        match overrides.retries {
+            // Without `retries` in its attribute, the function moves its arguments into its one
+            // attempt: it cannot run the body again, whatever the file says.
+            Some(retries) if retries > 0 && self.retries == 0 => tracing::warn!(
+                target: "resilient::registry",
+                call_site = name,
+                retries,
+                "a configuration file gives this call site retries, but its attribute has none: add `retries` to the attribute to allow them"
+            ),
+            Some(retries) => builder = builder.retries(retries),
+            None => {}
+        }
+        if let Some(limit) = overrides.timeout {
+            builder = builder.timeout(limit);
+        }
+        if let Some(limit) = overrides.total_timeout {
+            builder = builder.total_timeout(limit);
+        }
+        if overrides.backoff.is_some()
+            || overrides.max_backoff.is_some()
+            || overrides.jitter.is_some()
+        {
+            let backoff = Backoff::exponential(
+                overrides
+                    .backoff
+                    .or(self.backoff)
+                    .unwrap_or(DEFAULT_BACKOFF),
+                BACKOFF_MULTIPLIER,
+                overrides
+                    .max_backoff
+                    .or(self.max_backoff)
+                    .unwrap_or(DEFAULT_MAX_BACKOFF),
+            );
+            let jitter = overrides.jitter.or(self.jitter).unwrap_or_default();
+            builder = builder.backoff(backoff.with_jitter(jitter));
+        }
+        if let Some(name) = &overrides.breaker {
+            builder = builder.breaker(name.clone());
+        }
+        if let Some(name) = &overrides.bulkhead {
+            builder = builder.bulkhead(name.clone());
+        }
+        builder
+    }
+}

@@ -1,0 +1,100 @@
+//! The runtime's side of what the macro checks at compile time, and the dispatch tricks.
+
+use super::site::method_name;
+use super::spec::BACKOFF_MULTIPLIER;
+use super::*;
+use crate::backoff::Backoff;
+
+#[test]
+fn the_macros_retry_limit_matches_the_runtimes() {
+    // `resilient-macros` refuses `retries` above 100 at compile time, so that `policy()`
+    // never meets a limit `build` would refuse.
+    assert_eq!(crate::retry::MAX_RETRIES, 100);
+}
+
+#[test]
+fn the_macros_backoff_defaults_match_the_runtimes() {
+    let default = Backoff::default();
+    assert_eq!(default.base, DEFAULT_BACKOFF);
+    assert_eq!(default.max, DEFAULT_MAX_BACKOFF);
+    assert!((default.multiplier - BACKOFF_MULTIPLIER).abs() < f64::EPSILON);
+    assert_eq!(default.jitter, Jitter::default());
+}
+
+#[test]
+// Written as the generated code writes it: the explicit borrow is what lets method
+// resolution fall back to `ClassifyAny`.
+#[allow(clippy::needless_borrow)]
+fn transient_errors_are_asked_and_others_are_retried() {
+    use std::io::{Error, ErrorKind};
+    let denied = Error::from(ErrorKind::PermissionDenied);
+    assert!(!(&Classify(&denied)).__resilient_classify().transient);
+    assert!((&Classify(&"any error")).__resilient_classify().transient);
+}
+
+#[test]
+fn retry_if_decides_and_keeps_the_hint() {
+    let base = Classification {
+        transient: true,
+        retry_after: Some(Duration::from_secs(1)),
+    };
+    let decided = retry_if(&404, base, |code: &u16| *code >= 500);
+    assert!(!decided.transient);
+    assert_eq!(decided.retry_after, Some(Duration::from_secs(1)));
+}
+
+#[test]
+fn a_method_is_named_after_its_type_without_generic_arguments() {
+    assert_eq!(
+        method_name("shop::{Self}::get", "shop::Users"),
+        "shop::Users::get"
+    );
+    assert_eq!(
+        method_name(
+            "shop::{Self}::get",
+            "shop::repo::Repo<alloc::string::String>"
+        ),
+        "shop::repo::Repo::get"
+    );
+    static SITE: CallSite = CallSite::new(Spec {
+        name: "__private::tests::{Self}::get",
+        breaker: None,
+        bulkhead: None,
+        timeout: None,
+        total_timeout: None,
+        retries: 0,
+        backoff: None,
+        max_backoff: None,
+        jitter: None,
+    });
+    assert_eq!(SITE.name(), "__private::tests::{Self}::get");
+    SITE.name_after(|| "app::Orders<u8>");
+    SITE.name_after(|| "app::Users");
+    assert_eq!(SITE.name(), "app::Orders::get", "the first call names it");
+    assert_eq!(SITE.policy().name(), "app::Orders::get");
+    assert_eq!(*SITE.named().get().unwrap(), "app::Orders::get");
+}
+
+#[test]
+fn a_spec_builds_the_policy_it_describes() {
+    static SITE: CallSite = CallSite::new(Spec {
+        name: "__private::tests::spec",
+        breaker: None,
+        bulkhead: None,
+        timeout: Some(Duration::from_millis(250)),
+        total_timeout: Some(Duration::from_secs(2)),
+        retries: 3,
+        backoff: Some(Duration::from_millis(20)),
+        max_backoff: None,
+        jitter: Some(Jitter::Equal),
+    });
+    let policy = SITE.policy();
+    assert!(std::ptr::eq(policy, SITE.policy()), "built once");
+    assert_eq!(policy.timeouts().attempt, Some(Duration::from_millis(250)));
+    assert_eq!(policy.timeouts().total, Some(Duration::from_secs(2)));
+    assert_eq!(policy.retry().max_retries, 3);
+    let backoff = policy.retry().backoff;
+    assert_eq!(backoff.base, Duration::from_millis(20));
+    assert_eq!(backoff.max, DEFAULT_MAX_BACKOFF);
+    assert_eq!(backoff.jitter, Jitter::Equal);
+}

@@ -1,0 +1,142 @@
+//! Building a policy: each setting, and the checks `build` makes.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backoff::{Backoff, Jitter};
+use crate::error::ConfigError;
+use crate::name::check_field;
+use crate::registry::Registry;
+use crate::retry::BudgetConfig;
+use crate::timeout::TimeoutConfig;
+
+use super::{Policy, PolicyBuilder};
+
+impl PolicyBuilder {
+    /// Limit for each attempt; a timed-out attempt counts as a breaker failure and is retried.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeouts.attempt = Some(limit);
+        self
+    }
+
+    /// Limit for the whole call, attempts and backoff together.
+    pub fn total_timeout(mut self, limit: Duration) -> Self {
+        self.timeouts.total = Some(limit);
+        self
+    }
+
+    /// Attempts after the first.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retry.max_retries = retries;
+        self
+    }
+
+    /// The delays between attempts.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.retry.backoff = backoff;
+        self
+    }
+
+    /// The jitter applied to the backoff.
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.retry.backoff.jitter = jitter;
+        self
+    }
+
+    /// The retry budget; `None` turns it off.
+    pub fn retry_budget(mut self, budget: Option<BudgetConfig>) -> Self {
+        self.retry.budget = budget;
+        self
+    }
+
+    /// Backs off and retries when the breaker or the bulkhead rejects an attempt, instead of
+    /// returning the rejection at once.
+    pub fn retry_on_rejection(mut self, retry: bool) -> Self {
+        self.retry.retry_on_rejection = retry;
+        self
+    }
+
+    /// Records every attempt in the named breaker of the registry.
+    pub fn breaker(mut self, name: impl Into<String>) -> Self {
+        self.breaker = Some(name.into());
+        self
+    }
+
+    /// Runs every attempt inside the named bulkhead of the registry.
+    pub fn bulkhead(mut self, name: impl Into<String>) -> Self {
+        self.bulkhead = Some(name.into());
+        self
+    }
+
+    /// Decides, for errors of type `E`, which are worth retrying. Predicates apply in the
+    /// order added; an error no predicate speaks for is retried.
+    pub fn retry_if<E: Any>(
+        mut self,
+        transient: impl Fn(&E) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.retry_if.push(Arc::new(move |error: &dyn Any| {
+            error.downcast_ref::<E>().map(&transient)
+        }));
+        self
+    }
+
+    /// Builds the policy against the process-wide registry.
+    pub fn build(self) -> Result<Policy, ConfigError> {
+        self.build_in(crate::registry())
+    }
+
+    /// Builds the policy against `registry`. Refuses, with a [`ConfigError`], a name that breaks
+    /// the naming rule ([`MAX_NAME_LEN`](crate::MAX_NAME_LEN)) and a new policy, breaker or
+    /// bulkhead name past the registry's
+    /// [implicit limit](crate::Registry::set_implicit_limit).
+    pub fn build_in(self, registry: &Registry) -> Result<Policy, ConfigError> {
+        let subject = format!("policy {:?}", self.name);
+        // One naming rule everywhere: get-or-create would otherwise register a breaker or
+        // bulkhead no one can tell apart from a typo, or put a line break in a log line.
+        check_field(&subject, "name", &self.name)?;
+        for (field, name) in [("breaker", &self.breaker), ("bulkhead", &self.bulkhead)] {
+            if let Some(name) = name {
+                check_field(&subject, field, name)?;
+            }
+        }
+        self.timeouts.validate(&subject)?;
+        self.retry.validate(&subject)?;
+        // The policy's own name first: refused, it leaves no breaker or bulkhead behind.
+        let stats = registry.policy_stats(&self.name)?;
+        let breaker = match self.breaker.as_deref() {
+            Some(name) => Some(registry.breaker(name)?),
+            None => None,
+        };
+        let bulkhead = match self.bulkhead.as_deref() {
+            Some(name) => Some(registry.bulkhead(name)?),
+            None => None,
+        };
+        let budget = match self.retry.budget {
+            Some(config) if self.retry.max_retries > 0 => {
+                let dependency = self
+                    .breaker
+                    .as_deref()
+                    .or(self.bulkhead.as_deref())
+                    .unwrap_or(&self.name);
+                Some(registry.retry_budget(dependency, config)?)
+            }
+            _ => None,
+        };
+        let simple = self.timeouts == TimeoutConfig::default()
+            && bulkhead.is_none()
+            && self.retry.max_retries == 0;
+        Ok(Policy {
+            name: self.name.into(),
+            simple,
+            breaker,
+            bulkhead,
+            retry: self.retry,
+            timeouts: self.timeouts,
+            budget,
+            retry_if: self.retry_if,
+            stats,
+            listeners: registry.listeners().clone(),
+        })
+    }
+}

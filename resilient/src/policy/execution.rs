@@ -1,0 +1,291 @@
+//! One call in progress, step by step: attempts, the decision after each, backoff sleeps.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::backoff::Random;
+use crate::breaker::CircuitBreaker;
+use crate::error::{Rejection, TimeoutKind};
+use crate::event::Event;
+use crate::retry::{CallGuard, Classification};
+use crate::timeout::run_until;
+
+use super::Policy;
+
+/// How one attempt ended.
+#[derive(Debug)]
+pub enum Attempt<T, E> {
+    /// The attempt ran to completion.
+    Done(Result<T, E>),
+    /// The attempt was refused or cut short by `resilient`.
+    Rejected(Rejection),
+}
+
+/// What to do after an attempt.
+#[derive(Debug)]
+pub enum Next<T, E> {
+    /// The call is over: return this.
+    Return(Result<T, E>),
+    /// The backoff has been slept: run another attempt.
+    Retry,
+}
+
+/// One call of a [`Policy`] in progress. Each step is cancel safe: dropping the future of
+/// [`attempt`](Self::attempt) or [`next`](Self::next) gives back every permit and records
+/// nothing.
+pub struct Execution<'p> {
+    pub(super) policy: &'p Policy,
+    /// The call's span (DEBUG, target `resilient::call`): attempts run inside it.
+    pub(super) span: tracing::Span,
+    /// An operator switched the call site off: one plain attempt, nothing else.
+    pub(super) bypassed: bool,
+    /// See [`CallSiteStats::start_timer`].
+    pub(super) started: u64,
+    pub(super) retries: u32,
+    /// Retries this call may make: the policy's, or 0 for a call whose attempt cannot be run
+    /// again (see [`single_attempt`](Execution::single_attempt)).
+    pub(super) retry_limit: u32,
+    pub(super) deadline: Option<Instant>,
+    pub(super) previous_delay: Duration,
+    pub(super) random: Option<Random>,
+    pub(super) call_guard: Option<CallGuard<'p>>,
+    pub(super) retry_guard: Option<CallGuard<'p>>,
+}
+
+impl fmt::Debug for Execution<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Execution")
+            .field("policy", &self.policy.name)
+            .field("retries", &self.retries)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'p> Execution<'p> {
+    /// Makes this call a single attempt whatever the policy's retries: for callers that cannot
+    /// build the attempt twice (an annotated function without `retries` moves its arguments
+    /// into its one attempt, even when a configuration file gives its call site retries).
+    pub fn single_attempt(&mut self) {
+        self.retry_limit = 0;
+    }
+
+    /// Retries made so far.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// Runs one attempt through the breaker, the bulkhead and the attempt timeout, and records
+    /// its outcome in the breaker. `future` is not polled if the attempt is refused.
+    pub async fn attempt<T, E, F>(&mut self, future: F) -> Attempt<T, E>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: Any,
+    {
+        let policy = self.policy;
+        let future = future.instrument(self.span.clone());
+        tracing::trace!(
+            target: "resilient::call",
+            parent: &self.span,
+            attempt = self.retries + 1,
+            "attempt starts"
+        );
+        if self.bypassed {
+            return Attempt::Done(future.await);
+        }
+        if let (Some(budget), None) = (&policy.budget, &self.call_guard) {
+            self.call_guard = Some(budget.enter());
+        }
+        if let Some(deadline) = self.deadline
+            && Instant::now() >= deadline
+        {
+            return Attempt::Rejected(self.total_timeout());
+        }
+        let mut permit = match policy.breaker.as_ref().map(CircuitBreaker::try_acquire) {
+            Some(Err(rejection)) => return Attempt::Rejected(rejection),
+            Some(Ok(permit)) => Some(permit),
+            None => None,
+        };
+        let _slot = match &policy.bulkhead {
+            None => None,
+            Some(bulkhead) => match run_until(self.deadline, bulkhead.acquire()).await {
+                Some(Ok(slot)) => {
+                    if let Some(permit) = &mut permit {
+                        permit.restart_timer();
+                    }
+                    Some(slot)
+                }
+                // The breaker permit drops unrecorded: a full bulkhead is our capacity, not
+                // the dependency's failure.
+                Some(Err(rejection)) => return Attempt::Rejected(rejection),
+                None => return Attempt::Rejected(self.total_timeout()),
+            },
+        };
+        let limit = policy.timeouts.attempt_deadline(self.deadline);
+        // Watched by the permit, so that only a panic out of the attempt itself is its failure.
+        let future = crate::breaker::watch(permit.as_mut(), future);
+        match run_until(limit.map(|(deadline, _)| deadline), future).await {
+            Some(result) => {
+                if let Some(permit) = permit {
+                    permit.record_result(&result);
+                }
+                tracing::trace!(
+                    target: "resilient::call",
+                    parent: &self.span,
+                    attempt = self.retries + 1,
+                    ok = result.is_ok(),
+                    "attempt ended"
+                );
+                Attempt::Done(result)
+            }
+            None => match limit {
+                Some((_, TimeoutKind::Attempt)) => {
+                    if let Some(permit) = permit {
+                        permit.record_timeout();
+                    }
+                    let limit = policy.timeouts.attempt.unwrap_or_default();
+                    tracing::debug!(
+                        target: "resilient::timeout",
+                        call_site = %policy.name, ?limit,
+                        "attempt timed out"
+                    );
+                    Attempt::Rejected(Rejection::Timeout {
+                        kind: TimeoutKind::Attempt,
+                        limit,
+                    })
+                }
+                // Cut short by the caller's total budget: says nothing certain about the
+                // dependency, so the permit drops unrecorded.
+                _ => Attempt::Rejected(self.total_timeout()),
+            },
+        }
+    }
+
+    /// Decides what follows an attempt: return its result, or sleep the backoff and retry.
+    /// `classify` says whether an error is worth retrying.
+    pub async fn next<T, E>(
+        &mut self,
+        attempt: Attempt<T, E>,
+        classify: impl FnOnce(&E) -> Classification,
+    ) -> Next<T, E>
+    where
+        E: From<Rejection>,
+    {
+        let (error, classification, error_kind) = match attempt {
+            Attempt::Done(Ok(value)) => return self.finish(Ok(value)),
+            Attempt::Done(Err(error)) => {
+                let classification = classify(&error);
+                (error, classification, std::any::type_name::<E>())
+            }
+            Attempt::Rejected(rejection) => {
+                let retryable = match &rejection {
+                    Rejection::Timeout {
+                        kind: TimeoutKind::Attempt,
+                        ..
+                    } => true,
+                    Rejection::Timeout { .. } => false,
+                    _ => self.policy.retry.retry_on_rejection,
+                };
+                let classification = Classification {
+                    transient: retryable,
+                    retry_after: rejection.retry_after(),
+                };
+                let error_kind = if rejection.is_timeout() {
+                    "attempt timeout"
+                } else {
+                    "rejected"
+                };
+                (E::from(rejection), classification, error_kind)
+            }
+        };
+        match self.plan_retry(classification) {
+            Some(delay) => {
+                let policy = self.policy;
+                tracing::debug!(
+                    target: "resilient::retry",
+                    call_site = %policy.name,
+                    retry = self.retries,
+                    ?delay,
+                    error = error_kind,
+                    "attempt failed, retrying"
+                );
+                policy.listeners.emit(|| Event::Retry {
+                    call_site: policy.name.clone(),
+                    attempt: self.retries,
+                    delay,
+                    error: error_kind,
+                });
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Next::Retry
+            }
+            None => self.finish(Err(error)),
+        }
+    }
+
+    fn finish<T, E>(&self, result: Result<T, E>) -> Next<T, E> {
+        self.policy.stats.stop_timer(self.started);
+        Next::Return(result)
+    }
+
+    /// The delay before the next retry, or `None` when the call must end now.
+    fn plan_retry(&mut self, classification: Classification) -> Option<Duration> {
+        let retry = &self.policy.retry;
+        if self.bypassed || !classification.transient || self.retries >= self.retry_limit {
+            return None;
+        }
+        let random = self.random.get_or_insert_with(Random::new);
+        let mut delay = retry
+            .backoff
+            .delay(self.retries + 1, self.previous_delay, random);
+        if let Some(hint) = classification.retry_after {
+            delay = delay.max(hint);
+        }
+        // A backoff that ends at or after the deadline leaves the next attempt no time at all.
+        // A delay too large for an `Instant` (a hostile `Retry-After`) ends after any deadline.
+        if let Some(deadline) = self.deadline
+            && Instant::now()
+                .checked_add(delay)
+                .is_none_or(|end| end >= deadline)
+        {
+            tracing::debug!(
+                target: "resilient::retry",
+                call_site = %self.policy.name, ?delay,
+                "no retry: the backoff would end past the total timeout"
+            );
+            return None;
+        }
+        if let Some(budget) = &self.policy.budget {
+            // Replacing the previous retry's guard ends that retry's count.
+            self.retry_guard = None;
+            match budget.try_retry() {
+                Some(guard) => self.retry_guard = Some(guard),
+                None => {
+                    tracing::debug!(
+                        target: "resilient::retry",
+                        call_site = %self.policy.name, budget = budget.name(),
+                        "no retry: the retry budget is spent"
+                    );
+                    return None;
+                }
+            }
+        }
+        self.retries += 1;
+        self.policy.stats.record_retry();
+        self.previous_delay = delay;
+        Some(delay)
+    }
+
+    fn total_timeout(&self) -> Rejection {
+        Rejection::Timeout {
+            kind: TimeoutKind::Total,
+            limit: self.policy.timeouts.total.unwrap_or_default(),
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! A policy puts the pieces together, in one fixed order (outer to inner):
+//!
+//! ```text
+//! fallback → total timeout → retry → circuit breaker → bulkhead → attempt timeout → the call
+//! ```
+//!
+//! * The breaker records every attempt, not whole retry sequences: each attempt is evidence.
+//! * An open breaker or a full bulkhead ends the retry loop at once (unless
+//!   [`PolicyBuilder::retry_on_rejection`] asks otherwise): retrying into them only adds load.
+//! * The attempt timeout sits inside the breaker, so a timed-out attempt counts as a failure.
+//! * The bulkhead slot is given back after each attempt, so a backoff sleep holds no slot.
+//! * The total timeout covers attempts, bulkhead waits and backoff sleeps; no sleep runs past
+//!   it.
+//! * The fallback is the caller's: it sees the final error, whatever produced it.
+//!
+//! Run a policy with [`Policy::call`], or step by step with an [`Execution`] (what the
+//! `#[resilient]` attribute expands to).
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::breaker::CircuitBreaker;
+use crate::bulkhead::Bulkhead;
+use crate::callsite::CallSiteStats;
+use crate::error::Rejection;
+use crate::event::Listeners;
+use crate::retry::{Classification, RetryBudget, RetryConfig};
+use crate::timeout::TimeoutConfig;
+
+mod builder;
+mod execution;
+mod simple;
+
+pub use self::execution::{Attempt, Execution, Next};
+pub use self::simple::SimpleCall;
+
+type RetryPredicate = Arc<dyn Fn(&dyn Any) -> Option<bool> + Send + Sync>;
+
+/// Timeouts, retries, a breaker and a bulkhead, built once and run for every call.
+///
+/// ```
+/// use std::time::Duration;
+/// use resilient::{Policy, Registry, Rejection};
+///
+/// #[derive(Debug)]
+/// enum FetchError { Unavailable, Rejected(Rejection) }
+/// impl From<Rejection> for FetchError {
+///     fn from(r: Rejection) -> Self { FetchError::Rejected(r) }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let registry = Registry::new();
+/// let policy = Policy::builder("fetch_user")
+///     .timeout(Duration::from_secs(2))
+///     .retries(3)
+///     .breaker("users_db")
+///     .bulkhead("users_db")
+///     .build_in(&registry)?;
+///
+/// let user: Result<&str, FetchError> = policy.call(|| async { Ok("ada") }).await;
+/// assert_eq!(user.unwrap(), "ada");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Policy {
+    name: Arc<str>,
+    /// No timeout, no bulkhead, no retry: a call is one breaker permit around the attempt, and
+    /// takes the short path of [`Execution::fast_path`].
+    simple: bool,
+    breaker: Option<CircuitBreaker>,
+    bulkhead: Option<Bulkhead>,
+    retry: RetryConfig,
+    timeouts: TimeoutConfig,
+    budget: Option<Arc<RetryBudget>>,
+    retry_if: Vec<RetryPredicate>,
+    stats: Arc<CallSiteStats>,
+    /// The registry's listeners, told about retries and fallbacks.
+    listeners: Arc<Listeners>,
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("name", &self.name)
+            .field("breaker", &self.breaker)
+            .field("bulkhead", &self.bulkhead)
+            .field("retry", &self.retry)
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Policy`]; every setting is optional.
+#[derive(Clone)]
+#[must_use = "a builder does nothing until built"]
+pub struct PolicyBuilder {
+    name: String,
+    breaker: Option<String>,
+    bulkhead: Option<String>,
+    retry: RetryConfig,
+    timeouts: TimeoutConfig,
+    retry_if: Vec<RetryPredicate>,
+}
+
+impl Policy {
+    /// Starts a policy; `name` names the call site in logs and metrics.
+    pub fn builder(name: impl Into<String>) -> PolicyBuilder {
+        PolicyBuilder {
+            name: name.into(),
+            breaker: None,
+            bulkhead: None,
+            retry: RetryConfig::default(),
+            timeouts: TimeoutConfig::default(),
+            retry_if: Vec::new(),
+        }
+    }
+
+    /// The call site's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The breaker, if the policy has one.
+    pub fn breaker(&self) -> Option<&CircuitBreaker> {
+        self.breaker.as_ref()
+    }
+
+    /// The bulkhead, if the policy has one.
+    pub fn bulkhead(&self) -> Option<&Bulkhead> {
+        self.bulkhead.as_ref()
+    }
+
+    /// The retry settings.
+    pub fn retry(&self) -> &RetryConfig {
+        &self.retry
+    }
+
+    /// The time limits.
+    pub fn timeouts(&self) -> &TimeoutConfig {
+        &self.timeouts
+    }
+
+    /// The call site's counters, shared by every policy built under the same name in one
+    /// registry.
+    pub fn stats(&self) -> &CallSiteStats {
+        &self.stats
+    }
+
+    /// Reports a fallback served after the call failed with an error of type `E`: counts it
+    /// in the call site's stats, logs it at DEBUG on `resilient::fallback` and sends
+    /// [`Event::Fallback`](crate::Event::Fallback) to the registry's listeners.
+    pub fn fallback_served<E: ?Sized>(&self) {
+        self.stats.record_fallback();
+        self.listeners.fallback::<E>(&self.name);
+    }
+
+    /// Runs one call: `make` builds the future of one attempt and is called again for each
+    /// retry, so it must own (or clone) what the attempt needs.
+    ///
+    /// Errors are retried when transient by the predicates given to
+    /// [`PolicyBuilder::retry_if`] (all are, by default). Use an [`Execution`] for attempts that
+    /// borrow from their surroundings.
+    pub async fn call<T, E, F, Fut>(&self, mut make: F) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<Rejection> + 'static,
+    {
+        if let Some(mut call) = self.simple_call() {
+            call.admit()?;
+            let result = call.run(make()).await;
+            call.finish(&result);
+            return result;
+        }
+        let mut execution = self.execution();
+        loop {
+            let attempt = execution.attempt(make()).await;
+            if let Next::Return(result) = execution.next(attempt, |e| self.classify(e)).await {
+                return result;
+            }
+        }
+    }
+
+    /// What the policy's `retry_if` predicates say of `error` (transient when none applies).
+    pub fn classify<E: 'static>(&self, error: &E) -> Classification {
+        let transient = self
+            .retry_if
+            .iter()
+            .find_map(|predicate| predicate(error))
+            .unwrap_or(true);
+        Classification {
+            transient,
+            retry_after: None,
+        }
+    }
+
+    /// Starts one call on the short path, when the policy allows it: no timeout, no bulkhead,
+    /// no retry, its call site not switched off, and no subscriber tracing its span (DEBUG on
+    /// `resilient::call`). `None`: use an [`Execution`]. Otherwise [`SimpleCall::admit`], run
+    /// the attempt through [`SimpleCall::run`], and [`SimpleCall::finish`] with its result.
+    ///
+    /// The step-wise driver moves the attempt's future and its result through nested state
+    /// machines; a call that needs none of its steps is the breaker's permit, the future awaited
+    /// in place, and the outcome recorded.
+    #[inline]
+    pub fn simple_call(&self) -> Option<SimpleCall<'_>> {
+        if !self.simple
+            || self.stats.is_bypassed()
+            || tracing::enabled!(target: "resilient::call", tracing::Level::DEBUG)
+        {
+            return None;
+        }
+        self.stats.record_call();
+        Some(SimpleCall {
+            policy: self,
+            started: self.stats.start_timer(),
+            permit: None,
+        })
+    }
+
+    /// Starts one call, to be driven attempt by attempt:
+    ///
+    /// ```
+    /// # use resilient::{Policy, Rejection, policy::Next};
+    /// # #[derive(Debug)] struct E;
+    /// # impl From<Rejection> for E { fn from(_: Rejection) -> Self { E } }
+    /// # async fn fetch(id: &mut u32) -> Result<u32, E> { *id += 1; Ok(*id) }
+    /// # async fn demo(policy: &Policy, id: &mut u32) -> Result<u32, E> {
+    /// let mut execution = policy.execution();
+    /// loop {
+    ///     // Each attempt may borrow from the caller, `&mut` included.
+    ///     let attempt = execution.attempt(fetch(id)).await;
+    ///     match execution.next(attempt, |e| policy.classify(e)).await {
+    ///         Next::Return(result) => break result,
+    ///         Next::Retry => continue,
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn execution(&self) -> Execution<'_> {
+        self.stats.record_call();
+        // Disabled (no subscriber wants DEBUG on `resilient::call`), this is a cached interest
+        // check and an empty span: the arguments are not even evaluated.
+        let span = tracing::debug_span!(
+            target: "resilient::call",
+            "resilient",
+            call_site = %self.name,
+            breaker = self.breaker.as_ref().map_or("", CircuitBreaker::name),
+            bulkhead = self.bulkhead.as_ref().map_or("", Bulkhead::name),
+        );
+        Execution {
+            policy: self,
+            span,
+            bypassed: self.stats.is_bypassed(),
+            started: self.stats.start_timer(),
+            retries: 0,
+            retry_limit: self.retry.max_retries,
+            deadline: self.timeouts.total_deadline(),
+            previous_delay: Duration::ZERO,
+            random: None,
+            call_guard: None,
+            retry_guard: None,
+        }
+    }
+}

@@ -10,6 +10,46 @@
 //! Nothing here runs on the closed-state success path: events come from transitions,
 //! rejections, retries and fallbacks only, and an event is not even built while nobody
 //! listens (one atomic load of the callback list, one of the channel's receiver count).
+//!
+//! # Tracing
+//!
+//! Besides these events, `resilient` writes `tracing` events with stable targets and levels, so
+//! `RUST_LOG`-style directives filter them (`resilient::breaker=info,resilient::retry=debug`):
+//!
+//! | target | level | when | fields |
+//! |---|---|---|---|
+//! | `resilient::call` | DEBUG span | one span around each call, attempts and backoff included | `call_site`, `breaker`, `bulkhead` |
+//! | `resilient::call` | TRACE | an attempt starts, and ends (inside the call's span) | `attempt`, `ok` |
+//! | `resilient::breaker` | WARN | a breaker opens (`open`, or `forced_open` by an operator) | `breaker`, `from`, `to`, `reason` |
+//! | `resilient::breaker` | INFO | every other transition (`half_open`, `closed`, `disabled`) | `breaker`, `from`, `to`, `reason` |
+//! | `resilient::breaker` | WARN | a breaker has not closed for longer than the alert threshold | `breaker`, `state`, `open_for` |
+//! | `resilient::breaker` | DEBUG | a call is rejected (open, or half-open with every probe slot taken) | `breaker`, `retry_after` |
+//! | `resilient::bulkhead` | DEBUG | a call waits for a slot | `bulkhead`, `max_wait` |
+//! | `resilient::bulkhead` | TRACE | a waiting call got its slot | `bulkhead`, `waited` |
+//! | `resilient::bulkhead` | DEBUG | a call is rejected by a full bulkhead | `bulkhead`, `max_concurrent` |
+//! | `resilient::retry` | DEBUG | an attempt failed and will be retried | `call_site`, `retry` (its number, from 1), `delay`, `error` (the error's type name, or `attempt timeout` / `rejected`) |
+//! | `resilient::retry` | DEBUG | no retry: the backoff would end past the total timeout | `call_site`, `delay` |
+//! | `resilient::retry` | DEBUG | no retry: the retry budget is spent | `call_site`, `budget` |
+//! | `resilient::timeout` | DEBUG | an attempt ran out of time | `call_site`, `limit` |
+//! | `resilient::fallback` | DEBUG | a fallback was served | `call_site`, `error` |
+//! | `resilient::registry` | WARN | a breaker or bulkhead was used without being declared | `breaker` or `bulkhead` |
+//! | `resilient::registry` | INFO | a configuration was applied (`Registry::reload`) | counts of created / reconfigured entries |
+//! | `resilient::event` | ERROR | an event listener panicked (the event is skipped for it) | `panic` |
+//!
+//! The `reason` of a transition is the text an operator reads:
+//!
+//! | reason | example |
+//! |---|---|
+//! | failure rate | `failure rate 62% ≥ 50% over the last 20 calls` |
+//! | slow-call rate | `slow-call rate 100% ≥ 50% over the last 4 calls` |
+//! | consecutive failures | `5 failures in a row` |
+//! | failure count | `5 failures within the last 10s` |
+//! | open wait over | `open wait elapsed, probing` |
+//! | probe failed | `probe failed` |
+//! | probes succeeded | `3 probes succeeded` |
+//! | half-open too long | `half-open for longer than max_half_open` |
+//! | operator | `forced open by an operator`, `disabled by an operator`, `reset by an operator` |
+//! | reconfiguration | `reconfigured with a new window` |
 
 use std::any::Any;
 use std::fmt;

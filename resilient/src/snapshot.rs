@@ -4,6 +4,33 @@
 //! With the `serde` feature the snapshot serializes (to JSON, for instance); durations are
 //! written as seconds (`time_in_state_seconds`), states in snake case (`half_open`).
 //!
+//! What each entry holds:
+//!
+//! | breaker field | meaning |
+//! |---|---|
+//! | `name`, `state` | `closed`, `open`, `half_open`, `forced_open`, `disabled` |
+//! | `failure_rate`, `slow_call_rate` | over the current window, 0 to 1 (0 unless closed) |
+//! | `calls_in_window`, `failures_in_window`, `slow_calls_in_window` | what the window holds |
+//! | `successes`, `failures`, `timeouts`, `ignored`, `rejected` | since creation; `failures` includes `timeouts`; `ignored` counts errors that did not count and cancelled calls |
+//! | `transitions`, `transition_counts` | state changes since creation, in all and as `{from, to, count}` |
+//! | `half_open_probes_in_flight` | probes running |
+//! | `time_in_state` | since the last transition |
+//! | `retry_after` | for an open breaker, the time until it admits a probe |
+//!
+//! | bulkhead field | meaning |
+//! |---|---|
+//! | `name` | |
+//! | `in_use`, `max_concurrent` | slots taken, and the limit |
+//! | `waiting` | calls waiting for a slot |
+//! | `rejected` | calls rejected since creation |
+//!
+//! | call-site field | meaning |
+//! |---|---|
+//! | `name` | the call site (`name = "..."` of the attribute, or the policy's name) |
+//! | `calls`, `retries`, `fallbacks` | since creation |
+//! | `bypassed` | whether an operator has switched its policies off |
+//! | `latency_samples`, `p50`, `p90`, `p99` | sampled latency (one call in 32 per thread) |
+//!
 //! ```
 //! use resilient::{BreakerConfig, BulkheadConfig, Registry};
 //!

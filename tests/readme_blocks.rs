@@ -1,0 +1,186 @@
+//! Every Rust block of `README.md`, in a context that compiles it. `tests/readme.rs` checks
+//! that each block still stands here line for line, so the README cannot drift from code that
+//! builds. The blocks are written as the README shows them, hence no rustfmt here.
+#![allow(dead_code, unused_variables, unused_mut, clippy::all)]
+
+#[rustfmt::skip]
+mod intro {
+    use resilient::{Rejection, resilient};
+
+    #[derive(Debug)]
+    pub struct Price;
+    #[derive(Debug)]
+    pub enum PricingError { Unavailable, Rejected(Rejection) }
+    impl From<Rejection> for PricingError {
+        fn from(rejection: Rejection) -> Self { PricingError::Rejected(rejection) }
+    }
+    pub struct Store;
+    impl Store {
+        pub async fn price(&self, _sku: &str) -> Result<Price, PricingError> { Err(PricingError::Unavailable) }
+    }
+    pub struct Pricing { store: Store }
+    impl Pricing {
+        fn cached_price(&self, _sku: &str, error: PricingError) -> Result<Price, PricingError> { Err(error) }
+
+        #[resilient(timeout = "2s", retries = 3, breaker = "feature_store", fallback = cached_price)]
+        async fn price(&self, sku: &str) -> Result<Price, PricingError> { self.store.price(sku).await }
+    }
+}
+
+#[rustfmt::skip]
+mod the_attribute {
+    use resilient::{Rejection, resilient};
+
+    #[derive(Debug, thiserror::Error)]
+    enum PricingError {
+        #[error("feature store unavailable")]
+        Unavailable,
+        #[error(transparent)]
+        Rejected(#[from] Rejection),
+    }
+
+    impl Pricing {
+        #[resilient(timeout = "2s", retries = 3, breaker = "feature_store", fallback = cached_price)]
+        async fn price(&self, sku: &str) -> Result<Price, PricingError> {
+            self.store.price(sku).await // `?` and `return` end this attempt, not the retry loop
+        }
+
+        // Same arguments, then the error; same return type; `async` or not.
+        fn cached_price(&self, sku: &str, error: PricingError) -> Result<Price, PricingError> {
+            self.cache.get(sku).ok_or(error)
+        }
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    pub struct Price;
+    pub struct Store;
+    impl Store {
+        async fn price(&self, _sku: &str) -> Result<Price, PricingError> { Err(PricingError::Unavailable) }
+    }
+    pub struct Cache;
+    impl Cache {
+        fn get(&self, _sku: &str) -> Option<Price> { None }
+    }
+    pub struct Pricing { store: Store, cache: Cache }
+}
+
+// `examples/quickstart.rs` is the README's quick start itself; its `price` serves the testing
+// recipe below.
+#[path = "../examples/quickstart.rs"]
+mod quickstart;
+
+#[rustfmt::skip]
+mod testing {
+    use std::sync::Arc;
+
+    use resilient::{BreakerConfig, Registry};
+
+    use super::quickstart::price;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_breaker_serves_the_cached_price() {
+        let registry = Arc::new(Registry::new());
+        registry.declare_breaker("feature_store", BreakerConfig::default()).unwrap().force_open();
+        let latte = registry.scope(price("latte")).await; // the quick start's `price`
+        assert_eq!(latte.unwrap(), 2_499, "served by the fallback");
+    }
+}
+
+#[rustfmt::skip]
+mod configuration {
+    fn load() -> Result<(), Box<dyn std::error::Error>> {
+        use resilient::config::FileConfig;
+
+        let config = FileConfig::load("resilient.toml")?;  // the file, then RESILIENT_* variables
+        resilient::registry().reload(&config)?;
+        Ok(())
+    }
+}
+
+#[rustfmt::skip]
+mod validation {
+    use resilient::{BreakerConfig, registry};
+
+    fn at_startup() -> Result<(), Box<dyn std::error::Error>> {
+        registry().declare_breaker("feature_store", BreakerConfig::default())?;
+        registry().validate()?; // at startup: a typo in a breaker name stops the deploy
+        Ok(())
+    }
+}
+
+#[rustfmt::skip]
+mod programmatic_api {
+    async fn run() -> Result<(), Box<dyn std::error::Error>> {
+        use std::time::Duration;
+        use resilient::{BreakerConfig, BulkheadConfig, Policy, Rejection, SlidingWindow, registry};
+
+        #[derive(Debug, thiserror::Error)]
+        enum PricingError {
+            #[error("feature store unavailable")]
+            Unavailable,
+            #[error(transparent)]
+            Rejected(#[from] Rejection),
+        }
+
+        // At startup: declare each dependency once.
+        registry().declare_breaker(
+            "feature_store",
+            BreakerConfig::failure_rate(0.5, SlidingWindow::Calls(20), 10)
+                .with_open_wait(Duration::from_secs(5)),
+        )?;
+        registry().declare_bulkhead("feature_store", BulkheadConfig::new(64))?;
+
+        // Once per call site: build the policy.
+        let policy = Policy::builder("checkout::price")
+            .timeout(Duration::from_millis(250))
+            .retries(2)
+            .breaker("feature_store")
+            .bulkhead("feature_store")
+            .build()?;
+
+        // Per call: `call` takes a closure producing one attempt's future.
+        let price: Result<u64, PricingError> = policy.call(|| async { Ok(1299) }).await;
+        Ok(())
+    }
+}
+
+#[rustfmt::skip]
+mod observability {
+    fn page(_message: String) {}
+
+    fn snapshot() -> Result<(), Box<dyn std::error::Error>> {
+        let snapshot = resilient::registry().snapshot();
+        println!("{}", serde_json::to_string_pretty(&snapshot)?);
+        Ok(())
+    }
+
+    fn export() {
+        tokio::spawn(async {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                resilient::registry().export_metrics();
+            }
+        });
+    }
+
+    fn listen() {
+        use resilient::event::Event;
+
+        let registry = resilient::registry();
+        registry.on_event(|event| match event {
+            Event::StateTransition { breaker, from, to, reason } => page(format!("{breaker}: {from} → {to}: {reason}")),
+            Event::OpenTooLong { breaker, open_for, .. } => page(format!("{breaker} down for {open_for:?}")),
+            _ => {}
+        });
+        let mut events = registry.subscribe(); // tokio::sync::broadcast::Receiver<Event>
+    }
+
+    fn steer(registry: &resilient::Registry) -> Result<(), Box<dyn std::error::Error>> {
+        registry.force_open("payments")?;  // reject every call until reset
+        registry.disable("payments")?;     // let every call through, record nothing
+        registry.reset("payments")?;       // closed, with an empty window
+        registry.bypass_call_site("checkout::charge", true); // kill switch: the plain call runs
+        Ok(())
+    }
+}

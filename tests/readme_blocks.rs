@@ -184,3 +184,18 @@ mod observability {
         Ok(())
     }
 }
+
+#[rustfmt::skip]
+mod grpc {
+    use resilient::resilient;
+
+    pub struct LedgerClient;
+    impl LedgerClient {
+        async fn balance(&self, _account: &str) -> Result<u64, tonic::Status> { Ok(0) }
+    }
+
+    #[resilient(timeout = "500ms", retries = 2, breaker = "ledger")]
+    async fn balance(client: &LedgerClient, account: &str) -> Result<u64, tonic::Status> {
+        client.balance(account).await
+    }
+}

@@ -31,6 +31,8 @@ pub mod config;
 mod counter;
 pub mod error;
 pub mod event;
+#[cfg(feature = "tonic")]
+pub mod grpc;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod name;

@@ -31,6 +31,9 @@ pub mod config;
 mod counter;
 pub mod error;
 pub mod event;
+#[cfg(feature = "http")]
+pub mod http;
+mod known;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod name;

@@ -1,0 +1,30 @@
+//! Error types the runtime classifies by itself, so that the breaker and the retry loop treat
+//! them right without per-breaker configuration. Only error outcomes reach these functions.
+
+use std::any::Any;
+
+use crate::retry::Classification;
+
+/// Whether a breaker should count `error`, when its type is one the crate knows.
+#[inline]
+pub(crate) fn failure(error: &dyn Any) -> Option<bool> {
+    #[cfg(feature = "http")]
+    return crate::http::known_failure(error);
+    #[cfg(not(feature = "http"))]
+    {
+        let _ = error;
+        None
+    }
+}
+
+/// What the retry loop should do with `error`, when its type is one the crate knows.
+#[inline]
+pub(crate) fn classification(error: &dyn Any) -> Option<Classification> {
+    #[cfg(feature = "http")]
+    return crate::http::known_classification(error);
+    #[cfg(not(feature = "http"))]
+    {
+        let _ = error;
+        None
+    }
+}

@@ -212,7 +212,7 @@ impl BreakerConfig {
 
     /// Whether `error` counts as a failure under this breaker's predicates. Errors no predicate
     /// speaks for count, except the types the crate classifies itself (with the `http` feature,
-    /// [`HttpError`](crate::http::HttpError) and `reqwest::Error`: a 404 does not count).
+    /// `http::HttpError` and `reqwest::Error`: a 404 does not count).
     pub fn counts_as_failure(&self, error: &dyn Any) -> bool {
         self.classifiers
             .iter()

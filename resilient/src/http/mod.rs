@@ -1,7 +1,7 @@
 //! HTTP classification (feature `http`): which statuses are worth a retry, which count against
 //! a circuit breaker, and what a `Retry-After` header asks for.
 //!
-//! The rule careful HTTP clients follow, over the [`http`](::http) crate's types so that any
+//! The rule careful HTTP clients follow, over the [`http`] crate's types so that any
 //! client can use it:
 //!
 //! | outcome | retried | counts against the breaker |
@@ -39,10 +39,10 @@
 //! assert!(!not_found.is_transient() && !not_found.counts_as_failure());
 //! ```
 //!
-//! With the `reqwest` feature, [`ResponseExt::check_status`] turns a `reqwest::Response` into an
+//! With the `reqwest` feature, `ResponseExt::check_status` turns a `reqwest::Response` into an
 //! [`HttpError`] and `reqwest::Error` converts (and classifies) by itself; with the `axum`
 //! feature a [`Rejection`](crate::Rejection) is a 503 or 504 response (see
-//! [`problem_response`]).
+//! `problem_response`).
 //!
 //! [`Policy`]: crate::Policy
 
@@ -123,7 +123,7 @@ pub fn retry_after_at(headers: &HeaderMap, now: SystemTime) -> Option<Duration> 
 /// HTTP-date (`Fri, 04 Dec 2026 16:00:00 GMT`).
 ///
 /// A date in the past means "now" (`Some(ZERO)`). Whatever the server asks is capped at
-/// [`MAX_DURATION`](crate::MAX_DURATION), the longest duration `resilient` accepts anywhere; a
+/// [`MAX_DURATION`], the longest duration `resilient` accepts anywhere; a
 /// `total_timeout` bounds the wait further, since a retry that would start past it is not made.
 /// A value that is neither form gives `None`: a malformed hint is ignored, not an error.
 ///

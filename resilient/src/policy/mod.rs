@@ -188,7 +188,7 @@ impl Policy {
 
     /// What the policy's `retry_if` predicates say of `error`. When none applies, the types the
     /// crate classifies itself decide (with the `http` feature,
-    /// [`HttpError`](crate::http::HttpError) and `reqwest::Error`), and every other error is
+    /// `http::HttpError` and `reqwest::Error`), and every other error is
     /// transient. Their `Retry-After` hint sets the least delay either way.
     pub fn classify<E: 'static>(&self, error: &E) -> Classification {
         let known = crate::known::classification(error);

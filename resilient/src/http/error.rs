@@ -231,6 +231,12 @@ mod tests {
     }
 
     #[test]
+    fn it_travels_like_any_error() {
+        fn boxable<E: StdError + Send + Sync + 'static>() {}
+        boxable::<HttpError>();
+    }
+
+    #[test]
     fn a_500_is_retried_only_when_idempotent() {
         assert!(!status(500).is_transient());
         assert!(status(500).idempotent().is_transient());

@@ -30,7 +30,7 @@ const PROBLEM_JSON: &str = "application/problem+json";
 ///     fn into_response(self) -> Response {
 ///         match self {
 ///             AppError::Upstream(rejection) => rejection.into_response(),
-///             AppError::NotFound => http::StatusCode::NOT_FOUND.into_response(),
+///             AppError::NotFound => axum::http::StatusCode::NOT_FOUND.into_response(),
 ///         }
 ///     }
 /// }

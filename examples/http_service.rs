@@ -14,10 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use resilient::{BreakerConfig, Rejection, registry, resilient};
+use resilient::http::{HttpError, HttpErrorKind, ResponseExt};
+use resilient::{BreakerConfig, registry, resilient};
 
 /// What the upstream does in a phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,25 +60,6 @@ async fn upstream_price(Path(sku): Path<String>) -> Response {
 // ---------------------------------------------------------------------------------------------
 // The service: its handler calls the upstream through `#[resilient]`.
 
-#[derive(Debug, thiserror::Error)]
-enum PriceError {
-    #[error("the upstream answered {0}")]
-    Status(StatusCode),
-    #[error("the upstream could not be reached: {0}")]
-    Unreachable(String),
-    #[error(transparent)]
-    Rejected(#[from] Rejection),
-}
-
-impl resilient::Transient for PriceError {
-    fn is_transient(&self) -> bool {
-        match self {
-            PriceError::Status(status) => status.is_server_error() || status.as_u16() == 429,
-            PriceError::Unreachable(_) | PriceError::Rejected(_) => true,
-        }
-    }
-}
-
 #[derive(Clone)]
 struct Service {
     http: reqwest::Client,
@@ -93,20 +75,17 @@ struct Price {
 }
 
 impl Service {
+    /// `HttpError` classifies what the upstream answers (the `reqwest` feature): 503, 429 and
+    /// connection failures are retried and count against the breaker, a 404 would not.
     #[resilient(timeout = "300ms", retries = 1, backoff = "50ms", breaker = "upstream_prices",
                 fallback = cached_price)]
-    async fn price(&self, sku: &str) -> Result<Price, PriceError> {
+    async fn price(&self, sku: &str) -> Result<Price, HttpError> {
         let url = format!("http://{}/price/{sku}", self.upstream);
-        let response = (self.http.get(url).send().await)
-            .map_err(|error| PriceError::Unreachable(error.to_string()))?;
-        if !response.status().is_success() {
-            return Err(PriceError::Status(response.status()));
-        }
-        let text =
-            (response.text().await).map_err(|error| PriceError::Unreachable(error.to_string()))?;
+        let response = self.http.get(url).send().await?.check_status()?;
+        let text = response.text().await?;
         let cents = text
             .parse()
-            .map_err(|_| PriceError::Status(StatusCode::BAD_GATEWAY))?;
+            .map_err(|error| HttpError::new(HttpErrorKind::Local).with_source(error))?;
         self.cache.lock().unwrap().insert(sku.to_owned(), cents);
         Ok(Price {
             cents,
@@ -114,7 +93,7 @@ impl Service {
         })
     }
 
-    fn cached_price(&self, sku: &str, error: PriceError) -> Result<Price, PriceError> {
+    fn cached_price(&self, sku: &str, error: HttpError) -> Result<Price, HttpError> {
         match self.cache.lock().unwrap().get(sku) {
             Some(&cents) => Ok(Price {
                 cents,
@@ -123,24 +102,6 @@ impl Service {
             None => Err(error),
         }
     }
-}
-
-/// `503` with `Retry-After` (whole seconds, rounded up, at least 1) while `resilient` protects
-/// the upstream, `504` for a timeout, `502` for the upstream's own failure.
-fn error_response(error: &PriceError) -> Response {
-    let mut headers = HeaderMap::new();
-    let status = match error {
-        PriceError::Rejected(rejection) if rejection.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
-        PriceError::Rejected(rejection) => {
-            if let Some(wait) = rejection.retry_after() {
-                let seconds = (wait.as_secs_f64().ceil() as u64).max(1);
-                headers.insert(header::RETRY_AFTER, seconds.into());
-            }
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        PriceError::Status(_) | PriceError::Unreachable(_) => StatusCode::BAD_GATEWAY,
-    };
-    (status, headers, error.to_string()).into_response()
 }
 
 async fn price_handler(State(service): State<Service>, Path(sku): Path<String>) -> Response {
@@ -153,7 +114,11 @@ async fn price_handler(State(service): State<Service>, Path(sku): Path<String>) 
             cents,
             cached: true,
         }) => ([("x-served-from", "cache")], cents.to_string()).into_response(),
-        Err(error) => error_response(&error),
+        // The `axum` feature: 503 with `Retry-After` (or 504), as `application/problem+json`.
+        Err(error) => match error.rejection() {
+            Some(rejection) => rejection.clone().into_response(),
+            None => (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
+        },
     }
 }
 

@@ -199,3 +199,33 @@ mod grpc {
         client.balance(account).await
     }
 }
+
+#[rustfmt::skip]
+mod http_reqwest {
+    use resilient::http::{HttpError, ResponseExt};
+    use resilient::resilient;
+
+    #[resilient(breaker = "catalog", retries = 3)]
+    async fn product(client: &reqwest::Client, id: u32) -> Result<String, HttpError> {
+        let url = format!("http://catalog.internal/products/{id}");
+        let response = client.get(url).send().await?.check_status()?;
+        Ok(response.text().await?)
+    }
+}
+
+#[rustfmt::skip]
+mod http_axum {
+    use axum::response::{IntoResponse, Response};
+    use resilient::Rejection;
+
+    enum AppError { Upstream(Rejection), NotFound }
+
+    impl IntoResponse for AppError {
+        fn into_response(self) -> Response {
+            match self {
+                AppError::Upstream(rejection) => rejection.into_response(),
+                AppError::NotFound => axum::http::StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    }
+}

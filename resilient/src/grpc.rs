@@ -13,6 +13,14 @@
 //! retry design (A6) specifies. Every other code (`NOT_FOUND`, `INVALID_ARGUMENT`,
 //! `PERMISSION_DENIED`, ...) is returned at once.
 //!
+//! Every breaker knows the status, without configuration: the codes that say the server or the
+//! connection failed (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED`, `ABORTED`,
+//! `INTERNAL`, `UNKNOWN`, `DATA_LOSS`) count against it; the codes that say the request was
+//! wrong or refused (`NOT_FOUND`, `INVALID_ARGUMENT`, `ALREADY_EXISTS`, `PERMISSION_DENIED`,
+//! `UNAUTHENTICATED`, `FAILED_PRECONDITION`, `OUT_OF_RANGE`, `UNIMPLEMENTED`, `CANCELLED`) do not:
+//! a dependency that answers them is healthy. A failure predicate set on the breaker still
+//! decides first.
+//!
 //! ```
 //! use resilient::{Rejection, Transient};
 //! use std::time::Duration;
@@ -31,13 +39,14 @@
 //! assert_eq!(status.retry_after(), Some(Duration::from_millis(1500)));
 //! ```
 
+use std::any::Any;
 use std::time::Duration;
 
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
 use crate::error::Rejection;
-use crate::retry::Transient;
+use crate::retry::{Classification, Transient};
 use crate::timeout::MAX_DURATION;
 
 /// The trailer a gRPC server pushes a client back with: milliseconds to wait before retrying.
@@ -132,6 +141,31 @@ impl Transient for Status {
     }
 }
 
+/// Whether `status` says the dependency failed, as opposed to refusing a wrong request.
+pub fn counts_as_failure(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::Internal
+            | Code::Unknown
+            | Code::DataLoss
+    )
+}
+
+/// The breaker's view of a [`Status`] (see [`crate::known`]).
+pub(crate) fn known_failure(error: &dyn Any) -> Option<bool> {
+    error.downcast_ref::<Status>().map(counts_as_failure)
+}
+
+/// The retry loop's view of a [`Status`], for a plain `Policy` (the attribute asks the
+/// [`Transient`] impl itself).
+pub(crate) fn known_classification(error: &dyn Any) -> Option<Classification> {
+    error.downcast_ref::<Status>().map(Classification::of)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -214,6 +248,32 @@ mod tests {
         ] {
             assert!(!Status::new(code, "").is_transient(), "{code:?}");
         }
+    }
+
+    #[test]
+    fn breakers_count_the_servers_failures_not_refused_requests() {
+        let config = crate::BreakerConfig::default();
+        for code in [
+            Code::Unavailable,
+            Code::Internal,
+            Code::DeadlineExceeded,
+            Code::Unknown,
+        ] {
+            assert!(config.counts_as_failure(&Status::new(code, "")), "{code:?}");
+        }
+        for code in [
+            Code::NotFound,
+            Code::InvalidArgument,
+            Code::PermissionDenied,
+        ] {
+            assert!(
+                !config.counts_as_failure(&Status::new(code, "")),
+                "{code:?}"
+            );
+        }
+        let counts_everything =
+            crate::BreakerConfig::default().with_failure_predicate(|_: &Status| true);
+        assert!(counts_everything.counts_as_failure(&Status::not_found("")));
     }
 
     #[test]

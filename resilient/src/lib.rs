@@ -17,7 +17,9 @@
 //! Put [`#[resilient(...)]`](macro@resilient) on an async fn, or use the programmatic API in
 //! [`policy`]; declare breakers and bulkheads in the [`registry()`], watch them through
 //! [`event`], [`snapshot`](Registry::snapshot) and the `metrics` feature, and configure them from
-//! files with the `serde` feature.
+//! files with the `serde` feature. The `http`, `reqwest` and `axum` features classify HTTP
+//! outcomes for retries and breakers and turn a [`Rejection`] into a 503 or 504 response
+//! (`resilient::http`).
 
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
@@ -33,6 +35,9 @@ pub mod error;
 pub mod event;
 #[cfg(feature = "tonic")]
 pub mod grpc;
+#[cfg(feature = "http")]
+pub mod http;
+mod known;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod name;

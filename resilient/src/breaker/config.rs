@@ -210,11 +210,14 @@ impl BreakerConfig {
         self.slow_calls
     }
 
-    /// Whether `error` counts as a failure under this breaker's predicates.
+    /// Whether `error` counts as a failure under this breaker's predicates. Errors no predicate
+    /// speaks for count, except the types the crate classifies itself (with the `http` feature,
+    /// `http::HttpError` and `reqwest::Error`: a 404 does not count).
     pub fn counts_as_failure(&self, error: &dyn Any) -> bool {
         self.classifiers
             .iter()
             .find_map(|classify| classify(error))
+            .or_else(|| crate::known::failure(error))
             .unwrap_or(true)
     }
 

@@ -186,16 +186,21 @@ impl Policy {
         }
     }
 
-    /// What the policy's `retry_if` predicates say of `error` (transient when none applies).
+    /// What the policy's `retry_if` predicates say of `error`. When none applies, the types the
+    /// crate classifies itself decide (with the `http` feature,
+    /// `http::HttpError` and `reqwest::Error`), and every other error is
+    /// transient. Their `Retry-After` hint sets the least delay either way.
     pub fn classify<E: 'static>(&self, error: &E) -> Classification {
+        let known = crate::known::classification(error);
         let transient = self
             .retry_if
             .iter()
             .find_map(|predicate| predicate(error))
+            .or(known.map(|known| known.transient))
             .unwrap_or(true);
         Classification {
             transient,
-            retry_after: None,
+            retry_after: known.and_then(|known| known.retry_after),
         }
     }
 

@@ -265,6 +265,8 @@ impl Policy {
             random: None,
             call_guard: None,
             retry_guard: None,
+            #[cfg(feature = "tower")]
+            reserved: None,
         }
     }
 }

@@ -158,6 +158,108 @@ async fn a_full_bulkhead_holds_readiness_until_a_slot_is_given_back() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_open_breaker_is_ready_at_once_even_with_a_full_bulkhead() {
+    let registry = Registry::new();
+    one_failure_opens(&registry, "api");
+    let bulkhead = registry
+        .declare_bulkhead("api", BulkheadConfig::new(1))
+        .unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let failing = counted(&calls, |n, _: ()| Err(TestError::Down(n)));
+    let guarded = Policy::builder("guarded")
+        .breaker("api")
+        .bulkhead("api")
+        .build_in(&registry)
+        .unwrap();
+    let mut service = ServiceBuilder::new()
+        .layer(PolicyLayer::new(guarded))
+        .service(failing.clone());
+    let mut cx = Context::from_waker(Waker::noop());
+
+    let held = bulkhead.acquire().await.unwrap();
+    assert!(service.poll_ready(&mut cx).is_pending(), "full bulkhead");
+
+    // Another call site trips the shared breaker; the waiting service is now ready to refuse.
+    let tripping = Policy::builder("tripping")
+        .breaker("api")
+        .build_in(&registry)
+        .unwrap();
+    let trip = ServiceBuilder::new()
+        .layer(PolicyLayer::new(tripping))
+        .service(failing);
+    assert!(trip.oneshot(()).await.is_err());
+    assert!(matches!(service.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+    assert!(matches!(
+        service.call(()).await,
+        Err(Error::Rejected(Rejection::CircuitOpen { .. }))
+    ));
+
+    // Once the open wait is over, the probe needs a slot again.
+    tokio::time::advance(SEC).await;
+    assert!(service.poll_ready(&mut cx).is_pending());
+    drop(held);
+    service.ready().await.unwrap();
+    assert_eq!(
+        service.call(()).await,
+        Err(Error::Service(TestError::Down(2)))
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+/// A service that must be polled ready before each call, as tower requires: a call without
+/// readiness fails.
+struct NeedsReadiness {
+    ready: bool,
+}
+
+impl Clone for NeedsReadiness {
+    /// A clone has not been polled.
+    fn clone(&self) -> Self {
+        NeedsReadiness { ready: false }
+    }
+}
+
+impl Service<()> for NeedsReadiness {
+    type Response = u32;
+    type Error = TestError;
+    type Future = std::future::Ready<Result<u32, TestError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), TestError>> {
+        self.ready = true;
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: ()) -> Self::Future {
+        let ready = std::mem::take(&mut self.ready);
+        std::future::ready(if ready { Ok(1) } else { Err(TestError::Fatal) })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_admitted_after_an_open_breakers_readiness_polls_the_inner_service_first() {
+    let registry = Registry::new();
+    let breaker = registry
+        .declare_breaker("gate", BreakerConfig::consecutive_failures(1))
+        .unwrap();
+    let policy = Policy::builder("client")
+        .breaker("gate")
+        .build_in(&registry)
+        .unwrap();
+    let mut service = ServiceBuilder::new()
+        .layer(PolicyLayer::new(policy))
+        .service(NeedsReadiness { ready: false });
+
+    // The instance polled ready is the one called.
+    assert_eq!(service.ready().await.unwrap().call(()).await, Ok(1));
+
+    breaker.force_open();
+    // Ready for the refusal, without asking the inner service.
+    service.ready().await.unwrap();
+    breaker.reset();
+    assert_eq!(service.call(()).await, Ok(1));
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_attempt_timeout_counts_as_a_breaker_failure() {
     let registry = Registry::new();
     one_failure_opens(&registry, "slow");

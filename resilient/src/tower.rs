@@ -15,7 +15,10 @@
 //!   `ConcurrencyLimit` does) and is pending while the bulkhead is full; `call` runs its first
 //!   attempt in that slot. The wait is the caller's to bound (tower's `load_shed` or `timeout`
 //!   in front), since a readiness wait has no call to reject yet. Retries give the slot back
-//!   during their backoff and ask the bulkhead again, honouring its `max_wait`.
+//!   during their backoff and ask the bulkhead again, honouring its `max_wait`. While the
+//!   breaker is open, `poll_ready` is ready at once, without a slot and without asking the
+//!   inner service: the call will be refused, and waiting for capacity first would turn
+//!   failing fast into queueing.
 //! * **Admission.** `call` asks the breaker: while it is open (its wait not over) or forced
 //!   open, the response future is [`Rejection::CircuitOpen`], ready at once, and the inner
 //!   service is not called. Otherwise the breaker admits each attempt as it starts (a half-open
@@ -179,6 +182,7 @@ impl<S, C: Clone> Layer<S> for PolicyLayer<C> {
             clone: self.clone.clone(),
             slot: None,
             waiting: None,
+            inner_ready: false,
         }
     }
 }
@@ -194,6 +198,10 @@ pub struct PolicyService<S, C = CloneRequests> {
     slot: Option<OwnedSlot>,
     /// The wait for a slot while the bulkhead is full.
     waiting: Option<SlotWait>,
+    /// `poll_ready` saw the inner service ready; false when it answered for an open breaker
+    /// without asking the inner service, so that a call the breaker admits after all waits
+    /// for the inner service's readiness first.
+    inner_ready: bool,
 }
 
 impl<S: Clone, C: Clone> Clone for PolicyService<S, C> {
@@ -205,6 +213,7 @@ impl<S: Clone, C: Clone> Clone for PolicyService<S, C> {
             clone: self.clone.clone(),
             slot: None,
             waiting: None,
+            inner_ready: false,
         }
     }
 }
@@ -247,6 +256,16 @@ impl<S, C> PolicyService<S, C> {
 }
 
 impl<S, C> PolicyService<S, C> {
+    /// Whether an open breaker will refuse the next call (see [`reject_now`](Self::reject_now)).
+    fn refusing(&self) -> bool {
+        let policy = &*self.policy;
+        !policy.retry().retry_on_rejection
+            && !policy.stats().is_bypassed()
+            && policy
+                .breaker()
+                .is_some_and(|breaker| breaker.refusing().is_some())
+    }
+
     /// An open breaker's rejection, decided in `call` so that a refused call allocates
     /// nothing and clones nothing. Left to the running call when a rejection may be retried
     /// ([`retry_on_rejection`](crate::PolicyBuilder::retry_on_rejection)) or the call site is
@@ -276,8 +295,17 @@ where
     type Future = ResponseFuture<S::Response, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // An open breaker answers at once: the call it refuses needs no slot and no inner
+        // service, and waiting for either would turn failing fast into queueing.
+        if self.refusing() {
+            self.waiting = None;
+            self.inner_ready = false;
+            return Poll::Ready(Ok(()));
+        }
         std::task::ready!(self.poll_slot(cx));
-        self.inner.poll_ready(cx).map_err(Error::Service)
+        std::task::ready!(self.inner.poll_ready(cx)).map_err(Error::Service)?;
+        self.inner_ready = true;
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
@@ -296,6 +324,7 @@ where
             inner,
             clone: self.clone.clone(),
             slot: self.slot.take(),
+            inner_ready: std::mem::take(&mut self.inner_ready),
         };
         ResponseFuture {
             state: State::Running(Box::pin(call.run(request))),
@@ -309,6 +338,7 @@ struct Call<S, C> {
     inner: S,
     clone: C,
     slot: Option<OwnedSlot>,
+    inner_ready: bool,
 }
 
 impl<S, C> Call<S, C> {
@@ -321,7 +351,9 @@ impl<S, C> Call<S, C> {
         let policy = &*self.policy;
         if let Some(mut call) = policy.simple_call() {
             call.admit()?;
-            let result = call.run(self.inner.call(request)).await;
+            let result = call
+                .run(send(&mut self.inner, request, !self.inner_ready))
+                .await;
             call.finish(&result);
             return result.map_err(Error::Service);
         }
@@ -331,7 +363,7 @@ impl<S, C> Call<S, C> {
         }
         let retries = policy.retry().max_retries > 0;
         let mut request = request;
-        let mut first = true;
+        let mut ready = self.inner_ready;
         loop {
             // Copied before it is sent, since sending consumes it (tower's convention).
             let spare = retries
@@ -342,7 +374,7 @@ impl<S, C> Call<S, C> {
             }
             let inner = &mut self.inner;
             let attempt = execution
-                .attempt(send(inner, request, !std::mem::take(&mut first)))
+                .attempt(send(inner, request, !std::mem::replace(&mut ready, false)))
                 .await;
             let attempt = match attempt {
                 Attempt::Done(result) => Attempt::Done(result.map_err(Error::Service)),
@@ -362,13 +394,13 @@ impl<S, C> Call<S, C> {
 }
 
 /// One attempt: a retry waits for the inner service's readiness again; the first attempt uses
-/// the readiness the caller already polled.
+/// the readiness `poll_ready` saw, if it asked.
 async fn send<S: Service<Req>, Req>(
     inner: &mut S,
     request: Req,
-    retry: bool,
+    poll_ready: bool,
 ) -> Result<S::Response, S::Error> {
-    if retry {
+    if poll_ready {
         std::future::poll_fn(|cx| inner.poll_ready(cx)).await?;
     }
     inner.call(request).await

@@ -8,28 +8,31 @@ use crate::error::Rejection;
 use super::{BreakerState, CircuitBreaker};
 
 impl CircuitBreaker {
-    /// The breaker's rejection, counted and reported as [`try_acquire`](Self::try_acquire)'s,
-    /// if it refuses calls now and goes on refusing them without a transition: forced open, or
-    /// open with its wait not yet over. `None` for every other state, including an open breaker
-    /// whose wait is over or not yet stamped: admitting there changes the state, which is
-    /// `try_acquire`'s to do.
+    /// Whether the breaker refuses calls now and goes on refusing them without a transition:
+    /// forced open, or open with its wait not yet over; with the time left, if known. `None`
+    /// for every other state, including an open breaker whose wait is over or not yet stamped:
+    /// admitting there changes the state, which is [`try_acquire`](Self::try_acquire)'s to do.
     ///
-    /// One atomic load when closed, as `try_acquire`'s short path.
-    pub(crate) fn reject_now(&self) -> Option<Rejection> {
+    /// Reads only: one atomic load when closed, as `try_acquire`'s short path.
+    pub(crate) fn refusing(&self) -> Option<Option<Duration>> {
         let shared = &*self.shared;
         let word = shared.core.load();
-        let retry_after = match word.state() {
-            BreakerState::ForcedOpen => None,
+        match word.state() {
+            BreakerState::ForcedOpen => Some(None),
             BreakerState::Open => {
                 let until = shared.core.open_until(word)?;
                 let now = shared.now_micros();
-                if now >= until {
-                    return None;
-                }
-                Some(Duration::from_micros(until - now))
+                (now < until).then(|| Some(Duration::from_micros(until - now)))
             }
-            _ => return None,
-        };
+            _ => None,
+        }
+    }
+
+    /// The breaker's rejection, counted and reported as `try_acquire`'s, if it is
+    /// [`refusing`](Self::refusing) calls.
+    pub(crate) fn reject_now(&self) -> Option<Rejection> {
+        let retry_after = self.refusing()?;
+        let shared = &*self.shared;
         Some(shared.rejected(Rejection::CircuitOpen {
             breaker: shared.name.clone(),
             retry_after,

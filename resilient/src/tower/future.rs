@@ -11,8 +11,8 @@ use super::Error;
 
 pub(super) type Running<R, E> = Pin<Box<dyn Future<Output = Result<R, Error<E>>> + Send>>;
 
-/// The response future of a [`PolicyService`](super::PolicyService): the call running, or the open breaker's
-/// rejection, ready at once.
+/// The response future of a [`PolicyService`](super::PolicyService): the call running, or
+/// the open breaker's rejection, ready at once.
 pub struct ResponseFuture<R, E> {
     pub(super) state: State<R, E>,
 }

@@ -21,17 +21,18 @@
 //!   inner service: the call will be refused, and waiting for capacity first would turn
 //!   failing fast into queueing.
 //! * **Admission.** `call` asks the breaker: while it is open (its wait not over) or forced
-//!   open, the response future is [`Rejection::CircuitOpen`](crate::Rejection::CircuitOpen), ready at once, and the inner
-//!   service is not called. Otherwise the breaker admits each attempt as it starts (a half-open
-//!   probe slot is taken only by an attempt that runs).
+//!   open, the response future is [`Rejection::CircuitOpen`](crate::Rejection::CircuitOpen),
+//!   ready at once, and the inner service is not called. Otherwise the breaker admits each
+//!   attempt as it starts (a half-open probe slot is taken only by an attempt that runs).
 //! * **Retries** need a second copy of the request, as in tower's own
 //!   `retry::Policy::clone_request`: requests that are `Clone` are cloned by default
 //!   ([`CloneRequests`]); [`PolicyLayer::clone_requests_with`] takes a function that may decline
 //!   (a streaming body), and [`PolicyLayer::send_once`] sends every request once. A request
 //!   that cannot be copied is sent once, whatever the policy's retries.
-//! * **Errors** are [`Error<E>`]: the inner service's own error, or the [`Rejection`](crate::Rejection) that
-//!   refused or cut the call short, so a caller can answer 503 or 504 for the latter. It is a
-//!   `std::error::Error` and converts into tower's `BoxError`.
+//! * **Errors** are [`Error<E>`]: the inner service's own error, or the
+//!   [`Rejection`](crate::Rejection) that refused or cut the call short, so a caller can answer
+//!   503 or 504 for the latter. It is a `std::error::Error` and converts into tower's
+//!   `BoxError`.
 //! * **Cost.** A call that runs: one allocation, the boxed future of the call (its type cannot
 //!   be named on stable Rust otherwise), a clone of the inner service (tower's convention for
 //!   handing the ready instance to the call) and an `Arc` count for the policy; a clone of the
@@ -44,7 +45,7 @@
 //! ```
 //! use std::time::Duration;
 //! use resilient::tower::{Error, PolicyLayer};
-//! use resilient::{Policy, Registry, Rejection};
+//! use resilient::{Policy, Registry};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]

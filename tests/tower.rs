@@ -395,3 +395,45 @@ async fn retry_if_sees_the_inner_services_error_type() {
         "a fatal error is not retried"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_error_types_transient_impl_decides_retries_and_their_wait() {
+    let registry = Registry::new();
+    let policy = Policy::builder("client")
+        .retries(3)
+        .backoff(Backoff::constant(MS))
+        .build_in(&registry)
+        .unwrap();
+    let layer = PolicyLayer::new(policy).transient::<TestError>();
+
+    // `RateLimited` is transient and asks for a wait: the retry waits that long.
+    let calls = Arc::new(AtomicU32::new(0));
+    let limited =
+        ServiceBuilder::new()
+            .layer(layer.clone())
+            .service(counted(&calls, |n, request: u32| {
+                if n == 1 {
+                    Err(TestError::RateLimited(5 * SEC))
+                } else {
+                    Ok(request)
+                }
+            }));
+    let started = tokio::time::Instant::now();
+    assert_eq!(limited.oneshot(3).await, Ok(3));
+    assert!(
+        started.elapsed() >= 5 * SEC,
+        "waited {:?}",
+        started.elapsed()
+    );
+
+    // `Fatal` is not: one attempt.
+    let calls = Arc::new(AtomicU32::new(0));
+    let fatal = ServiceBuilder::new()
+        .layer(layer)
+        .service(counted(&calls, |_, _: u32| Err(TestError::Fatal)));
+    assert_eq!(
+        fatal.oneshot(0).await,
+        Err(Error::Service(TestError::Fatal))
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

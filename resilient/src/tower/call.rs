@@ -8,11 +8,12 @@ use crate::bulkhead::OwnedSlot;
 use crate::error::Rejection;
 use crate::policy::{Attempt, Next, Policy};
 
+use super::classify::Shared;
 use super::{CloneRequest, Error};
 
 /// What one call's future owns.
 pub(super) struct Call<S, C> {
-    pub(super) policy: Arc<Policy>,
+    pub(super) shared: Arc<Shared>,
     pub(super) inner: S,
     pub(super) clone: C,
     pub(super) slot: Option<OwnedSlot>,
@@ -26,7 +27,8 @@ impl<S, C> Call<S, C> {
         S::Error: 'static,
         C: CloneRequest<Req>,
     {
-        let policy = &*self.policy;
+        let shared = &*self.shared;
+        let policy = &shared.policy;
         if let Some(mut call) = policy.simple_call() {
             call.admit()?;
             let result = call
@@ -58,7 +60,7 @@ impl<S, C> Call<S, C> {
                 Attempt::Done(result) => Attempt::Done(result.map_err(Error::Service)),
                 Attempt::Rejected(rejection) => Attempt::Rejected(rejection),
             };
-            match execution.next(attempt, |e| classify(policy, e)).await {
+            match execution.next(attempt, |e| shared.classify(e)).await {
                 Next::Return(result) => return result,
                 Next::Retry => match spare {
                     Some(next) => request = next,
@@ -82,13 +84,6 @@ async fn send<S: Service<Req>, Req>(
         std::future::poll_fn(|cx| inner.poll_ready(cx)).await?;
     }
     inner.call(request).await
-}
-
-fn classify<E: 'static>(policy: &Policy, error: &Error<E>) -> crate::Classification {
-    match error {
-        Error::Service(error) => policy.classify(error),
-        Error::Rejected(rejection) => policy.classify(rejection),
-    }
 }
 
 fn unreachable_retry(policy: &Policy) -> Rejection {

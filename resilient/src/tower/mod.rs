@@ -39,8 +39,11 @@
 //!   request per attempt when the policy retries. A call refused by an open breaker: none of
 //!   these. Readiness: nothing, except one boxed wait when the bulkhead is full.
 //!
-//! The policy's `retry_if` predicates and the breaker's failure predicate see the inner
-//! service's error type, as they see a function's error under the attribute.
+//! Errors are classified (worth a retry or not, and how long to wait) by
+//! [`PolicyLayer::transient`] (the error type's [`Transient`](crate::Transient) impl, as the
+//! attribute uses it) or [`PolicyLayer::classify_with`], else by the policy's `retry_if`
+//! predicates; those and the breaker's failure predicate see the inner service's error type,
+//! as they see a function's error under the attribute.
 //!
 //! ```
 //! use std::time::Duration;
@@ -73,6 +76,7 @@
 //! ```
 
 mod call;
+mod classify;
 mod clone;
 mod error;
 mod future;

@@ -11,18 +11,19 @@ use tower_service::Service;
 
 use crate::bulkhead::OwnedSlot;
 use crate::error::Rejection;
-use crate::policy::Policy;
 
 use super::call::Call;
+use super::classify::Shared;
 use super::future::State;
 use super::{CloneRequest, CloneRequests, Error, ResponseFuture};
 
 type SlotWait = Pin<Box<dyn Future<Output = Option<OwnedSlot>> + Send>>;
 
-/// A service whose calls run through a [`Policy`]; made by a [`PolicyLayer`](super::PolicyLayer).
+/// A service whose calls run through a [`Policy`](crate::Policy); made by a
+/// [`PolicyLayer`](super::PolicyLayer).
 pub struct PolicyService<S, C = CloneRequests> {
     inner: S,
-    policy: Arc<Policy>,
+    shared: Arc<Shared>,
     clone: C,
     /// The bulkhead slot reserved by `poll_ready`, for the next `call`.
     slot: Option<OwnedSlot>,
@@ -35,10 +36,10 @@ pub struct PolicyService<S, C = CloneRequests> {
 }
 
 impl<S, C> PolicyService<S, C> {
-    pub(super) fn new(inner: S, policy: Arc<Policy>, clone: C) -> Self {
+    pub(super) fn new(inner: S, shared: Arc<Shared>, clone: C) -> Self {
         PolicyService {
             inner,
-            policy,
+            shared,
             clone,
             slot: None,
             waiting: None,
@@ -50,7 +51,7 @@ impl<S, C> PolicyService<S, C> {
 impl<S: Clone, C: Clone> Clone for PolicyService<S, C> {
     /// A clone reserves its own slot: a reservation belongs to the handle that made it.
     fn clone(&self) -> Self {
-        PolicyService::new(self.inner.clone(), self.policy.clone(), self.clone.clone())
+        PolicyService::new(self.inner.clone(), self.shared.clone(), self.clone.clone())
     }
 }
 
@@ -58,7 +59,7 @@ impl<S: fmt::Debug, C> fmt::Debug for PolicyService<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PolicyService")
             .field("inner", &self.inner)
-            .field("policy", &self.policy)
+            .field("policy", &self.shared.policy)
             .field("slot", &self.slot)
             .finish_non_exhaustive()
     }
@@ -67,11 +68,11 @@ impl<S: fmt::Debug, C> fmt::Debug for PolicyService<S, C> {
 impl<S, C> PolicyService<S, C> {
     /// Reserves a bulkhead slot if the policy has a bulkhead and none is held yet.
     fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(bulkhead) = self.policy.bulkhead() else {
+        let Some(bulkhead) = self.shared.policy.bulkhead() else {
             return Poll::Ready(());
         };
         // A switched-off call site runs one plain attempt, outside the bulkhead.
-        if self.slot.is_some() || self.policy.stats().is_bypassed() {
+        if self.slot.is_some() || self.shared.policy.stats().is_bypassed() {
             return Poll::Ready(());
         }
         let waiting = match &mut self.waiting {
@@ -97,7 +98,7 @@ impl<S, C> PolicyService<S, C> {
     /// retried ([`retry_on_rejection`](crate::PolicyBuilder::retry_on_rejection)), nor when
     /// the call site is switched off.
     fn answers_early(&self) -> bool {
-        let policy = &*self.policy;
+        let policy = &self.shared.policy;
         !policy.retry().retry_on_rejection && !policy.stats().is_bypassed()
     }
 
@@ -105,6 +106,7 @@ impl<S, C> PolicyService<S, C> {
     fn refusing(&self) -> bool {
         self.answers_early()
             && self
+                .shared
                 .policy
                 .breaker()
                 .is_some_and(|breaker| breaker.refusing().is_some())
@@ -116,8 +118,8 @@ impl<S, C> PolicyService<S, C> {
         if !self.answers_early() {
             return None;
         }
-        let rejection = self.policy.breaker()?.reject_now()?;
-        self.policy.stats().record_call();
+        let rejection = self.shared.policy.breaker()?.reject_now()?;
+        self.shared.policy.stats().record_call();
         Some(rejection)
     }
 }
@@ -161,7 +163,7 @@ where
         let ready = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, ready);
         let call = Call {
-            policy: self.policy.clone(),
+            shared: self.shared.clone(),
             inner,
             clone: self.clone.clone(),
             slot: self.slot.take(),

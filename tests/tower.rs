@@ -437,3 +437,41 @@ async fn the_error_types_transient_impl_decides_retries_and_their_wait() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_boxed_rejection_downcasts_as_towers_own_errors_do() {
+    let registry = Registry::new();
+    let breaker = registry
+        .declare_breaker("boxed", BreakerConfig::consecutive_failures(1))
+        .unwrap();
+    let policy = Policy::builder("client")
+        .breaker("boxed")
+        .build_in(&registry)
+        .unwrap();
+    let service = ServiceBuilder::new()
+        .layer(PolicyLayer::new(policy))
+        .service_fn(|_: ()| async { Err::<u32, _>(std::io::Error::other("down")) });
+
+    let failed = service.clone().oneshot(()).await.unwrap_err();
+    assert_eq!(
+        failed.to_string(),
+        "down",
+        "transparent: the service's own message"
+    );
+    let boxed = failed.into_box_error();
+    assert!(boxed.downcast_ref::<std::io::Error>().is_some());
+
+    breaker.force_open();
+    let refused = service.oneshot(()).await.unwrap_err();
+    let message = refused.to_string();
+    assert!(
+        std::error::Error::source(&refused).is_none(),
+        "no message twice"
+    );
+    let boxed = refused.into_box_error();
+    assert_eq!(boxed.to_string(), message);
+    assert!(matches!(
+        boxed.downcast_ref::<Rejection>(),
+        Some(Rejection::CircuitOpen { .. })
+    ));
+}

@@ -4,10 +4,17 @@ use std::fmt;
 
 use crate::error::Rejection;
 
+/// tower's boxed error type (`tower::BoxError`), spelled out to need no dependency on `tower`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a call through a [`PolicyService`](super::PolicyService) failed: the inner service's
 /// own error, or `resilient`'s refusal. Match on it to answer 503 or 504 for a
-/// [`Rejection`], as tower's own layers leave their `Elapsed` or `Overloaded` for the caller
-/// to find; it also converts into tower's `BoxError`.
+/// [`Rejection`]. Where a stack wants tower's `BoxError`,
+/// [`into_box_error`](Self::into_box_error) boxes the rejection itself, so that
+/// `downcast_ref::<Rejection>()` finds it as it finds tower's own `Elapsed` or `Overloaded`.
+///
+/// It is transparent, as `thiserror`'s `#[error(transparent)]`: its message and its source are
+/// those of what it holds, so an error report does not print the same message twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error<E> {
     /// An open or full breaker, a full bulkhead, or a timeout refused or cut short the call.
@@ -34,6 +41,17 @@ impl<E> Error<E> {
     }
 }
 
+impl<E: Into<BoxError>> Error<E> {
+    /// Boxes what it holds, for stacks typed with tower's `BoxError`: the rejection itself or
+    /// the service's own error, each downcastable to its type.
+    pub fn into_box_error(self) -> BoxError {
+        match self {
+            Error::Rejected(rejection) => Box::new(rejection),
+            Error::Service(error) => error.into(),
+        }
+    }
+}
+
 impl<E> From<Rejection> for Error<E> {
     fn from(rejection: Rejection) -> Self {
         Error::Rejected(rejection)
@@ -52,8 +70,8 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
 impl<E: std::error::Error + 'static> std::error::Error for Error<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Rejected(rejection) => Some(rejection),
-            Error::Service(error) => Some(error),
+            Error::Rejected(rejection) => rejection.source(),
+            Error::Service(error) => error.source(),
         }
     }
 }

@@ -31,8 +31,8 @@
 //!   that cannot be copied is sent once, whatever the policy's retries.
 //! * **Errors** are [`Error<E>`]: the inner service's own error, or the
 //!   [`Rejection`](crate::Rejection) that refused or cut the call short, so a caller can answer
-//!   503 or 504 for the latter. It is a `std::error::Error` and converts into tower's
-//!   `BoxError`.
+//!   503 or 504 for the latter. [`Error::into_box_error`] gives tower's `BoxError` with the
+//!   rejection itself inside, found by `downcast_ref::<Rejection>()` as tower's `Elapsed` is.
 //! * **Cost.** A call that runs: one allocation, the boxed future of the call (its type cannot
 //!   be named on stable Rust otherwise), a clone of the inner service (tower's convention for
 //!   handing the ready instance to the call) and an `Arc` count for the policy; a clone of the
@@ -84,7 +84,7 @@ mod layer;
 mod service;
 
 pub use self::clone::{CloneRequest, CloneRequests, SendOnce};
-pub use self::error::Error;
+pub use self::error::{BoxError, Error};
 pub use self::future::ResponseFuture;
 pub use self::layer::PolicyLayer;
 pub use self::service::PolicyService;

@@ -475,3 +475,20 @@ async fn a_boxed_rejection_downcasts_as_towers_own_errors_do() {
         Some(Rejection::CircuitOpen { .. })
     ));
 }
+
+#[test]
+fn the_service_and_its_future_cross_threads_and_the_service_is_shared() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let registry = Registry::new();
+    let policy = Policy::builder("client")
+        .bulkhead("db")
+        .build_in(&registry)
+        .unwrap();
+    let mut service = ServiceBuilder::new()
+        .layer(PolicyLayer::new(policy))
+        .service(counted(&Arc::new(AtomicU32::new(0)), |_, n: u32| Ok(n)));
+    // What axum's router and tower-http ask of a service.
+    send_sync(&service);
+    send(&service.call(1));
+}

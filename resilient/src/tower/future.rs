@@ -13,6 +13,7 @@ pub(super) type Running<R, E> = Pin<Box<dyn Future<Output = Result<R, Error<E>>>
 
 /// The response future of a [`PolicyService`](super::PolicyService): the call running, or
 /// the open breaker's rejection, ready at once.
+#[must_use = "futures do nothing unless polled"]
 pub struct ResponseFuture<R, E> {
     pub(super) state: State<R, E>,
 }

@@ -17,7 +17,8 @@ use super::classify::Shared;
 use super::future::State;
 use super::{CloneRequest, CloneRequests, Error, ResponseFuture};
 
-type SlotWait = Pin<Box<dyn Future<Output = Option<OwnedSlot>> + Send>>;
+/// `Sync` too, so that the service is, as axum's router and tower-http ask of services.
+type SlotWait = Pin<Box<dyn Future<Output = Option<OwnedSlot>> + Send + Sync>>;
 
 /// A service whose calls run through a [`Policy`](crate::Policy); made by a
 /// [`PolicyLayer`](super::PolicyLayer).

@@ -8,7 +8,7 @@ use super::{Bulkhead, WaitingGuard};
 
 /// A slot taken ahead of its call and owned, so that it can be held between a tower service's
 /// `poll_ready` and its `call` (see [`crate::tower`]). Given back on drop, as a
-/// [`BulkheadPermit`] is.
+/// [`BulkheadPermit`](super::BulkheadPermit) is.
 pub(crate) struct OwnedSlot {
     bulkhead: Bulkhead,
 }

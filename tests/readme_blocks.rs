@@ -229,3 +229,41 @@ mod http_axum {
         }
     }
 }
+
+#[rustfmt::skip]
+mod tower_layer {
+    use std::time::Duration;
+
+    use resilient::Policy;
+
+    #[derive(Debug)]
+    pub struct PaymentsError;
+    impl From<resilient::Rejection> for PaymentsError {
+        fn from(_: resilient::Rejection) -> Self { PaymentsError }
+    }
+
+    async fn run() -> Result<(), Box<dyn std::error::Error>> {
+        let payments_client = tower::service_fn(|request: String| async move {
+            Ok::<_, PaymentsError>(request.len())
+        });
+        let request = String::from("charge 12.00");
+        use resilient::tower::{Error, PolicyLayer};
+        use tower::{ServiceBuilder, ServiceExt};
+
+        let policy = Policy::builder("payments_client")
+            .timeout(Duration::from_secs(2))
+            .retries(2)
+            .breaker("payments") // the same breaker as `#[resilient(breaker = "payments")]`
+            .bulkhead("payments")
+            .build()?;
+        let service = ServiceBuilder::new()
+            .layer(PolicyLayer::new(policy)) // `.send_once()` for requests that cannot be cloned
+            .service(payments_client);
+        match service.oneshot(request).await {
+            Ok(response) => { /* ... */ }
+            Err(Error::Rejected(rejection)) => { /* open breaker, full bulkhead, timeout: 503/504 */ }
+            Err(Error::Service(e)) => { /* the service's own error */ }
+        }
+        Ok(())
+    }
+}

@@ -17,6 +17,11 @@ use crate::error::{ConfigError, Rejection};
 use crate::event::{Event, Listeners};
 use crate::timeout::check_duration;
 
+#[cfg(feature = "tower")]
+mod owned;
+#[cfg(feature = "tower")]
+pub(crate) use owned::OwnedSlot;
+
 /// Most slots one bulkhead may have.
 pub const MAX_CONCURRENT: usize = 1 << 20;
 

@@ -48,6 +48,8 @@ pub mod snapshot;
 mod suggest;
 mod sync;
 pub mod timeout;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod window;
 
 #[cfg(all(test, resilient_loom))]

@@ -18,6 +18,8 @@
 //! sibling `join!` branch) is a cancellation. So no call can wedge a breaker half-open.
 
 mod config;
+#[cfg(feature = "tower")]
+mod early;
 mod permit;
 mod state;
 mod transition;

@@ -55,6 +55,9 @@ pub struct Execution<'p> {
     pub(super) random: Option<Random>,
     pub(super) call_guard: Option<CallGuard<'p>>,
     pub(super) retry_guard: Option<CallGuard<'p>>,
+    /// A bulkhead slot a tower service reserved in `poll_ready`, for the first attempt.
+    #[cfg(feature = "tower")]
+    pub(super) reserved: Option<crate::bulkhead::OwnedSlot>,
 }
 
 impl fmt::Debug for Execution<'_> {
@@ -75,6 +78,13 @@ impl<'p> Execution<'p> {
         self.retry_limit = 0;
     }
 
+    /// Runs the next attempt in `slot`, taken by a tower service's `poll_ready`, instead of
+    /// asking the bulkhead again.
+    #[cfg(feature = "tower")]
+    pub(crate) fn use_reserved_slot(&mut self, slot: crate::bulkhead::OwnedSlot) {
+        self.reserved = Some(slot);
+    }
+
     /// Retries made so far.
     pub fn retries(&self) -> u32 {
         self.retries
@@ -88,6 +98,11 @@ impl<'p> Execution<'p> {
         E: Any,
     {
         let policy = self.policy;
+        // Taken first, so that an attempt refused before its bulkhead step gives it back.
+        #[cfg(feature = "tower")]
+        let reserved = self.reserved.take();
+        #[cfg(not(feature = "tower"))]
+        let reserved: Option<()> = None;
         let future = future.instrument(self.span.clone());
         tracing::trace!(
             target: "resilient::call",
@@ -111,9 +126,9 @@ impl<'p> Execution<'p> {
             Some(Ok(permit)) => Some(permit),
             None => None,
         };
-        let _slot = match &policy.bulkhead {
-            None => None,
-            Some(bulkhead) => match run_until(self.deadline, bulkhead.acquire()).await {
+        let _slot = match (&policy.bulkhead, &reserved) {
+            (None, _) | (Some(_), Some(_)) => None,
+            (Some(bulkhead), None) => match run_until(self.deadline, bulkhead.acquire()).await {
                 Some(Ok(slot)) => {
                     if let Some(permit) = &mut permit {
                         permit.restart_timer();

@@ -270,6 +270,8 @@ impl Policy {
             random: None,
             call_guard: None,
             retry_guard: None,
+            #[cfg(feature = "tower")]
+            reserved: None,
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod config;
 mod counter;
 pub mod error;
 pub mod event;
+pub mod family;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod name;

@@ -1,0 +1,246 @@
+//! The sharded map of one family's keys, with an idle clock per key.
+//!
+//! Keys are stored as their 64-bit hash under the family's randomly seeded hasher, never as
+//! themselves: a key costs 8 bytes whatever its type, the key type needs no `Clone + Send +
+//! Sync + 'static`, and request data cannot pick keys that collide, because it cannot know the
+//! seed. Two distinct keys share a breaker only if their hashes collide: with `n` keys held,
+//! about `n² / 2⁶⁵`, one in ten billion for 10 000 keys.
+//!
+//! A lookup of a held key takes one shard's read lock for a hash probe and a clone of the
+//! handle, and allocates nothing. Creating, evicting and sweeping take one shard's write lock,
+//! never two locks at once.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::breaker::CircuitBreaker;
+
+/// How many independently locked parts the map is split into.
+const SHARDS: usize = 64;
+
+/// The keys are already uniformly random 64-bit hashes: hashing them again buys nothing.
+#[derive(Default)]
+pub(super) struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+type Shard = HashMap<u64, Slot, BuildHasherDefault<Identity>>;
+
+/// One key's breaker and when it was last used.
+struct Slot {
+    breaker: CircuitBreaker,
+    /// Microseconds since the family's epoch.
+    last_used: AtomicU64,
+}
+
+/// The keys of one family.
+pub(super) struct KeyMap {
+    shards: Box<[RwLock<Shard>]>,
+    len: AtomicUsize,
+    evicted: AtomicU64,
+}
+
+impl Default for KeyMap {
+    fn default() -> Self {
+        KeyMap {
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            len: AtomicUsize::new(0),
+            evicted: AtomicU64::new(0),
+        }
+    }
+}
+
+/// What [`KeyMap::insert`] needs to know about time and limits.
+pub(super) struct Bounds {
+    pub(super) now: u64,
+    pub(super) idle: u64,
+    pub(super) max_keys: usize,
+}
+
+/// How many keys a full family evicts at once: 1/64 of its limit, at least one.
+fn batch(max_keys: usize) -> usize {
+    (max_keys / SHARDS).max(1)
+}
+
+fn index(hash: u64) -> usize {
+    // The map inside a shard uses the low bits; the shard is picked with the high ones.
+    (hash >> 58) as usize % SHARDS
+}
+
+fn read(lock: &RwLock<Shard>) -> RwLockReadGuard<'_, Shard> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write(lock: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl KeyMap {
+    /// The key's breaker, marked used at `now`, if the key is held.
+    #[inline]
+    pub(super) fn get(&self, hash: u64, now: u64) -> Option<CircuitBreaker> {
+        let shard = read(&self.shards[index(hash)]);
+        let slot = shard.get(&hash)?;
+        slot.last_used.store(now, Ordering::Relaxed);
+        Some(slot.breaker.clone())
+    }
+
+    /// Whether the key is held; does not count as a use.
+    pub(super) fn contains(&self, hash: u64) -> bool {
+        read(&self.shards[index(hash)]).contains_key(&hash)
+    }
+
+    /// The key's breaker, created by `create` if the key is not held. At the key limit the
+    /// idlest evictable keys make room (see [`evict_idlest`](Self::evict_idlest)); `None` when
+    /// every held key's breaker is open and waiting, probing, forced open or disabled.
+    pub(super) fn insert(
+        &self,
+        hash: u64,
+        bounds: &Bounds,
+        create: impl FnOnce() -> CircuitBreaker,
+    ) -> Option<CircuitBreaker> {
+        let lock = &self.shards[index(hash)];
+        let mut shard = write(lock);
+        if let Some(found) = Self::found(&shard, hash, bounds.now) {
+            return Some(found);
+        }
+        self.sweep_shard(&mut shard, bounds.now, bounds.idle);
+        while !self.reserve(bounds.max_keys) {
+            // Never two locks at once: eviction visits every shard.
+            drop(shard);
+            if self.evict_idlest(batch(bounds.max_keys)) == 0 {
+                return None;
+            }
+            shard = write(lock);
+            if let Some(found) = Self::found(&shard, hash, bounds.now) {
+                return Some(found);
+            }
+        }
+        let breaker = create();
+        let slot = Slot {
+            breaker: breaker.clone(),
+            last_used: AtomicU64::new(bounds.now),
+        };
+        shard.insert(hash, slot);
+        Some(breaker)
+    }
+
+    fn found(shard: &Shard, hash: u64, now: u64) -> Option<CircuitBreaker> {
+        let slot = shard.get(&hash)?;
+        slot.last_used.store(now, Ordering::Relaxed);
+        Some(slot.breaker.clone())
+    }
+
+    fn reserve(&self, max_keys: usize) -> bool {
+        self.len
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max_keys).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn removed(&self, count: usize) {
+        self.len.fetch_sub(count, Ordering::Relaxed);
+        self.evicted.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// Drops the `count` idlest keys of the whole family whose breakers may go; how many.
+    ///
+    /// Finding them reads every key (one shard's read lock at a time), so a full family
+    /// evicts a batch at once (see [`batch`]): the scan's cost, spread over the new keys the
+    /// batch makes room for, is about 64 keys read per new key.
+    fn evict_idlest(&self, count: usize) -> usize {
+        let mut candidates = Vec::new();
+        for (index, lock) in self.shards.iter().enumerate() {
+            let shard = read(lock);
+            let evictable = shard.iter().filter(|(_, slot)| slot.breaker.evictable());
+            candidates.extend(
+                evictable
+                    .map(|(hash, slot)| (slot.last_used.load(Ordering::Relaxed), index, *hash)),
+            );
+        }
+        if candidates.is_empty() {
+            return 0;
+        }
+        let count = count.clamp(1, candidates.len());
+        candidates.select_nth_unstable(count - 1);
+        candidates.truncate(count);
+        candidates.sort_unstable_by_key(|&(_, index, _)| index);
+        let mut dropped = 0;
+        for chunk in candidates.chunk_by(|a, b| a.1 == b.1) {
+            let mut shard = write(&self.shards[chunk[0].1]);
+            for (_, _, hash) in chunk {
+                // Used or changed state since the scan: it stays.
+                if shard.get(hash).is_some_and(|slot| slot.breaker.evictable()) {
+                    shard.remove(hash);
+                    dropped += 1;
+                }
+            }
+        }
+        self.removed(dropped);
+        dropped
+    }
+
+    /// Drops the keys of `shard` unused for `idle` microseconds whose breakers may go.
+    fn sweep_shard(&self, shard: &mut Shard, now: u64, idle: u64) -> usize {
+        let before = shard.len();
+        shard.retain(|_, slot| {
+            let unused = now.saturating_sub(slot.last_used.load(Ordering::Relaxed));
+            unused < idle || !slot.breaker.evictable()
+        });
+        let dropped = before - shard.len();
+        if dropped > 0 {
+            self.removed(dropped);
+            if shard.len() * 4 < shard.capacity() {
+                shard.shrink_to_fit();
+            }
+        }
+        dropped
+    }
+
+    /// Drops every idle key whose breaker may go, one shard at a time; how many.
+    pub(super) fn sweep(&self, now: u64, idle: u64) -> usize {
+        let shards = self.shards.iter();
+        shards
+            .map(|lock| self.sweep_shard(&mut write(lock), now, idle))
+            .sum()
+    }
+
+    /// How many keys are held.
+    pub(super) fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// How many keys were dropped, idle or to make room, since the family was made.
+    pub(super) fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// Clones of the handles `keep` selects, one shard's read lock at a time: the caller reads
+    /// their state after every lock is released.
+    pub(super) fn handles(&self, keep: impl Fn(&CircuitBreaker) -> bool) -> Vec<CircuitBreaker> {
+        let mut out = Vec::new();
+        for lock in &self.shards {
+            let shard = read(lock);
+            let kept = shard.values().filter(|slot| keep(&slot.breaker));
+            out.extend(kept.map(|slot| slot.breaker.clone()));
+        }
+        out
+    }
+}

@@ -1,0 +1,216 @@
+//! Per-key breakers (issue 10, item 5): each key its own breaker from one configuration, in
+//! bounded memory, and a snapshot with bounded cardinality.
+
+use std::time::Duration;
+
+use resilient::family::{BreakerFamily, FamilyConfig, KeyRefused, MAX_LISTED_OPEN_KEYS};
+use resilient::{BreakerConfig, BreakerState, Registry, Rejection};
+use tokio::time::advance;
+
+fn family(config: FamilyConfig) -> BreakerFamily {
+    BreakerFamily::new("upstream", config).expect("a valid configuration")
+}
+
+fn two_failures() -> BreakerConfig {
+    BreakerConfig::consecutive_failures(2).with_open_wait(Duration::from_secs(120))
+}
+
+fn fail(family: &BreakerFamily, key: &str, times: usize) {
+    let breaker = family.breaker(key).expect("room for the key");
+    for _ in 0..times {
+        breaker.try_acquire().expect("closed").record_failure();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_bad_key_opens_only_its_breaker() {
+    let family = family(FamilyConfig::new(two_failures()));
+    fail(&family, "db-3", 2);
+
+    let bad = family.breaker("db-3").unwrap();
+    assert_eq!(bad.state(), BreakerState::Open);
+    let rejection = bad.try_acquire().unwrap_err();
+    assert!(
+        matches!(rejection, Rejection::CircuitOpen { ref breaker, .. } if &**breaker == "upstream[\"db-3\"]")
+    );
+    for good in ["db-1", "db-2", "db-4"] {
+        let breaker = family.breaker(good).unwrap();
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        breaker
+            .try_acquire()
+            .expect("another key is unaffected")
+            .record_success();
+    }
+    assert!(
+        family.breaker("db-3").unwrap().same_as(&bad),
+        "a key keeps its breaker"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_key_limit_the_idlest_closed_key_makes_room() {
+    let family = family(FamilyConfig::new(two_failures()).with_max_keys(3));
+    for key in ["a", "b", "c"] {
+        family.breaker(key).unwrap();
+        advance(Duration::from_secs(1)).await;
+    }
+    family.breaker("a").unwrap(); // "b" is now the idlest
+    family.breaker("d").unwrap();
+
+    assert_eq!(family.len(), 3);
+    assert!(!family.contains("b"));
+    assert!(family.contains("a") && family.contains("c") && family.contains("d"));
+    assert_eq!(family.snapshot().evicted, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_every_key_open_a_new_key_is_refused_with_a_typed_error() {
+    let family = family(FamilyConfig::new(two_failures()).with_max_keys(2));
+    fail(&family, "a", 2);
+    fail(&family, "b", 2);
+
+    let refused = family.breaker("c").unwrap_err();
+    assert_eq!(
+        refused,
+        KeyRefused {
+            family: "upstream".into(),
+            max_keys: 2
+        }
+    );
+    assert_eq!(family.len(), 2);
+    assert!(family.contains("a") && family.contains("b") && !family.contains("c"));
+    assert_eq!(family.snapshot().refused, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_keys_are_dropped() {
+    let config = FamilyConfig::new(two_failures()).with_idle_after(Duration::from_secs(60));
+    let family = family(config);
+    family.breaker("old").unwrap();
+    advance(Duration::from_secs(30)).await;
+    family.breaker("recent").unwrap();
+    advance(Duration::from_secs(31)).await;
+
+    assert_eq!(family.evict_idle(), 1);
+    assert!(!family.contains("old"));
+    assert!(family.contains("recent"));
+    assert_eq!(family.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_key_outlives_idleness_and_new_keys_until_its_open_wait_ends() {
+    let config = FamilyConfig::new(two_failures())
+        .with_idle_after(Duration::from_secs(10))
+        .with_max_keys(1);
+    let family = family(config);
+    fail(&family, "bad", 2);
+    let bad = family.breaker("bad").unwrap();
+
+    advance(Duration::from_secs(60)).await;
+    assert_eq!(
+        family.evict_idle(),
+        0,
+        "idle but still waiting out its open wait"
+    );
+    assert!(
+        family.breaker("new").is_err(),
+        "a new key cannot push it out either"
+    );
+    assert!(family.breaker("bad").unwrap().same_as(&bad));
+    assert!(family.breaker("bad").unwrap().try_acquire().is_err());
+
+    advance(Duration::from_secs(121)).await;
+    assert_eq!(family.evict_idle(), 1, "its open wait is over: it may go");
+    assert!(!family.contains("bad"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_snapshot_lists_totals_and_at_most_twenty_open_keys() {
+    let family = family(FamilyConfig::new(two_failures()));
+    for i in 0..30 {
+        fail(&family, &format!("bad-{i:02}"), 2);
+    }
+    for i in 0..5 {
+        family.breaker(&format!("good-{i}")).unwrap();
+    }
+
+    let snapshot = family.snapshot();
+    assert_eq!(snapshot.keys, 35);
+    assert_eq!(snapshot.open_keys, 30);
+    assert_eq!(snapshot.listed_open.len(), MAX_LISTED_OPEN_KEYS);
+    assert_eq!(snapshot.unlisted_open, 10);
+    assert_eq!(&*snapshot.listed_open[0].breaker, "upstream[\"bad-00\"]");
+    assert!(
+        snapshot
+            .listed_open
+            .iter()
+            .all(|key| key.state == BreakerState::Open
+                && key.retry_after == Some(Duration::from_secs(120)))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_huge_key_gets_a_bounded_name() {
+    let family = family(FamilyConfig::new(two_failures()));
+    let key = "x".repeat(100_000);
+    let breaker = family.breaker(&key).unwrap();
+    assert!(breaker.name().len() < 80, "{}", breaker.name().len());
+    assert!(breaker.name().starts_with("upstream[\"xxx"));
+    assert!(family.breaker(&key).unwrap().same_as(&breaker));
+}
+
+#[tokio::test(start_paused = true)]
+async fn any_hashable_key_type_works() {
+    let family = family(FamilyConfig::new(two_failures()));
+    let by_tenant = family.breaker(&(42_u64, "eu-west")).unwrap();
+    assert_eq!(by_tenant.name(), "upstream[(42, \"eu-west\")]");
+    assert!(
+        !family
+            .breaker(&(43_u64, "eu-west"))
+            .unwrap()
+            .same_as(&by_tenant)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_registry_shares_a_family_by_name() {
+    let registry = Registry::new();
+    let config = FamilyConfig::new(two_failures()).with_max_keys(7);
+    let declared = registry.declare_breaker_family("upstream", config).unwrap();
+    let found = registry.breaker_family("upstream").unwrap();
+    fail(&found, "db-3", 2);
+    assert_eq!(
+        declared.breaker("db-3").unwrap().state(),
+        BreakerState::Open
+    );
+    assert_eq!(found.config().max_keys(), 7);
+
+    let implicit = registry.breaker_family("other").unwrap();
+    assert_eq!(
+        implicit.config().max_keys(),
+        resilient::family::DEFAULT_MAX_KEYS
+    );
+    let names: Vec<_> = registry
+        .breaker_family_snapshots()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["other".into(), "upstream".into()] as [std::sync::Arc<str>; 2]
+    );
+}
+
+#[test]
+fn bad_family_configurations_are_refused() {
+    let zero_keys = FamilyConfig::new(two_failures()).with_max_keys(0);
+    assert_eq!(
+        BreakerFamily::new("f", zero_keys).unwrap_err().field(),
+        "max_keys"
+    );
+    let zero_idle = FamilyConfig::new(two_failures()).with_idle_after(Duration::ZERO);
+    assert_eq!(
+        BreakerFamily::new("f", zero_idle).unwrap_err().field(),
+        "idle_after"
+    );
+}

@@ -214,3 +214,91 @@ fn bad_family_configurations_are_refused() {
         "idle_after"
     );
 }
+
+mod attribute {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use resilient::family::FamilyConfig;
+    use resilient::{BreakerConfig, Registry, Rejection, resilient};
+
+    #[derive(Debug, PartialEq)]
+    enum Error {
+        Down,
+        Rejected(Rejection),
+    }
+
+    impl From<Rejection> for Error {
+        fn from(rejection: Rejection) -> Self {
+            Error::Rejected(rejection)
+        }
+    }
+
+    #[resilient(breaker = "hosts", breaker_key = host)]
+    async fn fetch(host: String, up: bool) -> Result<u32, Error> {
+        if up { Ok(1) } else { Err(Error::Down) }
+    }
+
+    #[resilient(breaker = "hosts", breaker_key = (tenant, "eu"), retries = 2, backoff = "10ms")]
+    async fn fetch_retried(tenant: u64, up: bool) -> Result<u32, Error> {
+        if up { Ok(2) } else { Err(Error::Down) }
+    }
+
+    fn registry() -> Arc<Registry> {
+        let registry = Arc::new(Registry::new());
+        let breaker =
+            BreakerConfig::consecutive_failures(2).with_open_wait(Duration::from_secs(30));
+        registry
+            .declare_breaker_family("hosts", FamilyConfig::new(breaker))
+            .unwrap();
+        registry
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bad_host_opens_only_its_own_breaker() {
+        let registry = registry();
+        registry
+            .clone()
+            .scope(async {
+                for _ in 0..2 {
+                    assert_eq!(fetch("bad".into(), false).await, Err(Error::Down));
+                }
+                let rejected = fetch("bad".into(), true).await.unwrap_err();
+                assert!(matches!(
+                    rejected,
+                    Error::Rejected(Rejection::CircuitOpen { ref breaker, .. })
+                        if &**breaker == "hosts[\"bad\"]"
+                ));
+                assert_eq!(fetch("good".into(), true).await, Ok(1));
+            })
+            .await;
+        let family = registry.get_breaker_family("hosts").unwrap();
+        assert_eq!(family.len(), 2);
+        assert_eq!(family.snapshot().open_keys, 1);
+        assert!(
+            registry.get_breaker("hosts").is_none(),
+            "no plain breaker behind the family"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_stop_at_the_keys_open_breaker() {
+        let registry = registry();
+        registry
+            .clone()
+            .scope(async {
+                // Three attempts: two failures open the key's breaker, the third is refused.
+                let rejected = fetch_retried(7, false).await.unwrap_err();
+                assert!(matches!(
+                    rejected,
+                    Error::Rejected(Rejection::CircuitOpen { .. })
+                ));
+                assert_eq!(fetch_retried(8, true).await, Ok(2));
+            })
+            .await;
+        let family = registry.get_breaker_family("hosts").unwrap();
+        let metrics = family.breaker(&(7_u64, "eu")).unwrap().metrics();
+        assert_eq!(metrics.failures, 2);
+        assert_eq!(metrics.rejected, 1);
+    }
+}

@@ -75,7 +75,7 @@ pub(crate) fn registration(options: &Options, sig: &Signature, site: &Ident) -> 
     } else {
         quote!(::core::option::Option::None)
     };
-    let breaker = optional_text(options.breaker.as_ref());
+    let breaker = optional_text(options.plain_breaker());
     let bulkhead = optional_text(options.bulkhead.as_ref());
     let written = &options.written;
     quote! {
@@ -108,7 +108,7 @@ pub(crate) fn spec(options: &Options, sig: &Signature) -> TokenStream {
             quote!(::core::option::Option::Some(::resilient::__private::Jitter::#variant))
         }
     };
-    let breaker = optional_text(options.breaker.as_ref());
+    let breaker = optional_text(options.plain_breaker());
     let bulkhead = optional_text(options.bulkhead.as_ref());
     let timeout = optional_duration(options.timeout.as_ref());
     let total_timeout = optional_duration(options.total_timeout.as_ref());

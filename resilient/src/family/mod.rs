@@ -103,6 +103,18 @@ impl fmt::Display for KeyRefused {
 
 impl std::error::Error for KeyRefused {}
 
+/// A refused key rejects its call as an open breaker named after the family, with no
+/// `retry_after`: room comes back when one of the family's open breakers ends its open wait,
+/// which no single key's breaker can say.
+impl From<KeyRefused> for crate::error::Rejection {
+    fn from(refused: KeyRefused) -> Self {
+        crate::error::Rejection::CircuitOpen {
+            breaker: refused.family,
+            retry_after: None,
+        }
+    }
+}
+
 impl fmt::Debug for BreakerFamily {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BreakerFamily")

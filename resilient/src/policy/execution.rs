@@ -55,6 +55,9 @@ pub struct Execution<'p> {
     pub(super) random: Option<Random>,
     pub(super) call_guard: Option<CallGuard<'p>>,
     pub(super) retry_guard: Option<CallGuard<'p>>,
+    /// This call's own breaker, in place of the policy's: a key's breaker from a
+    /// [`BreakerFamily`](crate::family::BreakerFamily), or the rejection of a refused key.
+    pub(super) keyed: Option<Result<CircuitBreaker, Rejection>>,
 }
 
 impl fmt::Debug for Execution<'_> {
@@ -73,6 +76,13 @@ impl<'p> Execution<'p> {
     /// into its one attempt, even when a configuration file gives its call site retries).
     pub fn single_attempt(&mut self) {
         self.retry_limit = 0;
+    }
+
+    /// Runs this call's attempts through `breaker` instead of the policy's: the breaker of one
+    /// key of a [`BreakerFamily`](crate::family::BreakerFamily). An `Err` (a
+    /// [refused key](crate::family::KeyRefused)) rejects every attempt with it.
+    pub fn use_breaker(&mut self, breaker: Result<CircuitBreaker, Rejection>) {
+        self.keyed = Some(breaker);
     }
 
     /// Retries made so far.
@@ -106,7 +116,14 @@ impl<'p> Execution<'p> {
         {
             return Attempt::Rejected(self.total_timeout());
         }
-        let mut permit = match policy.breaker.as_ref().map(CircuitBreaker::try_acquire) {
+        // A clone (an `Arc`'s count), so the permit borrows this frame, not `self`.
+        let keyed = self.keyed.clone();
+        let breaker = match &keyed {
+            None => policy.breaker.as_ref(),
+            Some(Ok(breaker)) => Some(breaker),
+            Some(Err(rejection)) => return Attempt::Rejected(rejection.clone()),
+        };
+        let mut permit = match breaker.map(CircuitBreaker::try_acquire) {
             Some(Err(rejection)) => return Attempt::Rejected(rejection),
             Some(Ok(permit)) => Some(permit),
             None => None,

@@ -265,6 +265,7 @@ impl Policy {
             random: None,
             call_guard: None,
             retry_guard: None,
+            keyed: None,
         }
     }
 }

@@ -6,8 +6,8 @@ use crate::breaker::BreakerConfig;
 use crate::error::ConfigError;
 
 /// How many keys a family holds unless [`FamilyConfig::with_max_keys`] says otherwise. A
-/// closed per-key breaker with the default configuration retains about 1.5 KiB (see
-/// BENCHMARKS.md, group 11), so a full family of the default size costs about 15 MiB.
+/// per-key breaker with the default configuration retains about 1.1 KiB (BENCHMARKS.md, group
+/// 11), so a full family of the default size costs about 11 MiB.
 pub const DEFAULT_MAX_KEYS: usize = 10_000;
 
 /// How long a key may go unused before it is dropped, unless

@@ -302,3 +302,88 @@ mod attribute {
         assert_eq!(metrics.rejected, 1);
     }
 }
+
+mod metrics_export {
+    use std::collections::BTreeMap;
+
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+    use resilient::Registry;
+    use resilient::family::FamilyConfig;
+
+    use super::{fail, two_failures};
+
+    /// The family's series as `name{labels}` → value.
+    fn family_series(snapshotter: &Snapshotter) -> BTreeMap<String, f64> {
+        let series = snapshotter.snapshot().into_vec().into_iter();
+        series
+            .filter(|(key, ..)| key.key().name().starts_with("resilient_breaker_family"))
+            .map(|(key, _, _, value)| {
+                let labels: Vec<_> = key
+                    .key()
+                    .labels()
+                    .map(|label| format!("{}={}", label.key(), label.value()))
+                    .collect();
+                let value = match value {
+                    DebugValue::Counter(count) => count as f64,
+                    DebugValue::Gauge(gauge) => gauge.into_inner(),
+                    DebugValue::Histogram(_) => f64::NAN,
+                };
+                (
+                    format!("{}{{{}}}", key.key().name(), labels.join(",")),
+                    value,
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn totals_and_at_most_twenty_open_keys_are_exported() {
+        let registry = Registry::new();
+        let family = registry
+            .declare_breaker_family("hosts", FamilyConfig::new(two_failures()))
+            .unwrap();
+        for i in 0..25 {
+            fail(&family, &format!("bad-{i:02}"), 2);
+        }
+        family.breaker("good").unwrap();
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+
+        metrics::with_local_recorder(&recorder, || registry.export_metrics());
+        let series = family_series(&snapshotter);
+        assert_eq!(series["resilient_breaker_family_keys{family=hosts}"], 26.0);
+        assert_eq!(
+            series["resilient_breaker_family_open_keys{family=hosts}"],
+            25.0
+        );
+        let key_open = |series: &BTreeMap<String, f64>, value: f64| {
+            series
+                .iter()
+                .filter(|(name, v)| {
+                    name.starts_with("resilient_breaker_family_key_open") && **v == value
+                })
+                .count()
+        };
+        assert_eq!(key_open(&series, 1.0), 20, "{series:#?}");
+        let first = "resilient_breaker_family_key_open{family=hosts,breaker=hosts[\"bad-00\"]}";
+        assert_eq!(series[first], 1.0);
+
+        // The debugging recorder zeroes what it reads: export twice into a fresh one, the
+        // key open at the first export and closed at the second, then read.
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || registry.export_metrics());
+        family.breaker("bad-00").unwrap().reset();
+        metrics::with_local_recorder(&recorder, || registry.export_metrics());
+        let series = family_series(&snapshotter);
+        assert_eq!(
+            series["resilient_breaker_family_open_keys{family=hosts}"],
+            24.0
+        );
+        assert_eq!(
+            series[first], 0.0,
+            "a key no longer open no longer reads as open"
+        );
+        assert_eq!(key_open(&series, 1.0), 20);
+    }
+}

@@ -42,6 +42,8 @@
 
 mod config;
 mod map;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod snapshot;
 
 use std::fmt::{self, Debug, Write as _};
@@ -79,6 +81,8 @@ struct Inner {
     keys: KeyMap,
     refused: AtomicU64,
     listeners: Option<Arc<Listeners>>,
+    #[cfg(feature = "metrics")]
+    exported: metrics::Exported,
 }
 
 /// A new key was refused: the family holds its maximum of keys and none of them may be
@@ -145,6 +149,8 @@ impl BreakerFamily {
                 keys: KeyMap::default(),
                 refused: AtomicU64::new(0),
                 listeners,
+                #[cfg(feature = "metrics")]
+                exported: metrics::Exported::default(),
             }),
         })
     }

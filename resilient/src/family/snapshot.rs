@@ -11,18 +11,27 @@ pub const MAX_LISTED_OPEN_KEYS: usize = 20;
 
 /// One open key of a family.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct OpenKey {
     /// The key's breaker name, `family["key"]`.
     pub breaker: Arc<str>,
     /// Open, half-open or forced open.
     pub state: BreakerState,
-    /// Time left of the open wait, for an open breaker.
+    /// Time left of the open wait, for an open breaker (serialized as seconds).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "retry_after_seconds",
+            serialize_with = "crate::snapshot::optional_seconds"
+        )
+    )]
     pub retry_after: Option<Duration>,
 }
 
 /// A point-in-time view of a [`BreakerFamily`](super::BreakerFamily).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct FamilySnapshot {
     /// The family's name.

@@ -387,3 +387,74 @@ mod metrics_export {
         assert_eq!(key_open(&series, 1.0), 20);
     }
 }
+
+#[test]
+fn threads_flooding_distinct_keys_never_exceed_the_limit() {
+    let family = family(FamilyConfig::new(two_failures()).with_max_keys(64));
+    std::thread::scope(|scope| {
+        for thread in 0..4_u64 {
+            let family = &family;
+            scope.spawn(move || {
+                for key in 0..5_000_u64 {
+                    let breaker = family
+                        .breaker(&(thread, key))
+                        .expect("closed keys make room");
+                    assert!(family.len() <= 64);
+                    if key % 7 == 0 {
+                        breaker.try_acquire().expect("closed").record_failure();
+                    }
+                }
+            });
+        }
+    });
+    assert!(family.len() <= 64);
+    let snapshot = family.snapshot();
+    assert_eq!(snapshot.keys, family.len());
+    assert_eq!(snapshot.evicted as usize + snapshot.keys, 20_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_policy_call_runs_through_the_breaker_of_its_key() {
+    use resilient::Policy;
+    use resilient::policy::Next;
+
+    let registry = Registry::new();
+    let family = registry
+        .declare_breaker_family("hosts", FamilyConfig::new(two_failures()))
+        .unwrap();
+    let policy = Policy::builder("fetch").build_in(&registry).unwrap();
+    let call = |host: &'static str, up: bool| {
+        let family = family.clone();
+        let policy = &policy;
+        async move {
+            let mut execution = policy.execution();
+            execution.use_breaker(family.breaker(host).map_err(Rejection::from));
+            let attempt = execution
+                .attempt(async move {
+                    if up {
+                        Ok(1)
+                    } else {
+                        Err(anyhow::anyhow!("down"))
+                    }
+                })
+                .await;
+            match execution
+                .next(attempt, |_| resilient::Classification::STOP)
+                .await
+            {
+                Next::Return(result) => result,
+                Next::Retry => unreachable!("no retries"),
+            }
+        }
+    };
+    for _ in 0..2 {
+        assert!(call("bad", false).await.is_err());
+    }
+    let rejected = call("bad", true).await.unwrap_err();
+    assert!(matches!(
+        rejected.downcast_ref::<Rejection>(),
+        Some(Rejection::CircuitOpen { .. })
+    ));
+    assert_eq!(call("good", true).await.unwrap(), 1);
+    assert_eq!(family.breaker("bad").unwrap().metrics().failures, 2);
+}

@@ -124,9 +124,9 @@ impl KeyMap {
         while !self.reserve(bounds.max_keys) {
             // Never two locks at once: eviction visits every shard.
             drop(shard);
-            if self.evict_idlest(batch(bounds.max_keys)) == 0 {
-                return None;
-            }
+            // Zero dropped with candidates found: another caller evicted them first, and
+            // the room it made is there to reserve.
+            self.evict_idlest(batch(bounds.max_keys))?;
             shard = write(lock);
             if let Some(found) = Self::found(&shard, hash, bounds.now) {
                 return Some(found);
@@ -160,12 +160,13 @@ impl KeyMap {
         self.evicted.fetch_add(count as u64, Ordering::Relaxed);
     }
 
-    /// Drops the `count` idlest keys of the whole family whose breakers may go; how many.
+    /// Drops the `count` idlest keys of the whole family whose breakers may go; how many, or
+    /// `None` when no held key may go.
     ///
     /// Finding them reads every key (one shard's read lock at a time), so a full family
     /// evicts a batch at once (see [`batch`]): the scan's cost, spread over the new keys the
     /// batch makes room for, is about 64 keys read per new key.
-    fn evict_idlest(&self, count: usize) -> usize {
+    fn evict_idlest(&self, count: usize) -> Option<usize> {
         let mut candidates = Vec::new();
         for (index, lock) in self.shards.iter().enumerate() {
             let shard = read(lock);
@@ -176,7 +177,7 @@ impl KeyMap {
             );
         }
         if candidates.is_empty() {
-            return 0;
+            return None;
         }
         let count = count.clamp(1, candidates.len());
         candidates.select_nth_unstable(count - 1);
@@ -194,7 +195,7 @@ impl KeyMap {
             }
         }
         self.removed(dropped);
-        dropped
+        Some(dropped)
     }
 
     /// Drops the keys of `shard` unused for `idle` microseconds whose breakers may go.

@@ -298,7 +298,10 @@ struct Bounded(String);
 
 impl fmt::Write for Bounded {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        let room = MAX_LABEL_LEN - self.0.len();
+        // Past the limit already (a `Debug` impl may ignore the error below and write on).
+        let Some(room) = MAX_LABEL_LEN.checked_sub(self.0.len()) else {
+            return Err(fmt::Error);
+        };
         if text.len() <= room {
             self.0.push_str(text);
             return Ok(());
@@ -311,5 +314,34 @@ impl fmt::Write for Bounded {
         self.0.push('…');
         // Stops the formatting of a long key: the rest would be thrown away.
         Err(fmt::Error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::{self, Debug};
+
+    use super::{MAX_LABEL_LEN, breaker_name};
+
+    /// A key whose `Debug` ignores write errors and keeps writing.
+    struct Stubborn;
+
+    impl Debug for Stubborn {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            for _ in 0..1_000 {
+                let _ = f.write_str("ééééééééé");
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_key_that_writes_on_after_the_limit_gets_a_bounded_name() {
+        let name = breaker_name("f", &Stubborn);
+        assert!(
+            name.len() <= "f[]".len() + MAX_LABEL_LEN + '…'.len_utf8(),
+            "{name}"
+        );
+        assert!(name.ends_with("…]"));
     }
 }

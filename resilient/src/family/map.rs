@@ -73,6 +73,14 @@ pub(super) struct Bounds {
     pub(super) max_keys: usize,
 }
 
+/// A key eviction may drop: its idle clock, its shard, its hash.
+type Candidate = (u64, usize, u64);
+
+/// How many of the idlest keys per key to evict have their breakers asked whether they may go:
+/// the idle clock sits in the map, while asking a breaker reads its memory, a cache miss per
+/// key on a large family.
+const SAMPLE: usize = 4;
+
 /// How many keys a full family evicts at once: 1/64 of its limit, at least one.
 fn batch(max_keys: usize) -> usize {
     (max_keys / SHARDS).max(1)
@@ -163,28 +171,23 @@ impl KeyMap {
     /// Drops the `count` idlest keys of the whole family whose breakers may go; how many, or
     /// `None` when no held key may go.
     ///
-    /// Finding them reads every key (one shard's read lock at a time), so a full family
-    /// evicts a batch at once (see [`batch`]): the scan's cost, spread over the new keys the
-    /// batch makes room for, is about 64 keys read per new key.
+    /// Finding them reads every key's idle clock (one shard's read lock at a time), so a full
+    /// family evicts a batch at once (see [`batch`]): the scan's cost, spread over the new keys
+    /// the batch makes room for, is about 64 clocks read per new key. Only the idlest
+    /// [`SAMPLE`] × `count` keys' breakers are asked whether they may go; when none may, every
+    /// breaker is asked.
     fn evict_idlest(&self, count: usize) -> Option<usize> {
-        let mut candidates = Vec::new();
-        for (index, lock) in self.shards.iter().enumerate() {
-            let shard = read(lock);
-            let evictable = shard.iter().filter(|(_, slot)| slot.breaker.evictable());
-            candidates.extend(
-                evictable
-                    .map(|(hash, slot)| (slot.last_used.load(Ordering::Relaxed), index, *hash)),
-            );
+        let count = count.max(1);
+        let mut chosen = self.evictable_of(self.idlest(count * SAMPLE, |_| true), count);
+        if chosen.is_empty() {
+            chosen = self.idlest(count, |slot| slot.breaker.evictable());
         }
-        if candidates.is_empty() {
+        if chosen.is_empty() {
             return None;
         }
-        let count = count.clamp(1, candidates.len());
-        candidates.select_nth_unstable(count - 1);
-        candidates.truncate(count);
-        candidates.sort_unstable_by_key(|&(_, index, _)| index);
+        chosen.sort_unstable_by_key(|&(_, index, _)| index);
         let mut dropped = 0;
-        for chunk in candidates.chunk_by(|a, b| a.1 == b.1) {
+        for chunk in chosen.chunk_by(|a, b| a.1 == b.1) {
             let mut shard = write(&self.shards[chunk[0].1]);
             for (_, _, hash) in chunk {
                 // Used or changed state since the scan: it stays.
@@ -196,6 +199,35 @@ impl KeyMap {
         }
         self.removed(dropped);
         Some(dropped)
+    }
+
+    /// The `count` idlest keys `keep` accepts, in no particular order.
+    fn idlest(&self, count: usize, keep: impl Fn(&Slot) -> bool) -> Vec<Candidate> {
+        let mut candidates = Vec::new();
+        for (index, lock) in self.shards.iter().enumerate() {
+            let shard = read(lock);
+            let kept = shard.iter().filter(|(_, slot)| keep(slot));
+            candidates.extend(
+                kept.map(|(hash, slot)| (slot.last_used.load(Ordering::Relaxed), index, *hash)),
+            );
+        }
+        if candidates.len() > count {
+            candidates.select_nth_unstable(count - 1);
+            candidates.truncate(count);
+        }
+        candidates
+    }
+
+    /// The idlest `count` of `candidates` whose breakers may go.
+    fn evictable_of(&self, mut candidates: Vec<Candidate>, count: usize) -> Vec<Candidate> {
+        candidates.sort_unstable();
+        let evictable = candidates.into_iter().filter(|&(_, index, hash)| {
+            let shard = read(&self.shards[index]);
+            shard
+                .get(&hash)
+                .is_some_and(|slot| slot.breaker.evictable())
+        });
+        evictable.take(count).collect()
     }
 
     /// Drops the keys of `shard` unused for `idle` microseconds whose breakers may go.

@@ -288,6 +288,27 @@ mod tests {
     }
 
     #[test]
+    fn a_breaker_key_makes_the_breaker_a_family() {
+        let options = Options::parse(quote!(breaker = "hosts", breaker_key = req.host())).unwrap();
+        assert_eq!(options.breaker.as_ref().unwrap().value, "hosts");
+        assert!(
+            options.plain_breaker().is_none(),
+            "no plain breaker named `hosts`"
+        );
+        let key = options.breaker_key.unwrap().value;
+        assert_eq!(quote!(#key).to_string(), "req . host ()");
+        let plain = Options::parse(quote!(breaker = "db")).unwrap();
+        assert_eq!(plain.plain_breaker().unwrap().value, "db");
+    }
+
+    #[test]
+    fn a_breaker_key_needs_a_breaker() {
+        let found = errors(quote!(breaker_key = host));
+        assert_eq!(found.len(), 1);
+        assert!(found[0].starts_with("`breaker_key` picks a breaker in the family"));
+    }
+
+    #[test]
     fn parses_every_key() {
         let options = Options::parse(quote! {
             timeout = "250ms", total_timeout = "2s", retries = 3, backoff = "50ms",

@@ -17,6 +17,35 @@
 //! assert_eq!(breaker.name(), "upstream[\"db-3.internal\"]");
 //! ```
 //!
+//! The attribute takes the key as an expression, evaluated per call before the body runs;
+//! `breaker` then names the family:
+//!
+//! ```
+//! use resilient::{Rejection, resilient};
+//!
+//! #[derive(Debug)]
+//! enum FetchError {
+//!     Down,
+//!     Rejected(Rejection),
+//! }
+//!
+//! impl From<Rejection> for FetchError {
+//!     fn from(rejection: Rejection) -> Self {
+//!         FetchError::Rejected(rejection)
+//!     }
+//! }
+//!
+//! // One breaker per host: a failing host opens its own breaker, not the others'.
+//! #[resilient(breaker = "upstream", breaker_key = host, retries = 2)]
+//! async fn fetch(host: &str, path: &str) -> Result<String, FetchError> {
+//!     let _ = (host, path); // call the host here
+//!     Err(FetchError::Down)
+//! }
+//! ```
+//!
+//! A [`Policy`](crate::Policy) driven step by step takes the key's breaker with
+//! [`Execution::use_breaker`](crate::Execution::use_breaker).
+//!
 //! Keys come from request data, so what they can cost is bounded:
 //!
 //! - **Key limit.** A family holds at most [`FamilyConfig::max_keys`] keys

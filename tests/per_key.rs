@@ -458,3 +458,36 @@ async fn a_policy_call_runs_through_the_breaker_of_its_key() {
     assert_eq!(call("good", true).await.unwrap(), 1);
     assert_eq!(family.breaker("bad").unwrap().metrics().failures, 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn declaring_a_family_again_reconfigures_its_held_keys_in_place() {
+    let registry = Registry::new();
+    let family = registry
+        .declare_breaker_family("hosts", FamilyConfig::new(two_failures()).with_max_keys(7))
+        .unwrap();
+    let held = family.breaker("a").unwrap();
+
+    let five = BreakerConfig::consecutive_failures(5);
+    let again = registry
+        .declare_breaker_family("hosts", FamilyConfig::new(five).with_max_keys(3))
+        .unwrap();
+    assert!(
+        again.breaker("a").unwrap().same_as(&held),
+        "the key keeps its breaker"
+    );
+    assert_eq!(family.config().max_keys(), 3);
+    fail(&family, "a", 2);
+    assert_eq!(
+        held.state(),
+        BreakerState::Closed,
+        "the held key follows the new threshold"
+    );
+
+    let bad = FamilyConfig::new(two_failures()).with_max_keys(0);
+    assert!(registry.declare_breaker_family("hosts", bad).is_err());
+    assert_eq!(
+        family.config().max_keys(),
+        3,
+        "a refused configuration changes nothing"
+    );
+}

@@ -58,7 +58,9 @@
 //!   evicted first when room is needed.
 //! - **What may go.** A closed breaker; an open one only once its open wait has ended; a
 //!   half-open one only with no probe in flight. An open breaker is never dropped while it
-//!   waits, so neither idleness nor a flood of new keys can reset a failing key early. Forced
+//!   waits, so neither idleness nor a flood of new keys can reset a failing key early. A key
+//!   used again after it was dropped starts with a new, closed breaker: its old breaker's
+//!   wait had ended, so the next call would have been let through as a probe anyway. Forced
 //!   open and disabled breakers are an operator's decision and are never dropped.
 //! - **Keys are hashed, not stored** (see the map's notes): 8 bytes per key whatever its
 //!   type, and a collision (two keys sharing one breaker) has a chance of about `n² / 2⁶⁵`

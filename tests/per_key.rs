@@ -491,3 +491,18 @@ async fn declaring_a_family_again_reconfigures_its_held_keys_in_place() {
         "a refused configuration changes nothing"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn new_keys_sweep_idle_keys_out_without_being_asked() {
+    let config = FamilyConfig::new(two_failures()).with_idle_after(Duration::from_secs(60));
+    let family = family(config);
+    family.breaker("old").unwrap();
+    advance(Duration::from_secs(61)).await;
+    // 2 000 new keys land in every one of the 64 shards (all but surely: 63/64 to the 2 000th).
+    for key in 0..2_000_u32 {
+        family.breaker(&key).unwrap();
+    }
+    assert!(!family.contains("old"));
+    assert_eq!(family.len(), 2_000);
+    assert_eq!(family.snapshot().evicted, 1);
+}

@@ -52,6 +52,8 @@ struct Slot {
 /// The keys of one family.
 pub(super) struct KeyMap {
     shards: Box<[RwLock<Shard>]>,
+    /// When each shard was last swept for idle keys, in microseconds since the epoch.
+    swept_at: Box<[AtomicU64]>,
     len: AtomicUsize,
     evicted: AtomicU64,
 }
@@ -60,6 +62,7 @@ impl Default for KeyMap {
     fn default() -> Self {
         KeyMap {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            swept_at: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
             len: AtomicUsize::new(0),
             evicted: AtomicU64::new(0),
         }
@@ -128,7 +131,7 @@ impl KeyMap {
         if let Some(found) = Self::found(&shard, hash, bounds.now) {
             return Some(found);
         }
-        self.sweep_shard(&mut shard, bounds.now, bounds.idle);
+        self.sweep_if_due(index(hash), &mut shard, bounds);
         while !self.reserve(bounds.max_keys) {
             // Never two locks at once: eviction visits every shard.
             drop(shard);
@@ -228,6 +231,19 @@ impl KeyMap {
                 .is_some_and(|slot| slot.breaker.evictable())
         });
         evictable.take(count).collect()
+    }
+
+    /// Sweeps the shard a new key lands in, at most once per quarter of the idle time: a sweep
+    /// reads every key of the shard, too much to do for every new key of a large family. An
+    /// idle key is so dropped within 1.25 × the idle time when new keys keep coming (and made
+    /// room for first at the key limit in any case).
+    fn sweep_if_due(&self, index: usize, shard: &mut Shard, bounds: &Bounds) {
+        let swept_at = &self.swept_at[index];
+        if bounds.now.saturating_sub(swept_at.load(Ordering::Relaxed)) < bounds.idle / 4 {
+            return;
+        }
+        swept_at.store(bounds.now, Ordering::Relaxed);
+        self.sweep_shard(shard, bounds.now, bounds.idle);
     }
 
     /// Drops the keys of `shard` unused for `idle` microseconds whose breakers may go.

@@ -54,8 +54,9 @@
 //!   paid once per batch; only when no held key may go is the new key refused, with
 //!   [`KeyRefused`] (a typed error, never a panic, never growth past the limit).
 //! - **Idle eviction.** A key unused for [`FamilyConfig::idle_after`] ([`DEFAULT_IDLE_AFTER`])
-//!   is dropped when a new key lands in its shard, on [`BreakerFamily::evict_idle`], or
-//!   evicted first when room is needed.
+//!   is dropped by the sweep of its shard that new keys landing there run (at most once per
+//!   quarter of the idle time, so within 1.25 × `idle_after` while new keys arrive), by
+//!   [`BreakerFamily::evict_idle`], or first when room is needed.
 //! - **What may go.** A closed breaker; an open one only once its open wait has ended; a
 //!   half-open one only with no probe in flight. An open breaker is never dropped while it
 //!   waits, so neither idleness nor a flood of new keys can reset a failing key early. A key

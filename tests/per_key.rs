@@ -506,3 +506,20 @@ async fn new_keys_sweep_idle_keys_out_without_being_asked() {
     assert_eq!(family.len(), 2_000);
     assert_eq!(family.snapshot().evicted, 1);
 }
+
+#[test]
+fn validate_reports_families_that_attributes_name_but_nobody_declared() {
+    let registry = Registry::new();
+    let report = registry.validate().unwrap_err().to_string();
+    assert!(
+        report.contains("uses breaker family `hosts`, which was never declared"),
+        "{report}"
+    );
+    assert!(!report.contains("uses breaker `hosts`"), "{report}");
+
+    let declared = FamilyConfig::new(two_failures());
+    registry.declare_breaker_family("hosts", declared).unwrap();
+    if let Err(report) = registry.validate() {
+        assert!(!report.to_string().contains("`hosts`"), "{report}");
+    }
+}

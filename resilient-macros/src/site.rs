@@ -78,6 +78,14 @@ pub(crate) fn registration(options: &Options, sig: &Signature, site: &Ident) -> 
     let breaker = optional_text(options.plain_breaker());
     let bulkhead = optional_text(options.bulkhead.as_ref());
     let written = &options.written;
+    let family = options
+        .breaker_key
+        .as_ref()
+        .and(options.breaker.as_ref())
+        .map(|family| {
+            let family = &family.value;
+            quote!(.with_breaker_family(#family))
+        });
     quote! {
         ::resilient::__private::inventory::submit! {
             ::resilient::__private::CallSiteInfo::new(
@@ -88,7 +96,7 @@ pub(crate) fn registration(options: &Options, sig: &Signature, site: &Ident) -> 
                 ::core::file!(),
                 ::core::line!(),
                 #named,
-            )
+            )#family
         }
     }
 }

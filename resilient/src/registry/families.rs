@@ -37,7 +37,9 @@ impl Registry {
 
     /// The breaker family `name`; created with the registry's default breaker configuration
     /// and the default key limits (and a warning) if it was never declared, within the
-    /// [implicit limit](Self::set_implicit_limit). Looking up an existing name allocates
+    /// [implicit limit](Self::set_implicit_limit) (which families an attribute names are
+    /// exempt from: the program bounds them). [`validate`](Self::validate) reports the
+    /// families attributes name that were never declared. Looking up an existing name allocates
     /// nothing.
     pub fn breaker_family(&self, name: &str) -> Result<BreakerFamily, RegistryError> {
         if let Some(existing) = self.families.get(name) {
@@ -47,7 +49,7 @@ impl Registry {
         let lookup = self.families.get_or_create(
             name,
             self.implicit_limit(),
-            |_| false,
+            crate::callsite::names_breaker_family,
             || {
                 let config = FamilyConfig::new(super::read(&self.default_breaker).clone());
                 BreakerFamily::build(name, config, Some(self.listeners.clone()))

@@ -352,11 +352,13 @@ impl Registry {
     fn undeclared_names(&self) -> Vec<String> {
         let breakers = self.breakers.declared_names();
         let bulkheads = self.bulkheads.declared_names();
+        let families = self.families.declared_names();
         let mut problems = Vec::new();
         for site in annotated_call_sites() {
             let uses = [
                 ("breaker", site.breaker, &breakers),
                 ("bulkhead", site.bulkhead, &bulkheads),
+                ("breaker family", site.breaker_family, &families),
             ];
             for (kind, name, declared) in uses {
                 let Some(name) = name else { continue };

@@ -523,3 +523,29 @@ fn validate_reports_families_that_attributes_name_but_nobody_declared() {
         assert!(!report.to_string().contains("`hosts`"), "{report}");
     }
 }
+
+proptest::proptest! {
+    /// Keys from request data: any bytes, any mix of failures, any small limit. Never a panic,
+    /// never more keys than the limit, and a refusal only when every held key is open.
+    #[test]
+    fn arbitrary_keys_stay_within_the_limit(
+        max_keys in 1_usize..8,
+        calls in proptest::collection::vec((proptest::collection::vec(proptest::num::u8::ANY, 0..300), proptest::bool::ANY), 0..200),
+    ) {
+        let family = family(FamilyConfig::new(two_failures()).with_max_keys(max_keys));
+        for (key, fails) in calls {
+            match family.breaker(&key) {
+                Ok(breaker) => {
+                    if let Ok(permit) = breaker.try_acquire() {
+                        if fails { permit.record_failure() } else { permit.record_success() }
+                    }
+                }
+                Err(refused) => {
+                    proptest::prop_assert_eq!(refused.max_keys, max_keys);
+                    proptest::prop_assert_eq!(family.snapshot().open_keys, max_keys);
+                }
+            }
+            proptest::prop_assert!(family.len() <= max_keys);
+        }
+    }
+}

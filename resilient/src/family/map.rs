@@ -49,6 +49,20 @@ struct Slot {
     last_used: AtomicU64,
 }
 
+/// How stale a key's idle clock may get before a use writes it, in microseconds: every
+/// caller of a hot key writing the same word would bounce its cache line between cores, and
+/// idleness is measured in seconds.
+const CLOCK_GRANULE: u64 = 1_000;
+
+impl Slot {
+    #[inline]
+    fn touch(&self, now: u64) {
+        if now.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= CLOCK_GRANULE {
+            self.last_used.store(now, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The keys of one family.
 pub(super) struct KeyMap {
     shards: Box<[RwLock<Shard>]>,
@@ -108,7 +122,7 @@ impl KeyMap {
     pub(super) fn get(&self, hash: u64, now: u64) -> Option<CircuitBreaker> {
         let shard = read(&self.shards[index(hash)]);
         let slot = shard.get(&hash)?;
-        slot.last_used.store(now, Ordering::Relaxed);
+        slot.touch(now);
         Some(slot.breaker.clone())
     }
 
@@ -154,7 +168,7 @@ impl KeyMap {
 
     fn found(shard: &Shard, hash: u64, now: u64) -> Option<CircuitBreaker> {
         let slot = shard.get(&hash)?;
-        slot.last_used.store(now, Ordering::Relaxed);
+        slot.touch(now);
         Some(slot.breaker.clone())
     }
 

@@ -60,13 +60,20 @@
 //! - **What may go.** A closed breaker; an open one only once its open wait has ended; a
 //!   half-open one only with no probe in flight. An open breaker is never dropped while it
 //!   waits, so neither idleness nor a flood of new keys can reset a failing key early. A key
-//!   used again after it was dropped starts with a new, closed breaker: its old breaker's
-//!   wait had ended, so the next call would have been let through as a probe anyway. Forced
-//!   open and disabled breakers are an operator's decision and are never dropped.
-//! - **Keys are hashed, not stored** (see the map's notes): 8 bytes per key whatever its
-//!   type, and a collision (two keys sharing one breaker) has a chance of about `n² / 2⁶⁵`
-//!   with `n` keys held. The breaker's name, `family["key"]`, is the key's `Debug` text cut
-//!   to [`MAX_LABEL_LEN`] bytes, made once when the key is created.
+//!   used again after it was dropped starts with a new, closed breaker, which lets its calls
+//!   through where the old one, its wait over, would have admitted probes first: the price of
+//!   bounded memory, paid only by a key whose open wait has already ended. Forced open and
+//!   disabled breakers are an operator's decision and are never dropped.
+//! - **Keys are hashed, not stored**, with a hasher seeded per family: 8 bytes per key
+//!   whatever its type, and the key type needs only `Hash + Debug` (no `Clone`, `Send` or
+//!   `'static`). Two keys share one breaker only if their 64-bit hashes collide, a chance of
+//!   about `n² / 2⁶⁵` with `n` keys held, which request data cannot raise without the seed.
+//!   The breaker's name, `family["key"]`, is the key's `Debug` text cut to [`MAX_LABEL_LEN`]
+//!   bytes, made once when the key is created.
+//!
+//! In the attribute, a refused key (or a family name the registry's implicit limit refuses)
+//! rejects the call as [`Rejection::CircuitOpen`](crate::Rejection::CircuitOpen) naming the
+//! family, with no `retry_after`.
 //!
 //! A lookup of a held key takes one of 64 shards' read locks and allocates nothing; the
 //! breaker's own closed success path is unchanged. [`BreakerFamily::snapshot`] reports totals

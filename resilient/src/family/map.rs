@@ -104,8 +104,9 @@ fn batch(max_keys: usize) -> usize {
 }
 
 fn index(hash: u64) -> usize {
-    // The map inside a shard uses the low bits; the shard is picked with the high ones.
-    (hash >> 58) as usize % SHARDS
+    // The map inside a shard picks a bucket with the low bits and tags it with the top 7: bits
+    // the shard fixed for all its keys would crowd its buckets or blur its tags.
+    (hash >> 32) as usize % SHARDS
 }
 
 fn read(lock: &RwLock<Shard>) -> RwLockReadGuard<'_, Shard> {

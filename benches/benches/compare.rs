@@ -1,7 +1,7 @@
 //! Every group of issue 5 in one run: `cargo bench` in this folder runs them all and prints the
 //! medians, the ratios within each group and the targets. Name groups to run only those:
 //! `cargo bench -- closed open` (groups: closed, macro, tower, open, contention, memory,
-//! compile, tracing, registry).
+//! compile, tracing, registry, family).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use resilient_benches::{compile_time, groups, registry};
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-const GROUPS: [&str; 9] = [
+const GROUPS: [&str; 10] = [
     "closed",
     "macro",
     "tower",
@@ -24,6 +24,7 @@ const GROUPS: [&str; 9] = [
     "compile",
     "tracing",
     "registry",
+    "family",
 ];
 
 fn main() {
@@ -89,6 +90,9 @@ fn main() {
     if run("registry") {
         results.push(registry::memory());
         results.push(registry::snapshot_latency(100_000, 20));
+    }
+    if run("family") {
+        results.push(resilient_benches::family::memory());
     }
     if run("tracing") {
         results.push(groups::tracing_cost(&mut c, &criterion_dir, &rt));

@@ -6,6 +6,7 @@
 pub mod alloc;
 pub mod compile_time;
 pub mod contention;
+pub mod family;
 pub mod groups;
 pub mod registry;
 pub mod report;

@@ -361,7 +361,15 @@ fn wrap(
                 }
             }
         };
-        quote!(#run.once(#make).await)
+        let once = Ident::new(
+            if options.breaker_key.is_some() {
+                "once_keyed"
+            } else {
+                "once"
+            },
+            Span::call_site(),
+        );
+        quote!(#run.#once(#make).await)
     };
     let finish = match &options.fallback {
         None => calls,
@@ -370,6 +378,7 @@ fn wrap(
             call_fallback(&run, &calls, &path, &arguments.passed)
         }
     };
+    let use_key = use_key(options, &run);
     let named_after_self = named_after_self(options, sig);
     let registration = registration(options, sig, &site);
     let name_after = named_after_self.then(|| {
@@ -382,12 +391,22 @@ fn wrap(
         #registration
         #name_after
         let mut #run = #start;
+        #use_key
         #finish
     };
     Ok(match &options.krate {
         Some(path) => krate::through(&path.value, generated),
         None => generated,
     })
+}
+
+/// With `breaker_key`, the key is evaluated once per call, before any argument moves into an
+/// attempt, and picks this call's breaker in the family.
+fn use_key(options: &Options, run: &Ident) -> Option<TokenStream> {
+    let key = options.breaker_key.as_ref()?;
+    let family = &options.breaker.as_ref()?.value;
+    let value = &key.value;
+    Some(quote_spanned!(key.span=> #run.use_key(#family, &(#value));))
 }
 
 /// The user's block is the tail of the attempt's `async` block; with its braces written by the

@@ -10,7 +10,7 @@ use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{ExprPath, Meta};
 
-use crate::values::{CrateArg, DurationArg, JitterArg, NameArg, PathArg, RetriesArg};
+use crate::values::{CrateArg, DurationArg, JitterArg, KeyArg, NameArg, PathArg, RetriesArg};
 
 /// Every key, for "did you mean" and the list in the unknown-key error.
 const KEYS: &[&str] = &[
@@ -22,6 +22,7 @@ const KEYS: &[&str] = &[
     "jitter",
     "retry_if",
     "breaker",
+    "breaker_key",
     "bulkhead",
     "fallback",
     "name",
@@ -64,6 +65,9 @@ pub(crate) struct Options {
     pub(crate) jitter: Option<Setting<Jitter>>,
     pub(crate) retry_if: Option<Setting<ExprPath>>,
     pub(crate) breaker: Option<Setting<String>>,
+    /// An expression evaluated per call: its value picks the key's breaker in the family
+    /// `breaker` names.
+    pub(crate) breaker_key: Option<Setting<syn::Expr>>,
     pub(crate) bulkhead: Option<Setting<String>>,
     pub(crate) fallback: Option<Setting<ExprPath>>,
     pub(crate) name: Option<Setting<String>>,
@@ -107,6 +111,11 @@ impl Options {
         errors.finish_with(options)
     }
 
+    /// The plain breaker's name: none when `breaker` names a family (with `breaker_key`).
+    pub(crate) fn plain_breaker(&self) -> Option<&Setting<String>> {
+        self.breaker.as_ref().filter(|_| self.breaker_key.is_none())
+    }
+
     /// Attempts after the first: 0 without `retries`.
     pub(crate) fn retries(&self) -> u32 {
         self.retries.as_ref().map_or(0, |retries| retries.value)
@@ -132,6 +141,7 @@ impl Options {
             "jitter" => set(&mut self.jitter, meta, errors, JitterArg::get),
             "retry_if" => set(&mut self.retry_if, meta, errors, PathArg::get),
             "breaker" => set(&mut self.breaker, meta, errors, NameArg::get),
+            "breaker_key" => set(&mut self.breaker_key, meta, errors, KeyArg::get),
             "bulkhead" => set(&mut self.bulkhead, meta, errors, NameArg::get),
             "fallback" => set(&mut self.fallback, meta, errors, PathArg::get),
             "name" => set(&mut self.name, meta, errors, NameArg::get),
@@ -160,6 +170,12 @@ impl Options {
             ));
         }
         self.check_retry_keys(errors);
+        if let (Some(key), None) = (&self.breaker_key, &self.breaker) {
+            errors.push(at_span(
+                key.key,
+                "`breaker_key` picks a breaker in the family `breaker` names: add `breaker = \"upstream\"`",
+            ));
+        }
         let base = self.backoff.as_ref().map_or(DEFAULT_BACKOFF, |b| b.value);
         match (&self.backoff, &self.max_backoff) {
             (_, Some(max)) if max.value < base => errors.push(at_span(
@@ -269,6 +285,27 @@ mod tests {
             Ok(options) => panic!("accepted: {options:?}"),
             Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn a_breaker_key_makes_the_breaker_a_family() {
+        let options = Options::parse(quote!(breaker = "hosts", breaker_key = req.host())).unwrap();
+        assert_eq!(options.breaker.as_ref().unwrap().value, "hosts");
+        assert!(
+            options.plain_breaker().is_none(),
+            "no plain breaker named `hosts`"
+        );
+        let key = options.breaker_key.unwrap().value;
+        assert_eq!(quote!(#key).to_string(), "req . host ()");
+        let plain = Options::parse(quote!(breaker = "db")).unwrap();
+        assert_eq!(plain.plain_breaker().unwrap().value, "db");
+    }
+
+    #[test]
+    fn a_breaker_key_needs_a_breaker() {
+        let found = errors(quote!(breaker_key = host));
+        assert_eq!(found.len(), 1);
+        assert!(found[0].starts_with("`breaker_key` picks a breaker in the family"));
     }
 
     #[test]

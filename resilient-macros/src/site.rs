@@ -75,9 +75,17 @@ pub(crate) fn registration(options: &Options, sig: &Signature, site: &Ident) -> 
     } else {
         quote!(::core::option::Option::None)
     };
-    let breaker = optional_text(options.breaker.as_ref());
+    let breaker = optional_text(options.plain_breaker());
     let bulkhead = optional_text(options.bulkhead.as_ref());
     let written = &options.written;
+    let family = options
+        .breaker_key
+        .as_ref()
+        .and(options.breaker.as_ref())
+        .map(|family| {
+            let family = &family.value;
+            quote!(.with_breaker_family(#family))
+        });
     quote! {
         ::resilient::__private::inventory::submit! {
             ::resilient::__private::CallSiteInfo::new(
@@ -88,7 +96,7 @@ pub(crate) fn registration(options: &Options, sig: &Signature, site: &Ident) -> 
                 ::core::file!(),
                 ::core::line!(),
                 #named,
-            )
+            )#family
         }
     }
 }
@@ -108,7 +116,7 @@ pub(crate) fn spec(options: &Options, sig: &Signature) -> TokenStream {
             quote!(::core::option::Option::Some(::resilient::__private::Jitter::#variant))
         }
     };
-    let breaker = optional_text(options.breaker.as_ref());
+    let breaker = optional_text(options.plain_breaker());
     let bulkhead = optional_text(options.bulkhead.as_ref());
     let timeout = optional_duration(options.timeout.as_ref());
     let total_timeout = optional_duration(options.total_timeout.as_ref());

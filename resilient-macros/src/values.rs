@@ -330,6 +330,21 @@ impl FromMeta for CrateArg {
     }
 }
 
+/// `breaker_key`: any expression, evaluated per call before the body runs.
+pub(crate) struct KeyArg;
+
+impl KeyArg {
+    pub(crate) fn get(meta: &Meta) -> darling::Result<Expr> {
+        match meta {
+            Meta::NameValue(pair) => Ok(pair.value.clone()),
+            _ => Err(Error::custom(
+                "expected `breaker_key = <expression>`, such as `breaker_key = host`",
+            )
+            .with_span(meta)),
+        }
+    }
+}
+
 /// `fallback`, `retry_if`: a path to a function.
 pub(crate) struct PathArg(ExprPath);
 

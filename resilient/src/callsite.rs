@@ -278,6 +278,9 @@ pub struct CallSiteInfo {
     pub breaker: Option<&'static str>,
     /// The bulkhead it names, if any.
     pub bulkhead: Option<&'static str>,
+    /// The per-key breaker family it names (`breaker` with `breaker_key`), if any; its
+    /// `breaker` is then `None`.
+    pub breaker_family: Option<&'static str>,
     /// The attribute's options as written, e.g. `timeout = "2s", retries = 3`.
     pub options: &'static str,
     /// Where the annotated function is.
@@ -304,11 +307,19 @@ impl CallSiteInfo {
             name,
             breaker,
             bulkhead,
+            breaker_family: None,
             options,
             file,
             line,
             named,
         }
+    }
+
+    /// The same call site, naming the per-key breaker family `family` (`breaker_key`).
+    #[doc(hidden)]
+    pub const fn with_breaker_family(mut self, family: &'static str) -> Self {
+        self.breaker_family = Some(family);
+        self
     }
 
     /// The name its metrics, configuration (`[call_sites."…"]`) and kill switch use: the `name`
@@ -343,6 +354,13 @@ pub(crate) fn names_breaker(name: &str) -> bool {
     inventory::iter::<CallSiteInfo>
         .into_iter()
         .any(|site| site.breaker == Some(name))
+}
+
+/// Whether an `#[resilient]` attribute names breaker family `name` (see [`names_breaker`]).
+pub(crate) fn names_breaker_family(name: &str) -> bool {
+    inventory::iter::<CallSiteInfo>
+        .into_iter()
+        .any(|site| site.breaker_family == Some(name))
 }
 
 /// Whether an `#[resilient]` attribute names bulkhead `name` (see [`names_breaker`]).

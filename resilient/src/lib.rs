@@ -33,6 +33,7 @@ pub mod config;
 mod counter;
 pub mod error;
 pub mod event;
+pub mod family;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 #[cfg(feature = "http")]
@@ -131,6 +132,7 @@ pub use timeout::{MAX_DURATION, TimeoutConfig};
 /// | `jitter` | `none`, `full`, `equal`, `decorrelated` | `full` | randomises each delay (see [`Jitter`]) |
 /// | `retry_if` | path to a `fn(&E) -> bool` | [`Transient`], else every error | which errors are worth retrying |
 /// | `breaker` | string, `"feature_store"` | none | records every attempt in this breaker of the global [`registry()`] |
+/// | `breaker_key` | expression, `host` (any `Hash + Debug` value; needs `breaker`) | none | evaluated per call: `breaker` names a [per-key family](family) and each key gets its own breaker |
 /// | `bulkhead` | string, `"feature_store"` | none | runs every attempt in this bulkhead of the global [`registry()`] |
 /// | `fallback` | path to a function | none | called with the arguments and the error when the call still fails |
 /// | `name` | string | `"module::function"`, `"module::Type::method"` | the call site's name in logs, metrics, configuration and [`Registry::call_site_metrics`] (see [below](#call-site-names)) |

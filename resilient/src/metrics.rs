@@ -22,6 +22,9 @@
 //! | `resilient_call_site_bypassed` | gauge | `call_site` | 1 while an operator has switched its policies off |
 //! | `resilient_call_duration_seconds` | gauge | `call_site`, `quantile` | latency at `quantile` 0.5, 0.9 and 0.99 (a Prometheus summary's quantiles, from the sampled histogram) |
 //!
+//! Per-key breaker families export their totals and at most 20 open keys each: see
+//! [`BreakerFamily::export_metrics`](crate::family::BreakerFamily::export_metrics).
+//!
 //! # Why export on demand, not per call
 //!
 //! A `metrics::counter!` per call looks its key up in the recorder (hashing the name and the

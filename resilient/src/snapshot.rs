@@ -64,6 +64,9 @@ pub struct Snapshot {
     /// Every call site that has been built or run: calls, retries, fallbacks, latency
     /// percentiles.
     pub call_sites: Vec<CallSiteMetrics>,
+    /// Every per-key breaker family: totals and at most
+    /// [`MAX_LISTED_OPEN_KEYS`](crate::family::MAX_LISTED_OPEN_KEYS) open keys each.
+    pub families: Vec<crate::family::FamilySnapshot>,
 }
 
 #[cfg(feature = "serde")]

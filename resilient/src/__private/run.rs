@@ -1,10 +1,14 @@
 //! The attempt loop's driver, typed by the annotated function's declared return type.
 
 use std::any::Any;
+use std::fmt::Debug;
+use std::hash::Hash;
 use std::marker::PhantomData;
 
+use crate::breaker::CircuitBreaker;
 use crate::error::Rejection;
 use crate::policy::{Attempt, Execution, Next};
+use crate::registry::Registry;
 use crate::retry::Classification;
 
 use super::CallSite;
@@ -134,6 +138,33 @@ impl<T, E: Any> Run<T, E> {
         }
     }
 
+    /// Runs this call's attempts through the breaker of `key` in the family `family` of the
+    /// current registry (`breaker_key`). A family or key the registry refuses rejects the call
+    /// as an open breaker named after the family; nothing panics.
+    pub fn use_key<K: Hash + Debug + ?Sized>(&mut self, family: &'static str, key: &K) {
+        let breaker = match crate::registry::scoped() {
+            Some(registry) => key_breaker(&registry, family, key),
+            None => key_breaker(crate::registry(), family, key),
+        };
+        self.execution().use_breaker(breaker);
+    }
+
+    /// [`once`](Self::once) for a call site with `breaker_key`: its breaker is the call's
+    /// own, so it never takes the short path.
+    pub async fn once_keyed<F, A>(&mut self, make: F) -> Result<T, E>
+    where
+        F: FnOnce() -> A,
+        A: Future<Output = Result<T, E>>,
+    {
+        let execution = self.execution();
+        execution.single_attempt();
+        let attempt = execution.attempt(make()).await;
+        match self.next(attempt, |_| Classification::STOP).await {
+            Next::Return(result) => result,
+            Next::Retry => unreachable!("`single_attempt` allows no retry"),
+        }
+    }
+
     fn execution(&mut self) -> &mut Execution<'static> {
         let site = self.site;
         self.execution
@@ -151,4 +182,18 @@ impl<T, E: Any> Run<T, E> {
     pub fn fallback_served(&self) {
         self.site.policy().fallback_served::<E>();
     }
+}
+
+/// The breaker of `key` in `family`, or the rejection that stands for a refused family or key.
+fn key_breaker<K: Hash + Debug + ?Sized>(
+    registry: &Registry,
+    family: &'static str,
+    key: &K,
+) -> Result<CircuitBreaker, Rejection> {
+    let refused = || Rejection::CircuitOpen {
+        breaker: family.into(),
+        retry_after: None,
+    };
+    let family = registry.breaker_family(family).map_err(|_| refused())?;
+    family.breaker(key).map_err(Rejection::from)
 }

@@ -546,6 +546,23 @@ impl CircuitBreaker {
         }
     }
 
+    /// Whether a [family](crate::family) may drop this breaker without letting calls past
+    /// a decision it still enforces: closed, open with its wait over, or half-open with no
+    /// probe in flight. Forced open and disabled are an operator's and are kept.
+    pub(crate) fn evictable(&self) -> bool {
+        let shared = &*self.shared;
+        let word = shared.core.load();
+        match word.state() {
+            BreakerState::Closed => true,
+            BreakerState::Open => shared
+                .core
+                .open_until(word)
+                .is_some_and(|until| until <= shared.now_micros()),
+            BreakerState::HalfOpen => word.probes() == 0,
+            BreakerState::ForcedOpen | BreakerState::Disabled => false,
+        }
+    }
+
     /// Whether two handles share one breaker.
     pub fn same_as(&self, other: &CircuitBreaker) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)

@@ -58,6 +58,9 @@ pub struct Execution<'p> {
     /// A bulkhead slot a tower service reserved in `poll_ready`, for the first attempt.
     #[cfg(feature = "tower")]
     pub(super) reserved: Option<crate::bulkhead::OwnedSlot>,
+    /// This call's own breaker, in place of the policy's: a key's breaker from a
+    /// [`BreakerFamily`](crate::family::BreakerFamily), or the rejection of a refused key.
+    pub(super) keyed: Option<Result<CircuitBreaker, Rejection>>,
 }
 
 impl fmt::Debug for Execution<'_> {
@@ -83,6 +86,13 @@ impl<'p> Execution<'p> {
     #[cfg(feature = "tower")]
     pub(crate) fn use_reserved_slot(&mut self, slot: crate::bulkhead::OwnedSlot) {
         self.reserved = Some(slot);
+    }
+
+    /// Runs this call's attempts through `breaker` instead of the policy's: the breaker of one
+    /// key of a [`BreakerFamily`](crate::family::BreakerFamily). An `Err` (a
+    /// [refused key](crate::family::KeyRefused)) rejects every attempt with it.
+    pub fn use_breaker(&mut self, breaker: Result<CircuitBreaker, Rejection>) {
+        self.keyed = Some(breaker);
     }
 
     /// Retries made so far.
@@ -121,7 +131,14 @@ impl<'p> Execution<'p> {
         {
             return Attempt::Rejected(self.total_timeout());
         }
-        let mut permit = match policy.breaker.as_ref().map(CircuitBreaker::try_acquire) {
+        // A clone (an `Arc`'s count), so the permit borrows this frame, not `self`.
+        let keyed = self.keyed.clone();
+        let breaker = match &keyed {
+            None => policy.breaker.as_ref(),
+            Some(Ok(breaker)) => Some(breaker),
+            Some(Err(rejection)) => return Attempt::Rejected(rejection.clone()),
+        };
+        let mut permit = match breaker.map(CircuitBreaker::try_acquire) {
             Some(Err(rejection)) => return Attempt::Rejected(rejection),
             Some(Ok(permit)) => Some(permit),
             None => None,

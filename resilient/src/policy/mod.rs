@@ -272,6 +272,7 @@ impl Policy {
             retry_guard: None,
             #[cfg(feature = "tower")]
             reserved: None,
+            keyed: None,
         }
     }
 }

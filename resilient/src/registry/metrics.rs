@@ -9,5 +9,9 @@ impl Registry {
     /// global one, or a thread's local one). See the [module](crate::metrics) for the names.
     pub fn export_metrics(&self) {
         export(&self.snapshot());
+        // Each family exports itself: it remembers which open keys it listed last time.
+        for family in self.families.handles() {
+            family.export_metrics();
+        }
     }
 }

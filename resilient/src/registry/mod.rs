@@ -13,6 +13,7 @@
 //! [`Registry::remove_call_site`] free a name.
 
 mod events;
+mod families;
 #[cfg(feature = "metrics")]
 mod metrics;
 #[cfg(feature = "serde")]
@@ -61,6 +62,8 @@ pub fn registry() -> &'static Registry {
 pub struct Registry {
     breakers: Table<CircuitBreaker>,
     bulkheads: Table<Bulkhead>,
+    /// Per-key breaker families (see [`crate::family`]).
+    families: Table<crate::family::BreakerFamily>,
     budgets: RwLock<HashMap<Arc<str>, Arc<RetryBudget>>>,
     pub(super) call_sites: RwLock<HashMap<Arc<str>, Arc<CallSiteStats>>>,
     /// How many breakers, bulkheads and call sites may be created on first use (each kind
@@ -110,6 +113,7 @@ impl Registry {
         Registry {
             breakers: Table::default(),
             bulkheads: Table::default(),
+            families: Table::default(),
             budgets: RwLock::default(),
             call_sites: RwLock::default(),
             implicit_limit: AtomicUsize::new(DEFAULT_IMPLICIT_LIMIT),
@@ -348,11 +352,13 @@ impl Registry {
     fn undeclared_names(&self) -> Vec<String> {
         let breakers = self.breakers.declared_names();
         let bulkheads = self.bulkheads.declared_names();
+        let families = self.families.declared_names();
         let mut problems = Vec::new();
         for site in annotated_call_sites() {
             let uses = [
                 ("breaker", site.breaker, &breakers),
                 ("bulkhead", site.bulkhead, &bulkheads),
+                ("breaker family", site.breaker_family, &families),
             ];
             for (kind, name, declared) in uses {
                 let Some(name) = name else { continue };

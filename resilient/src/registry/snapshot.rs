@@ -19,6 +19,7 @@ impl Registry {
             breakers: self.breakers(),
             bulkheads: self.bulkheads(),
             call_sites: self.call_site_metrics(),
+            families: self.breaker_family_snapshots(),
         }
     }
 

@@ -267,3 +267,29 @@ mod tower_layer {
         Ok(())
     }
 }
+
+#[rustfmt::skip]
+mod per_key {
+    use resilient::family::FamilyConfig;
+    use resilient::{BreakerConfig, Rejection, registry, resilient};
+
+    #[derive(Debug)]
+    pub enum FetchError { Down, Rejected(Rejection) }
+    impl From<Rejection> for FetchError {
+        fn from(rejection: Rejection) -> Self { FetchError::Rejected(rejection) }
+    }
+    async fn call_host(_host: &str, _path: &str) -> Result<String, FetchError> { Err(FetchError::Down) }
+
+    fn at_startup() -> Result<(), Box<dyn std::error::Error>> {
+        let config = BreakerConfig::consecutive_failures(5);
+        // At startup: `FamilyConfig::new(BreakerConfig::consecutive_failures(5))` for every key.
+        registry().declare_breaker_family("upstream", FamilyConfig::new(config))?;
+
+        // Per call: the breaker of `host`, so one bad host opens only its own breaker.
+        #[resilient(breaker = "upstream", breaker_key = host, retries = 2)]
+        async fn fetch(host: &str, path: &str) -> Result<String, FetchError> {
+            call_host(host, path).await
+        }
+        Ok(())
+    }
+}

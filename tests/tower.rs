@@ -492,3 +492,51 @@ fn the_service_and_its_future_cross_threads_and_the_service_is_shared() {
     send_sync(&service);
     send(&service.call(1));
 }
+
+/// One bad host opens only its own breaker: the layer's `breaker_key` picks each request's
+/// breaker in a family, as `#[resilient(breaker_key = ...)]` does.
+#[tokio::test(start_paused = true)]
+async fn a_keyed_layer_gives_each_host_its_own_breaker() {
+    let registry = Registry::new();
+    let hosts = registry
+        .declare_breaker_family(
+            "tower_hosts",
+            resilient::family::FamilyConfig::new(
+                BreakerConfig::consecutive_failures(2).with_open_wait(SEC),
+            ),
+        )
+        .unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let upstream = counted(&calls, |n, host: &'static str| match host {
+        "db-3" => Err(TestError::Down(n)),
+        _ => Ok(n),
+    });
+    let policy = Policy::builder("tower_keyed").build_in(&registry).unwrap();
+    let service = ServiceBuilder::new()
+        .layer(PolicyLayer::new(policy).breaker_key(hosts.clone(), |host: &&'static str| *host))
+        .service(upstream);
+
+    for _ in 0..2 {
+        let result = service.clone().oneshot("db-3").await;
+        assert!(matches!(result, Err(Error::Service(TestError::Down(_)))));
+    }
+    let refused = service.clone().oneshot("db-3").await.unwrap_err();
+    assert!(
+        matches!(refused.rejection(), Some(Rejection::CircuitOpen { breaker, .. })
+            if breaker.contains("db-3")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the open key's call never reached the host"
+    );
+
+    assert!(
+        service.clone().oneshot("db-1").await.is_ok(),
+        "another host passes"
+    );
+    let db1 = hosts.breaker(&"db-1").unwrap();
+    assert_eq!(db1.state(), BreakerState::Closed);
+    assert_eq!(hosts.breaker(&"db-3").unwrap().state(), BreakerState::Open);
+}

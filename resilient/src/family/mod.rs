@@ -44,7 +44,8 @@
 //! ```
 //!
 //! A [`Policy`](crate::Policy) driven step by step takes the key's breaker with
-//! [`Execution::use_breaker`](crate::Execution::use_breaker).
+//! [`Execution::use_breaker`](crate::Execution::use_breaker), and the tower layer (feature
+//! `tower`) with `PolicyLayer::breaker_key`.
 //!
 //! Keys come from request data, so what they can cost is bounded:
 //!

@@ -26,10 +26,14 @@ impl<S, C> Call<S, C> {
         S: Service<Req>,
         S::Error: 'static,
         C: CloneRequest<Req>,
+        Req: 'static,
     {
         let shared = &*self.shared;
         let policy = &shared.policy;
-        if let Some(mut call) = policy.simple_call() {
+        let keyed = shared.key.as_ref().and_then(|key| key(&request));
+        if keyed.is_none()
+            && let Some(mut call) = policy.simple_call()
+        {
             call.admit()?;
             let result = call
                 .run(send(&mut self.inner, request, !self.inner_ready))
@@ -38,6 +42,9 @@ impl<S, C> Call<S, C> {
             return result.map_err(Error::Service);
         }
         let mut execution = policy.execution();
+        if let Some(breaker) = keyed {
+            execution.use_breaker(breaker);
+        }
         if let Some(slot) = self.slot.take() {
             execution.use_reserved_slot(slot);
         }

@@ -1,10 +1,13 @@
-//! How the layer tells a transient error from a permanent one: a classifier given to the
-//! layer for the service's error type, else the policy's `retry_if` predicates.
+//! What the layer shares with its services: how it tells a transient error from a permanent one
+//! (a classifier given to the layer for the service's error type, else the policy's
+//! `retry_if` predicates), and how it picks a request's breaker in a family, if it does.
 
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::breaker::CircuitBreaker;
+use crate::error::Rejection;
 use crate::policy::Policy;
 use crate::retry::{Classification, Transient};
 
@@ -13,11 +16,17 @@ use super::Error;
 /// A classifier for one error type, erased so that the layer keeps a single type parameter.
 pub(super) type Classifier = Arc<dyn Fn(&dyn Any) -> Option<Classification> + Send + Sync>;
 
-/// What every service a layer makes shares: its policy and its classifier.
+/// Picks a request's breaker in a family, erased like [`Classifier`]: `None` for a request of
+/// another type, else the key's breaker or the rejection of a refused key.
+pub(super) type KeyBreaker =
+    Arc<dyn Fn(&dyn Any) -> Option<Result<CircuitBreaker, Rejection>> + Send + Sync>;
+
+/// What every service a layer makes shares: its policy, its classifier and its key.
 #[derive(Clone)]
 pub(super) struct Shared {
     pub(super) policy: Policy,
     pub(super) classify: Option<Classifier>,
+    pub(super) key: Option<KeyBreaker>,
 }
 
 impl fmt::Debug for Shared {

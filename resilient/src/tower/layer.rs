@@ -1,12 +1,14 @@
 //! The layer: a policy and a way to copy requests, handed to every service it wraps.
 
+use std::any::Any;
 use std::fmt;
+use std::hash::Hash;
 use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use std::any::Any;
-
+use crate::error::Rejection;
+use crate::family::BreakerFamily;
 use crate::policy::Policy;
 use crate::retry::{Classification, Transient};
 
@@ -27,6 +29,7 @@ impl PolicyLayer {
             shared: Arc::new(Shared {
                 policy,
                 classify: None,
+                key: None,
             }),
             clone: CloneRequests,
         }
@@ -63,6 +66,45 @@ impl<C> PolicyLayer<C> {
     /// `#[resilient]` attribute does for a function's error.
     pub fn transient<E: Transient + Any>(self) -> Self {
         self.classify_with(by_transient::<E>)
+    }
+
+    /// Gives each request a breaker of its own in `family`, picked by `key` (a host, a tenant,
+    /// a shard): the layer's counterpart of `#[resilient(breaker = "...", breaker_key = ...)]`.
+    /// The key's breaker takes the place of the policy's for that call, so build the policy
+    /// without a `breaker`; a key the family refuses (every held key open, none evictable)
+    /// rejects the call as an open breaker would. Since the key is only known in `call`,
+    /// `poll_ready` does not answer early for an open key.
+    ///
+    /// ```
+    /// use resilient::family::FamilyConfig;
+    /// use resilient::tower::PolicyLayer;
+    /// use resilient::{BreakerConfig, Policy, Registry};
+    ///
+    /// let registry = Registry::new();
+    /// let hosts = registry.declare_breaker_family(
+    ///     "upstream_hosts",
+    ///     FamilyConfig::new(BreakerConfig::consecutive_failures(5)),
+    /// )?;
+    /// let policy = Policy::builder("upstream_client").build_in(&registry)?;
+    /// let layer = PolicyLayer::new(policy)
+    ///     .breaker_key(hosts, |request: &(String, String)| request.0.clone());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn breaker_key<Req, K>(
+        mut self,
+        family: BreakerFamily,
+        key: impl Fn(&Req) -> K + Send + Sync + 'static,
+    ) -> Self
+    where
+        Req: 'static,
+        K: Hash + fmt::Debug,
+    {
+        let pick = move |request: &dyn Any| {
+            let request = request.downcast_ref::<Req>()?;
+            Some(family.breaker(&key(request)).map_err(Rejection::from))
+        };
+        Arc::make_mut(&mut self.shared).key = Some(Arc::new(pick));
+        self
     }
 
     /// The policy the layer runs calls through.

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use arc_swap::ArcSwapOption;
 
 use crate::error::ConfigError;
+use crate::name::MAX_NAME_LEN;
 use crate::policy::Policy;
 use crate::registry::Registry;
 
@@ -93,7 +94,15 @@ impl CallSite {
     /// The call site's name: the spec's, or a method's once [`name_after`](Self::name_after)
     /// gave it its type.
     pub fn name(&self) -> &'static str {
-        self.named.get().copied().unwrap_or(self.spec.name)
+        if let Some(named) = self.named.get() {
+            return named;
+        }
+        if self.spec.name.len() <= MAX_NAME_LEN {
+            return self.spec.name;
+        }
+        // A default name (`module_path!()` and the function) the macro could not measure.
+        self.named
+            .get_or_init(|| leak_within_limit(self.spec.name.to_owned()))
     }
 
     /// The call site's policy in the current registry: the global one, or the one a test put
@@ -202,5 +211,20 @@ pub(super) fn method_name(template: &'static str, self_type: &str) -> &'static s
         return template;
     };
     let type_path = self_type.split('<').next().unwrap_or(self_type);
-    Box::leak(format!("{type_path}::{method}").into_boxed_str())
+    leak_within_limit(format!("{type_path}::{method}"))
+}
+
+/// `name`, or, past [`MAX_NAME_LEN`], `…` and its end (the function and its innermost modules,
+/// the part that tells call sites apart): every name must pass the registry's rule, or the call
+/// site could not build its policy. Leaked: once per call site.
+fn leak_within_limit(mut name: String) -> &'static str {
+    if name.len() > MAX_NAME_LEN {
+        let ellipsis = "…";
+        let mut start = name.len() - (MAX_NAME_LEN - ellipsis.len());
+        while !name.is_char_boundary(start) {
+            start += 1;
+        }
+        name = format!("{ellipsis}{}", &name[start..]);
+    }
+    Box::leak(name.into_boxed_str())
 }

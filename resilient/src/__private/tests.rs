@@ -4,6 +4,7 @@ use super::site::method_name;
 use super::spec::BACKOFF_MULTIPLIER;
 use super::*;
 use crate::backoff::Backoff;
+use crate::name::MAX_NAME_LEN;
 
 #[test]
 fn the_macros_retry_limit_matches_the_runtimes() {
@@ -97,4 +98,19 @@ fn a_spec_builds_the_policy_it_describes() {
     assert_eq!(backoff.base, Duration::from_millis(20));
     assert_eq!(backoff.max, DEFAULT_MAX_BACKOFF);
     assert_eq!(backoff.jitter, Jitter::Equal);
+}
+
+#[test]
+fn a_default_name_past_the_limit_keeps_its_end_within_it() {
+    let deep = format!("{}::price", "very_deep_module::".repeat(20));
+    let named = method_name(
+        Box::leak(format!("{deep}::{{Self}}::get").into_boxed_str()),
+        &deep,
+    );
+    assert!(named.len() <= MAX_NAME_LEN, "{} bytes", named.len());
+    assert!(
+        named.starts_with('…') && named.ends_with("::price::get"),
+        "{named}"
+    );
+    assert!(crate::name::check_name("call site", named).is_ok());
 }

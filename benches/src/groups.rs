@@ -252,6 +252,24 @@ pub fn tower_stack(c: &mut Criterion, dir: &Path, rt: &Runtime, extra: &[(&str, 
             .unwrap_or(0)
     });
 
+    // The same policy as a tower layer over the bare service: the bulkhead slot is reserved in
+    // `ready()`, the call runs the policy's attempts.
+    let layered_policy = full_policy(&registry, "g3_layer");
+    let mut layered = rt.block_on(async {
+        ServiceBuilder::new()
+            .layer(resilient::tower::PolicyLayer::new(layered_policy))
+            .service(tower::service_fn(echo))
+    });
+    bench_async!(group, rt, "resilient_layer", |i| {
+        layered
+            .ready()
+            .await
+            .expect("ready")
+            .call(i)
+            .await
+            .unwrap_or(0)
+    });
+
     let mut breaker = tower_resilience_breaker();
     bench_async!(group, rt, "tower_resilience", |i| {
         breaker.ready().await.expect("ready").call(i).await
@@ -275,6 +293,10 @@ pub fn tower_stack(c: &mut Criterion, dir: &Path, rt: &Runtime, extra: &[(&str, 
         (
             "resilient_policy",
             "resilient `Policy::call` + fallback (programmatic, same policy)",
+        ),
+        (
+            "resilient_layer",
+            "resilient `PolicyLayer` (same policy) over the bare `service_fn`",
         ),
         (
             "tower_stack",

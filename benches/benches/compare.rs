@@ -1,7 +1,7 @@
 //! Every group of issue 5 in one run: `cargo bench` in this folder runs them all and prints the
 //! medians, the ratios within each group and the targets. Name groups to run only those:
 //! `cargo bench -- closed open` (groups: closed, macro, tower, open, contention, memory,
-//! compile, tracing, registry, family).
+//! compile, tracing, registry, family, futures).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use resilient_benches::{compile_time, groups, registry};
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-const GROUPS: [&str; 10] = [
+const GROUPS: [&str; 11] = [
     "closed",
     "macro",
     "tower",
@@ -25,6 +25,7 @@ const GROUPS: [&str; 10] = [
     "tracing",
     "registry",
     "family",
+    "futures",
 ];
 
 fn main() {
@@ -93,6 +94,9 @@ fn main() {
     }
     if run("family") {
         results.push(resilient_benches::family::memory());
+    }
+    if run("futures") {
+        results.push(groups::macro_entries::future_sizes());
     }
     if run("tracing") {
         results.push(groups::tracing_cost(&mut c, &criterion_dir, &rt));

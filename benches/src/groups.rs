@@ -582,6 +582,15 @@ pub mod macro_entries {
         Ok(x)
     }
 
+    /// The floor for `with_breaker`: the same call written by hand from the public pieces
+    /// (a permit, the await, the outcome), as issue 9 asks the attribute to approach.
+    async fn hand_written(breaker: &CircuitBreaker, x: u64) -> Result<u64, CallError> {
+        let permit = breaker.try_acquire().map_err(CallError::Rejected)?;
+        let result = plain(x).await;
+        permit.record_result(&result);
+        result
+    }
+
     fn full_fallback(_x: u64, error: CallError) -> Result<u64, CallError> {
         Ok(fallback_value(error))
     }
@@ -629,6 +638,44 @@ pub mod macro_entries {
             .await);
     }
 
+    /// Group 12: the size of each entry's future, what every caller that awaits it carries.
+    pub fn future_sizes() -> Group {
+        declare();
+        let hand = registry()
+            .declare_breaker("g2_hand", window_100())
+            .expect("a valid configuration");
+        let mut out = Group::new(12, "Size of the annotated function's future", Unit::Bytes);
+        let sizes = [
+            (
+                "plain",
+                "plain `async fn`, no attribute",
+                size_of_val(&plain(0)),
+            ),
+            (
+                "hand_written",
+                "by hand: `try_acquire`, await, `record_result`",
+                size_of_val(&hand_written(&hand, 0)),
+            ),
+            (
+                "attr_breaker",
+                "`#[resilient(breaker = \"…\")]`",
+                size_of_val(&with_breaker(0)),
+            ),
+            (
+                "attr_full",
+                "`#[resilient(timeout, retries = 3, breaker, bulkhead, fallback)]`",
+                size_of_val(&with_full(0)),
+            ),
+        ];
+        for (id, label, size) in sizes {
+            out.push(id, label, size as f64);
+        }
+        out.notes.push(
+            "`size_of_val` of each future before its first poll, in a release build.".to_owned(),
+        );
+        out
+    }
+
     /// Group 2: what the attribute adds to a ready async fn.
     pub fn macro_group(c: &mut Criterion, dir: &Path, rt: &Runtime) -> Group {
         const KEY: &str = "g2_macro";
@@ -636,6 +683,10 @@ pub mod macro_entries {
         let mut group = c.benchmark_group(KEY);
         bench_async!(group, rt, "plain", |i| plain(i).await);
         bench_async!(group, rt, "attr_breaker", |i| with_breaker(i).await);
+        let hand = registry()
+            .declare_breaker("g2_hand", window_100())
+            .expect("a valid configuration");
+        bench_async!(group, rt, "hand_written", |i| hand_written(&hand, i).await);
         bench_async!(group, rt, "attr_full", |i| with_full(i).await);
         let atomic = AtomicU64::new(0);
         group.bench_function("fetch_add", |b| {
@@ -651,6 +702,10 @@ pub mod macro_entries {
             &[
                 ("plain", "plain `async fn`, no attribute"),
                 ("attr_breaker", "`#[resilient(breaker = \"…\")]`"),
+                (
+                    "hand_written",
+                    "floor for (b): the same by hand (`try_acquire`, await, `record_result`)",
+                ),
                 (
                     "attr_full",
                     "`#[resilient(timeout = \"1s\", retries = 3, breaker, bulkhead, fallback)]`",

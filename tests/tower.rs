@@ -10,8 +10,8 @@ use std::task::{Context, Poll, Waker};
 use common::{MS, SEC, TestError};
 use resilient::tower::{Error, PolicyLayer};
 use resilient::{
-    Backoff, BreakerConfig, BreakerState, BulkheadConfig, Policy, Registry, Rejection, TimeoutKind,
-    resilient,
+    Backoff, BreakerConfig, BreakerState, BulkheadConfig, Policy, PolicyBuilder, Registry,
+    Rejection, TimeoutKind, resilient,
 };
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
@@ -39,6 +39,13 @@ where
     })
 }
 
+/// A client policy that retries `retries` times, 1 ms apart.
+fn retrying(retries: u32) -> PolicyBuilder {
+    Policy::builder("client")
+        .retries(retries)
+        .backoff(Backoff::constant(MS))
+}
+
 fn one_failure_opens(registry: &Registry, name: &str) {
     let config = BreakerConfig::consecutive_failures(1).with_open_wait(SEC);
     registry.declare_breaker(name, config).unwrap();
@@ -47,11 +54,7 @@ fn one_failure_opens(registry: &Registry, name: &str) {
 #[tokio::test(start_paused = true)]
 async fn retries_send_a_clone_of_the_request() {
     let registry = Registry::new();
-    let policy = Policy::builder("client")
-        .retries(2)
-        .backoff(Backoff::constant(MS))
-        .build_in(&registry)
-        .unwrap();
+    let policy = retrying(2).build_in(&registry).unwrap();
     let calls = Arc::new(AtomicU32::new(0));
     let service = ServiceBuilder::new()
         .layer(PolicyLayer::new(policy))
@@ -337,11 +340,7 @@ struct Stream(u32);
 #[tokio::test(start_paused = true)]
 async fn a_request_that_cannot_be_cloned_is_sent_once() {
     let registry = Registry::new();
-    let policy = Policy::builder("client")
-        .retries(3)
-        .backoff(Backoff::constant(MS))
-        .build_in(&registry)
-        .unwrap();
+    let policy = retrying(3).build_in(&registry).unwrap();
     let layer = PolicyLayer::new(policy);
     let failing = |n, _: Stream| Err(TestError::Down(n));
 
@@ -374,9 +373,7 @@ async fn a_request_that_cannot_be_cloned_is_sent_once() {
 #[tokio::test(start_paused = true)]
 async fn retry_if_sees_the_inner_services_error_type() {
     let registry = Registry::new();
-    let policy = Policy::builder("client")
-        .retries(3)
-        .backoff(Backoff::constant(MS))
+    let policy = retrying(3)
         .retry_if(|e: &TestError| !matches!(e, TestError::Fatal))
         .build_in(&registry)
         .unwrap();
@@ -399,11 +396,7 @@ async fn retry_if_sees_the_inner_services_error_type() {
 #[tokio::test(start_paused = true)]
 async fn the_error_types_transient_impl_decides_retries_and_their_wait() {
     let registry = Registry::new();
-    let policy = Policy::builder("client")
-        .retries(3)
-        .backoff(Backoff::constant(MS))
-        .build_in(&registry)
-        .unwrap();
+    let policy = retrying(3).build_in(&registry).unwrap();
     let layer = PolicyLayer::new(policy).transient::<TestError>();
 
     // `RateLimited` is transient and asks for a wait: the retry waits that long.

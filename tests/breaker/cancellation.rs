@@ -4,10 +4,7 @@ use super::*;
 
 #[tokio::test(start_paused = true)]
 async fn a_dropped_probe_permit_frees_its_slot_and_records_nothing() {
-    let registry = Registry::new();
-    let breaker = declare(&registry, one_failure_opens(SEC, 1, 1));
-    fail(&breaker);
-    advance(SEC).await;
+    let breaker = half_open(1, 1).await;
     for _ in 0..3 {
         let probe = breaker.try_acquire().expect("the slot is free again");
         assert!(probe.is_probe());

@@ -43,10 +43,7 @@ async fn after_the_open_wait_the_first_caller_becomes_a_probe() {
 
 #[tokio::test(start_paused = true)]
 async fn it_closes_only_after_the_required_number_of_successful_probes() {
-    let registry = Registry::new();
-    let breaker = declare(&registry, one_failure_opens(SEC, 3, 3));
-    fail(&breaker);
-    advance(SEC).await;
+    let breaker = half_open(3, 3).await;
     for _ in 0..2 {
         succeed(&breaker);
         assert_eq!(breaker.state(), BreakerState::HalfOpen);

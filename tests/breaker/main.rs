@@ -39,3 +39,12 @@ async fn slow_success(breaker: &CircuitBreaker, took: Duration) {
     advance(took).await;
     permit.record_success();
 }
+
+/// A breaker that one failure opened and whose one-second open wait has passed: the next
+/// caller is a probe.
+async fn half_open(probes: u32, successes: u32) -> CircuitBreaker {
+    let breaker = declare(&Registry::new(), one_failure_opens(SEC, probes, successes));
+    fail(&breaker);
+    advance(SEC).await;
+    breaker
+}

@@ -92,6 +92,7 @@ impl TimeoutConfig {
     }
 
     /// The deadline of the whole call, if it has one, for a call starting now.
+    #[inline]
     pub(crate) fn total_deadline(&self) -> Option<Instant> {
         self.total.and_then(deadline_after)
     }

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 
 use crate::breaker::CircuitBreaker;
 use crate::error::Rejection;
-use crate::policy::{Attempt, Execution, Next};
+use crate::policy::{Attempt, Driver, Next};
 use crate::registry::Registry;
 use crate::retry::Classification;
 
@@ -53,8 +53,7 @@ where
     R::Err: AbsorbsRejection,
 {
     Run {
-        site,
-        execution: None,
+        driver: Driver::new(site.policy()),
         reject: <R::Err as From<Rejection>>::from,
         types: PhantomData,
     }
@@ -63,9 +62,7 @@ where
 /// One call in progress, typed by the function's `Result<T, E>`.
 #[derive(Debug)]
 pub struct Run<T, E> {
-    site: &'static CallSite,
-    /// Created by the first attempt: a call on the short path never needs one.
-    execution: Option<Execution<'static>>,
+    driver: Driver<'static>,
     reject: fn(Rejection) -> E,
     // A function pointer, so that `Run` is `Send` and `Sync` whatever `T` is.
     types: PhantomData<fn() -> T>,
@@ -88,16 +85,23 @@ impl<E> From<Rejection> for Failure<E> {
 }
 
 impl<T, E: Any> Run<T, E> {
-    /// Runs one attempt; see [`Execution::attempt`]. The breaker sees the function's own error.
+    /// Runs one attempt; see [`Execution::attempt`](crate::Execution::attempt). The breaker
+    /// sees the function's own error.
+    #[inline]
     pub fn attempt<F>(&mut self, attempt: F) -> impl Future<Output = Attempt<T, E>>
     where
         F: Future<Output = Result<T, E>>,
     {
-        self.execution().attempt(attempt)
+        self.driver.attempt(attempt)
     }
 
-    /// Decides what follows an attempt; see [`Execution::next`].
-    pub async fn next<C>(&mut self, attempt: Attempt<T, E>, classify: C) -> Next<T, E>
+    /// Decides what follows an attempt; see [`Execution::next`](crate::Execution::next).
+    #[inline]
+    pub fn next<C>(
+        &mut self,
+        attempt: Attempt<T, E>,
+        classify: C,
+    ) -> impl Future<Output = Next<T, E>>
     where
         C: FnOnce(&E) -> Classification,
     {
@@ -105,35 +109,58 @@ impl<T, E: Any> Run<T, E> {
             Attempt::Done(result) => Attempt::Done(result.map_err(Failure::Error)),
             Attempt::Rejected(rejection) => Attempt::Rejected(rejection),
         };
-        let next = self.execution().next(attempt, |failure| match failure {
+        let reject = self.reject;
+        let next = self.driver.next(attempt, |failure| match failure {
             Failure::Error(error) => classify(error),
             Failure::Rejected(rejection) => Classification::of(rejection),
         });
-        match next.await {
-            Next::Retry => Next::Retry,
-            Next::Return(result) => Next::Return(result.map_err(|failure| self.convert(failure))),
+        async move {
+            match next.await {
+                Next::Retry => Next::Retry,
+                Next::Return(result) => {
+                    Next::Return(result.map_err(|failure| convert(reject, failure)))
+                }
+            }
         }
     }
 
     /// The whole call when it makes a single attempt (no `retries`); `make` builds the attempt,
     /// so that its future is built in place rather than moved in.
+    #[inline]
     pub async fn once<F, A>(&mut self, make: F) -> Result<T, E>
     where
         F: FnOnce() -> A,
         A: Future<Output = Result<T, E>>,
     {
-        if let Some(mut call) = self.site.policy().simple_call() {
-            call.admit().map_err(self.reject)?;
-            let result = call.run(make()).await;
-            call.finish(&result);
-            return result;
+        self.driver.single_attempt();
+        match self.driver.admit_once() {
+            Some(Ok(lean)) => {
+                let attempt = lean.run(make()).await;
+                self.driver.finish_once();
+                match attempt {
+                    Attempt::Done(result) => result,
+                    Attempt::Rejected(rejection) => Err((self.reject)(rejection)),
+                }
+            }
+            Some(Err(rejection)) => Err((self.reject)(rejection)),
+            None => Box::pin(self.stepwise_once(make)).await,
         }
-        let execution = self.execution();
-        execution.single_attempt();
-        let attempt = execution.attempt(make()).await;
-        match self.next(attempt, |_| Classification::STOP).await {
-            Next::Return(result) => result,
-            // `next` retries only while retries are left, and this call site has none.
+    }
+
+    /// [`once`](Self::once) on the step-wise driver: out of line, so that its states add
+    /// nothing to the size of the function's future.
+    async fn stepwise_once<F, A>(&mut self, make: F) -> Result<T, E>
+    where
+        F: FnOnce() -> A,
+        A: Future<Output = Result<T, E>>,
+    {
+        let attempt = match self.driver.attempt(make()).await {
+            Attempt::Done(result) => Attempt::Done(result.map_err(Failure::Error)),
+            Attempt::Rejected(rejection) => Attempt::Rejected(rejection),
+        };
+        match self.driver.next(attempt, |_| Classification::STOP).await {
+            Next::Return(result) => result.map_err(|failure| convert(self.reject, failure)),
+            // `next` retries only while retries are left, and this call has none.
             Next::Retry => unreachable!("`single_attempt` allows no retry"),
         }
     }
@@ -146,41 +173,28 @@ impl<T, E: Any> Run<T, E> {
             Some(registry) => key_breaker(&registry, family, key),
             None => key_breaker(crate::registry(), family, key),
         };
-        self.execution().use_breaker(breaker);
+        self.driver.use_breaker(breaker);
     }
 
-    /// [`once`](Self::once) for a call site with `breaker_key`: its breaker is the call's
-    /// own, so it never takes the short path.
+    /// [`once`](Self::once) for a call site with `breaker_key`.
     pub async fn once_keyed<F, A>(&mut self, make: F) -> Result<T, E>
     where
         F: FnOnce() -> A,
         A: Future<Output = Result<T, E>>,
     {
-        let execution = self.execution();
-        execution.single_attempt();
-        let attempt = execution.attempt(make()).await;
-        match self.next(attempt, |_| Classification::STOP).await {
-            Next::Return(result) => result,
-            Next::Retry => unreachable!("`single_attempt` allows no retry"),
-        }
-    }
-
-    fn execution(&mut self) -> &mut Execution<'static> {
-        let site = self.site;
-        self.execution
-            .get_or_insert_with(|| site.policy().execution())
-    }
-
-    fn convert(&self, failure: Failure<E>) -> E {
-        match failure {
-            Failure::Error(error) => error,
-            Failure::Rejected(rejection) => (self.reject)(rejection),
-        }
+        self.once(make).await
     }
 
     /// Counts a fallback served, logs it and tells the registry's listeners.
     pub fn fallback_served(&self) {
-        self.site.policy().fallback_served::<E>();
+        self.driver.policy().fallback_served::<E>();
+    }
+}
+
+fn convert<E>(reject: fn(Rejection) -> E, failure: Failure<E>) -> E {
+    match failure {
+        Failure::Error(error) => error,
+        Failure::Rejected(rejection) => reject(rejection),
     }
 }
 

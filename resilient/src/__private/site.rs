@@ -1,6 +1,7 @@
 //! The `static` behind each annotated function: its name, and its policy in the current
 //! registry, rebuilt when a reload changes its settings.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arc_swap::ArcSwapOption;
@@ -37,11 +38,22 @@ pub const SELF_PLACEHOLDER: &str = "{Self}";
 #[derive(Debug)]
 pub struct CallSite {
     spec: Spec,
+    /// The global registry's policy, the one nearly every call uses: `(generation << 8) |
+    /// (slot + 1)` of [`fast`](Self::fast), 0 while there is none. Two plain loads, where the
+    /// `ArcSwap` below costs a hundred instructions a call.
+    fast_stamp: AtomicU64,
+    /// The first policies built for the global registry; a slot, once set, never changes.
+    fast: [OnceLock<&'static Policy>; FAST_SLOTS],
+    /// Every other case: a scoped registry, or more distinct settings than there are slots.
     current: ArcSwapOption<Installed>,
     built: Mutex<Vec<Built>>,
     /// A method's name with its type, set by its first call (see [`CallSite::name_after`]).
     named: OnceLock<&'static str>,
 }
+
+/// How many of a call site's policies take the fast path: a process that switches between more
+/// distinct settings for one call site than this runs the others through the `ArcSwap`.
+const FAST_SLOTS: usize = 4;
 
 /// The policy calls use now, and the registry state it was built for.
 #[derive(Debug)]
@@ -64,6 +76,8 @@ impl CallSite {
     pub const fn new(spec: Spec) -> Self {
         CallSite {
             spec,
+            fast_stamp: AtomicU64::new(0),
+            fast: [const { OnceLock::new() }; FAST_SLOTS],
             current: ArcSwapOption::const_empty(),
             built: Mutex::new(Vec::new()),
             named: OnceLock::new(),
@@ -109,13 +123,27 @@ impl CallSite {
     /// in [`scope`](crate::Registry::scope). Built the first time, and after each change of
     /// the registry's call-site settings (that is also when an undeclared breaker or bulkhead
     /// gets its default configuration and its warning).
+    #[inline]
     pub fn policy(&'static self) -> &'static Policy {
         match crate::registry::scoped() {
             Some(registry) => self.policy_in(&registry),
-            None => self.policy_in(crate::registry()),
+            None => {
+                let registry = crate::registry();
+                let generation = registry.call_site_generation();
+                // Acquire: a stamp seen pairs with the slot set before it.
+                let stamp = self.fast_stamp.load(Ordering::Acquire);
+                if stamp >> 8 == generation
+                    && let Some(slot) = (stamp as u8 as usize).checked_sub(1)
+                    && let Some(Some(policy)) = self.fast.get(slot).map(OnceLock::get)
+                {
+                    return policy;
+                }
+                self.policy_in(registry)
+            }
         }
     }
 
+    #[inline(never)]
     fn policy_in(&'static self, registry: &Registry) -> &'static Policy {
         let generation = registry.call_site_generation();
         if let Some(installed) = &*self.current.load()
@@ -132,12 +160,35 @@ impl CallSite {
     fn install(&'static self, registry: &Registry, generation: u64) -> &'static Policy {
         let mut built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
         let policy = self.policy_for(&mut built, registry, self.file_settings(registry));
+        if std::ptr::eq(registry, crate::registry()) {
+            self.install_fast(&built, policy, generation);
+        }
         self.current.store(Some(Arc::new(Installed {
             registry: registry.id(),
             generation,
             policy,
         })));
         policy
+    }
+
+    /// Puts `policy` in a fast slot for calls in the global registry at `generation`, when
+    /// it is among the first [`FAST_SLOTS`] this call site built there. Called under the
+    /// `built` lock, so installs do not race each other.
+    fn install_fast(&self, built: &[Built], policy: &'static Policy, generation: u64) {
+        let global = crate::registry().id();
+        let slot = built
+            .iter()
+            .filter(|known| known.registry == global)
+            .position(|known| std::ptr::eq(known.policy, policy));
+        match slot {
+            Some(slot) if slot < FAST_SLOTS && generation < (1 << 56) => {
+                let _ = self.fast[slot].set(policy);
+                // Release: a call that sees this stamp sees the slot set.
+                self.fast_stamp
+                    .store((generation << 8) | (slot as u64 + 1), Ordering::Release);
+            }
+            _ => self.fast_stamp.store(0, Ordering::Release),
+        }
     }
 
     fn policy_for(

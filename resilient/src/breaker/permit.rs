@@ -56,10 +56,7 @@ pub(crate) async fn watch<F: Future>(
         let Some(permit) = permit.as_deref_mut() else {
             return future.as_mut().poll(cx);
         };
-        permit.started |= WATCHED | POLLING;
-        let poll = future.as_mut().poll(cx);
-        permit.started &= !POLLING;
-        poll
+        permit.poll_call(|| future.as_mut().poll(cx))
     })
     .await
 }
@@ -77,6 +74,16 @@ impl<'a> BreakerPermit<'a> {
 }
 
 impl BreakerPermit<'_> {
+    /// Runs `poll`, one poll of the protected call, as this permit's call (see
+    /// [`run`](Self::run)): a panic out of it is the call's own.
+    #[inline]
+    pub(crate) fn poll_call<R>(&mut self, poll: impl FnOnce() -> R) -> R {
+        self.started |= WATCHED | POLLING;
+        let polled = poll();
+        self.started &= !POLLING;
+        polled
+    }
+
     /// The call succeeded.
     #[inline]
     pub fn record_success(mut self) {

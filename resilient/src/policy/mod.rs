@@ -30,12 +30,16 @@ use crate::event::Listeners;
 use crate::retry::{Classification, RetryBudget, RetryConfig};
 use crate::timeout::TimeoutConfig;
 
+mod attempt;
 mod builder;
+mod driver;
 mod execution;
 mod simple;
 
 pub use self::execution::{Attempt, Execution, Next};
 pub use self::simple::SimpleCall;
+
+pub(crate) use self::driver::Driver;
 
 type RetryPredicate = Arc<dyn Fn(&dyn Any) -> Option<bool> + Send + Sync>;
 
@@ -171,16 +175,10 @@ impl Policy {
         Fut: Future<Output = Result<T, E>>,
         E: From<Rejection> + 'static,
     {
-        if let Some(mut call) = self.simple_call() {
-            call.admit()?;
-            let result = call.run(make()).await;
-            call.finish(&result);
-            return result;
-        }
-        let mut execution = self.execution();
+        let mut driver = Driver::new(self);
         loop {
-            let attempt = execution.attempt(make()).await;
-            if let Next::Return(result) = execution.next(attempt, |e| self.classify(e)).await {
+            let attempt = driver.attempt(make()).await;
+            if let Next::Return(result) = driver.next(attempt, |e| self.classify(e)).await {
                 return result;
             }
         }
@@ -249,6 +247,19 @@ impl Policy {
     /// ```
     pub fn execution(&self) -> Execution<'_> {
         self.stats.record_call();
+        let mut execution = self.resumed_execution(self.stats.start_timer(), None);
+        execution.bypassed = self.stats.is_bypassed();
+        execution.deadline = self.timeouts.total_deadline();
+        execution
+    }
+
+    /// The step-wise driver for a call that started on the [`Driver`]'s lean path: counted
+    /// already, its timer started at `started`, its total deadline `deadline`.
+    pub(crate) fn resumed_execution(
+        &self,
+        started: u64,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Execution<'_> {
         // Disabled (no subscriber wants DEBUG on `resilient::call`), this is a cached interest
         // check and an empty span: the arguments are not even evaluated.
         let span = tracing::debug_span!(
@@ -261,11 +272,11 @@ impl Policy {
         Execution {
             policy: self,
             span,
-            bypassed: self.stats.is_bypassed(),
-            started: self.stats.start_timer(),
+            bypassed: false,
+            started,
             retries: 0,
             retry_limit: self.retry.max_retries,
-            deadline: self.timeouts.total_deadline(),
+            deadline,
             previous_delay: Duration::ZERO,
             random: None,
             call_guard: None,

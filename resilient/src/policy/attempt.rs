@@ -1,0 +1,232 @@
+//! One attempt as a single hand-written future: the body, the breaker's permit and the
+//! bulkhead's slot it runs under, and its time limit, armed only if the body has to wait.
+//!
+//! The step-wise driver ([`Execution::attempt`](super::Execution::attempt)) is an `async fn`
+//! that nests the body's future in three others (span, panic watch, timeout); each layer
+//! stores the body again and moves it on every call. This future holds it once, in place, and
+//! does at its first poll what a call ready at once needs: poll, record, release. A call that
+//! has to wait arms its timer then, so a ready call never reads the clock for its timeout nor
+//! registers a timer.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use crate::breaker::{BreakerPermit, CircuitBreaker};
+use crate::bulkhead::BulkheadPermit;
+use crate::error::{Rejection, TimeoutKind};
+
+use super::{Attempt, Policy};
+
+/// What admitting an attempt without waiting gave.
+pub(super) enum Admission<'p> {
+    /// The attempt may run, holding these.
+    Admitted(Option<BreakerPermit<'p>>, Option<BulkheadPermit<'p>>),
+    /// The breaker or a bulkhead that never waits refused it.
+    Refused(Rejection),
+    /// The bulkhead is full but lets calls wait: only the step-wise driver waits.
+    MustWait,
+}
+
+/// Admits an attempt through `breaker` and the policy's bulkhead, without waiting. The breaker
+/// comes first, as in the step-wise driver; its permit drops unrecorded when the bulkhead
+/// refuses, since a full bulkhead is our capacity, not the dependency's failure.
+#[inline]
+pub(super) fn admit_now<'p>(
+    policy: &'p Policy,
+    breaker: Option<&'p CircuitBreaker>,
+) -> Admission<'p> {
+    let permit = match breaker.map(CircuitBreaker::try_acquire) {
+        None => None,
+        Some(Ok(permit)) => Some(permit),
+        Some(Err(rejection)) => return Admission::Refused(rejection),
+    };
+    let Some(bulkhead) = &policy.bulkhead else {
+        return Admission::Admitted(permit, None);
+    };
+    match bulkhead.try_acquire() {
+        Ok(slot) => Admission::Admitted(permit, Some(slot)),
+        Err(rejection) => full_bulkhead(bulkhead, rejection),
+    }
+}
+
+#[cold]
+fn full_bulkhead<'p>(bulkhead: &crate::bulkhead::Bulkhead, rejection: Rejection) -> Admission<'p> {
+    if bulkhead.config().max_wait.is_zero() {
+        Admission::Refused(rejection)
+    } else {
+        Admission::MustWait
+    }
+}
+
+pin_project! {
+    /// The time limit of one attempt: nothing, a limit not yet armed, or an armed timer.
+    #[project = TimerProj]
+    enum Timer {
+        Unlimited,
+        Lazy { total: Option<Instant> },
+        // Boxed: a timer is armed only for a body that has to wait, which does I/O anyway,
+        // while inline it would grow every call's future by the size of a `Sleep`.
+        Armed { kind: TimeoutKind, sleep: Pin<Box<Sleep>> },
+    }
+}
+
+pin_project! {
+    /// One admitted attempt in flight. It records its outcome in the breaker and gives its
+    /// bulkhead slot back when it ends; dropped before, it records nothing (a cancellation),
+    /// unless the body itself panicked.
+    pub(super) struct Guarded<'p, F> {
+        #[pin]
+        body: F,
+        #[pin]
+        timer: Timer,
+        policy: &'p Policy,
+        permit: Option<BreakerPermit<'p>>,
+        slot: Option<BulkheadPermit<'p>>,
+    }
+}
+
+impl<'p, F> Guarded<'p, F> {
+    /// `body` under `permit` and `slot`, limited by the policy's attempt timeout and the call's
+    /// `total` deadline.
+    #[inline]
+    pub(super) fn new(
+        policy: &'p Policy,
+        body: F,
+        permit: Option<BreakerPermit<'p>>,
+        slot: Option<BulkheadPermit<'p>>,
+        total: Option<Instant>,
+    ) -> Self {
+        let timer = if policy.timeouts.attempt.is_none() && total.is_none() {
+            Timer::Unlimited
+        } else {
+            Timer::Lazy { total }
+        };
+        Guarded {
+            body,
+            timer,
+            policy,
+            permit,
+            slot,
+        }
+    }
+}
+
+impl<T, E: Any, F: Future<Output = Result<T, E>>> Future for Guarded<'_, F> {
+    type Output = Attempt<T, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt<T, E>> {
+        let mut this = self.project();
+        let body = this.body;
+        // Polled as the permit's call, so that only a panic out of the body is its failure.
+        let polled = match this.permit.as_mut() {
+            Some(permit) => permit.poll_call(|| body.poll(cx)),
+            None => body.poll(cx),
+        };
+        if let Poll::Ready(result) = polled {
+            if let Some(permit) = this.permit.take() {
+                permit.record_result(&result);
+            }
+            *this.slot = None;
+            return Poll::Ready(Attempt::Done(result));
+        }
+        let kind = ready!(poll_timer(this.timer.as_mut(), this.policy, cx));
+        *this.slot = None;
+        Poll::Ready(Attempt::Rejected(timed_out(
+            this.policy,
+            this.permit.take(),
+            kind,
+        )))
+    }
+}
+
+/// Arms the timer on the body's first `Pending`, then polls it; ready when the limit passed.
+fn poll_timer(
+    mut timer: Pin<&mut Timer>,
+    policy: &Policy,
+    cx: &mut Context<'_>,
+) -> Poll<TimeoutKind> {
+    loop {
+        match timer.as_mut().project() {
+            TimerProj::Unlimited => return Poll::Pending,
+            TimerProj::Lazy { total } => {
+                let Some((deadline, kind)) = policy.timeouts.attempt_deadline(*total) else {
+                    // An attempt limit too long for the clock: no limit at all.
+                    timer.set(Timer::Unlimited);
+                    return Poll::Pending;
+                };
+                timer.set(Timer::Armed {
+                    kind,
+                    sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                });
+            }
+            TimerProj::Armed { kind, sleep } => {
+                ready!(sleep.as_mut().poll(cx));
+                return Poll::Ready(*kind);
+            }
+        }
+    }
+}
+
+/// The rejection for an attempt cut short by its limit, recorded in the breaker when it was
+/// the attempt's own limit. The caller's total budget says nothing certain about the
+/// dependency, so then the permit drops unrecorded.
+#[cold]
+fn timed_out(policy: &Policy, permit: Option<BreakerPermit<'_>>, kind: TimeoutKind) -> Rejection {
+    match kind {
+        TimeoutKind::Attempt => {
+            if let Some(permit) = permit {
+                permit.record_timeout();
+            }
+            let limit = policy.timeouts.attempt.unwrap_or_default();
+            tracing::debug!(
+                target: "resilient::timeout",
+                call_site = %policy.name, ?limit,
+                "attempt timed out"
+            );
+            Rejection::Timeout { kind, limit }
+        }
+        _ => Rejection::Timeout {
+            kind: TimeoutKind::Total,
+            limit: policy.timeouts.total.unwrap_or_default(),
+        },
+    }
+}
+
+pin_project! {
+    /// An attempt as the driver runs it: admitted at once and guarded in place, settled
+    /// before it started, or handed to the step-wise driver (boxed, so that its machinery adds
+    /// nothing to the size of a call that never needs it).
+    #[project = AttemptProj]
+    pub(super) enum AttemptFuture<'p, F, T, E, S> {
+        Guarded { #[pin] guarded: Guarded<'p, F> },
+        Settled { attempt: Option<Attempt<T, E>> },
+        Stepwise { future: Pin<Box<S>> },
+    }
+}
+
+impl<T, E: Any, F, S> Future for AttemptFuture<'_, F, T, E, S>
+where
+    F: Future<Output = Result<T, E>>,
+    S: Future<Output = Attempt<T, E>>,
+{
+    type Output = Attempt<T, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt<T, E>> {
+        match self.project() {
+            AttemptProj::Guarded { guarded } => guarded.poll(cx),
+            AttemptProj::Settled { attempt } => Poll::Ready(
+                attempt
+                    .take()
+                    .expect("an attempt future is not polled after it completed"),
+            ),
+            AttemptProj::Stepwise { future } => future.as_mut().poll(cx),
+        }
+    }
+}

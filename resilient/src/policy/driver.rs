@@ -1,0 +1,286 @@
+//! The driver every call of a policy runs on: `#[resilient]` functions and [`Policy::call`].
+//!
+//! A call starts *lean*: its first attempt is one hand-written future
+//! ([`Guarded`](super::attempt::Guarded)) admitted without waiting, and a success ends the
+//! call there, without the step-wise driver. Everything else (a failure worth a retry, a
+//! bulkhead that makes the call wait, a call site an operator switched off, a call traced at
+//! DEBUG, a retry budget, a key's own breaker) moves the call onto an [`Execution`], created
+//! then and boxed, so that its state and its `async` steps add nothing to the size of a call
+//! that never needs them, and are compiled once per result type rather than inlined into every
+//! caller's future.
+
+use std::any::Any;
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+
+use crate::breaker::CircuitBreaker;
+use crate::error::{Rejection, TimeoutKind};
+use crate::retry::{CallGuard, Classification};
+
+use super::attempt::{Admission, AttemptFuture, Guarded, admit_now};
+use super::{Attempt, Execution, Next, Policy};
+
+/// One call of a policy in progress; see the [module](self).
+pub(crate) struct Driver<'p> {
+    policy: &'p Policy,
+    /// Still on the lean path: no attempt failed and nothing asked for the step-wise driver.
+    lean: bool,
+    /// An operator switched the call site off when the call started (see
+    /// [`Execution`]'s field of the same name).
+    bypassed: bool,
+    /// The call makes one attempt whatever the policy's retries (see
+    /// [`Execution::single_attempt`]).
+    single: bool,
+    /// See [`CallSiteStats::start_timer`](crate::callsite::CallSiteStats).
+    started: u64,
+    deadline: Option<Instant>,
+    /// This call's place in the retry budget's count of calls in flight, taken by its first
+    /// attempt.
+    call_guard: Option<CallGuard<'p>>,
+    stepwise: Option<Box<Execution<'p>>>,
+}
+
+impl<'p> Driver<'p> {
+    /// Starts one call of `policy`: counts it and starts its timers.
+    #[inline]
+    pub(crate) fn new(policy: &'p Policy) -> Self {
+        policy.stats.record_call();
+        let bypassed = policy.stats.is_bypassed();
+        let lean =
+            !bypassed && !tracing::enabled!(target: "resilient::call", tracing::Level::DEBUG);
+        Driver {
+            policy,
+            lean,
+            bypassed,
+            single: false,
+            started: policy.stats.start_timer(),
+            deadline: policy.timeouts.total_deadline(),
+            call_guard: None,
+            stepwise: None,
+        }
+    }
+
+    /// The policy this call runs.
+    #[inline]
+    pub(crate) fn policy(&self) -> &'p Policy {
+        self.policy
+    }
+
+    /// See [`Execution::single_attempt`].
+    pub(crate) fn single_attempt(&mut self) {
+        self.single = true;
+        if let Some(execution) = &mut self.stepwise {
+            execution.single_attempt();
+        }
+    }
+
+    /// See [`Execution::use_breaker`]. A key's breaker lives as long as the call, not the
+    /// policy, so such a call runs on the step-wise driver.
+    pub(crate) fn use_breaker(&mut self, breaker: Result<CircuitBreaker, Rejection>) {
+        self.stepwise().use_breaker(breaker);
+    }
+
+    /// Admits the call's one attempt on the lean path, or `None` when it must go step-wise
+    /// (see [`single_attempt`](Self::single_attempt)): then [`attempt`](Self::attempt) and
+    /// [`next`](Self::next) run it.
+    #[inline]
+    pub(crate) fn admit_once(&mut self) -> Option<Result<Lean<'p>, Rejection>> {
+        if !self.lean {
+            return None;
+        }
+        self.enter_budget();
+        match admit_now(self.policy, self.policy.breaker.as_ref()) {
+            Admission::Admitted(permit, slot) => Some(Ok(Lean {
+                policy: self.policy,
+                permit,
+                slot,
+                deadline: self.deadline,
+            })),
+            Admission::Refused(rejection) => {
+                self.policy.stats.stop_timer(self.started);
+                Some(Err(rejection))
+            }
+            Admission::MustWait => None,
+        }
+    }
+
+    /// Counts the call in its retry budget's calls in flight, once.
+    #[inline]
+    fn enter_budget(&mut self) {
+        if let (Some(budget), None) = (&self.policy.budget, &self.call_guard) {
+            self.call_guard = Some(budget.enter());
+        }
+    }
+
+    /// Ends a call whose attempt ran on the lean path: stops its timer.
+    #[inline]
+    pub(crate) fn finish_once(&self) {
+        self.policy.stats.stop_timer(self.started);
+    }
+
+    /// Runs one attempt; see [`Execution::attempt`]. `future` is not polled if the attempt is
+    /// refused.
+    #[inline]
+    pub(crate) fn attempt<T, E, F>(&mut self, future: F) -> impl Future<Output = Attempt<T, E>>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: Any,
+    {
+        if self.lean {
+            self.enter_budget();
+            match admit_now(self.policy, self.policy.breaker.as_ref()) {
+                Admission::Admitted(permit, slot) => {
+                    return AttemptFuture::Guarded {
+                        guarded: Guarded::new(self.policy, future, permit, slot, self.deadline),
+                    };
+                }
+                Admission::Refused(rejection) => {
+                    return AttemptFuture::Settled {
+                        attempt: Some(Attempt::Rejected(rejection)),
+                    };
+                }
+                Admission::MustWait => {}
+            }
+        }
+        let execution = self.stepwise();
+        AttemptFuture::Stepwise {
+            future: Box::pin(execution.attempt(future)),
+        }
+    }
+
+    /// Decides what follows an attempt; see [`Execution::next`]. A success, or an outcome
+    /// that cannot be retried, ends a lean call here; anything else goes to the step-wise
+    /// driver.
+    #[inline]
+    pub(crate) fn next<T, E, C>(
+        &mut self,
+        attempt: Attempt<T, E>,
+        classify: C,
+    ) -> impl Future<Output = Next<T, E>>
+    where
+        E: From<Rejection>,
+        C: FnOnce(&E) -> Classification,
+    {
+        let attempt = if self.stepwise.is_none() {
+            match self.settle(attempt) {
+                Ok(result) => {
+                    self.policy.stats.stop_timer(self.started);
+                    return NextFuture::Ready {
+                        ready: ready(Next::Return(result)),
+                    };
+                }
+                Err(attempt) => attempt,
+            }
+        } else {
+            attempt
+        };
+        let execution = self.stepwise();
+        NextFuture::Stepwise {
+            future: Box::pin(execution.next(attempt, classify)),
+        }
+    }
+
+    /// The call's result when a lean attempt's outcome ends it: a success, or a failure with
+    /// no retry possible. Otherwise the attempt, for the step-wise driver.
+    #[inline]
+    fn settle<T, E: From<Rejection>>(
+        &self,
+        attempt: Attempt<T, E>,
+    ) -> Result<Result<T, E>, Attempt<T, E>> {
+        let no_retry = self.single || self.policy.retry.max_retries == 0;
+        match attempt {
+            Attempt::Done(Ok(value)) => Ok(Ok(value)),
+            Attempt::Done(Err(error)) if no_retry => Ok(Err(error)),
+            Attempt::Rejected(rejection) if no_retry || !self.retries_rejection(&rejection) => {
+                Ok(Err(E::from(rejection)))
+            }
+            attempt => Err(attempt),
+        }
+    }
+
+    /// Whether the step-wise driver could retry after `rejection` (its rule, in
+    /// [`Execution::next`]).
+    fn retries_rejection(&self, rejection: &Rejection) -> bool {
+        match rejection {
+            Rejection::Timeout {
+                kind: TimeoutKind::Attempt,
+                ..
+            } => true,
+            Rejection::Timeout { .. } => false,
+            _ => self.policy.retry.retry_on_rejection,
+        }
+    }
+
+    /// The step-wise driver, created on first use with what the lean path did so far.
+    #[cold]
+    fn stepwise(&mut self) -> &mut Execution<'p> {
+        if self.stepwise.is_none() {
+            self.lean = false;
+            let mut execution = self.policy.resumed_execution(self.started, self.deadline);
+            execution.bypassed = self.bypassed;
+            execution.call_guard = self.call_guard.take();
+            if self.single {
+                execution.single_attempt();
+            }
+            self.stepwise = Some(Box::new(execution));
+        }
+        self.stepwise
+            .as_deref_mut()
+            .expect("the step-wise driver was just created")
+    }
+}
+
+/// An attempt admitted on the lean path, waiting for its body; see [`Driver::admit_once`].
+pub(crate) struct Lean<'p> {
+    policy: &'p Policy,
+    permit: Option<crate::breaker::BreakerPermit<'p>>,
+    slot: Option<crate::bulkhead::BulkheadPermit<'p>>,
+    deadline: Option<Instant>,
+}
+
+impl<'p> Lean<'p> {
+    /// The attempt: `body`, guarded by what admitted it. Its outcome is recorded when it ends.
+    #[inline]
+    pub(crate) fn run<T, E: Any, F: Future<Output = Result<T, E>>>(
+        self,
+        body: F,
+    ) -> impl Future<Output = Attempt<T, E>> {
+        Guarded::new(self.policy, body, self.permit, self.slot, self.deadline)
+    }
+}
+
+pin_project! {
+    /// What follows an attempt: known at once on the lean path, or the step-wise driver's
+    /// decision (a classification, a retry event, a backoff sleep).
+    #[project = NextProj]
+    pub(crate) enum NextFuture<R, S> {
+        Ready { #[pin] ready: Ready<R> },
+        Stepwise { future: Pin<Box<S>> },
+    }
+}
+
+impl<R, S: Future<Output = R>> Future for NextFuture<R, S> {
+    type Output = R;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
+        match self.project() {
+            NextProj::Ready { ready } => ready.poll(cx),
+            NextProj::Stepwise { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl std::fmt::Debug for Driver<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("policy", &self.policy.name)
+            .field("lean", &self.lean)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,114 @@
+//! The lean call path (issue 9): a call starts on one hand-written attempt future and moves to
+//! the step-wise driver only when it must. These tests pin the hand-offs: a bulkhead that lets
+//! calls wait, a failure worth a retry, and the global registry's fast policy slots (which this
+//! binary's global registry is free to reload: no other test file shares it).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use common::{MS, SEC, TestError};
+use resilient::config::FileConfig;
+use resilient::{BulkheadConfig, Registry, resilient};
+use tokio::sync::Notify;
+
+#[resilient(name = "lean::held", bulkhead = "lean::waiting", timeout = "10s")]
+async fn held(gate: Arc<Notify>) -> Result<u32, TestError> {
+    gate.notified().await;
+    Ok(1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_bulkhead_that_lets_calls_wait_makes_the_second_call_wait_for_the_slot() {
+    let registry = Arc::new(Registry::new());
+    registry
+        .declare_bulkhead("lean::waiting", BulkheadConfig::new(1).with_max_wait(SEC))
+        .unwrap();
+    let first_gate = Arc::new(Notify::new());
+    let second_gate = Arc::new(Notify::new());
+    second_gate.notify_one();
+    let started = tokio::time::Instant::now();
+    let (first, second, ()) = registry
+        .scope(async {
+            tokio::join!(held(first_gate.clone()), held(second_gate.clone()), async {
+                tokio::time::sleep(300 * MS).await;
+                first_gate.notify_one();
+            })
+        })
+        .await;
+    assert_eq!(first, Ok(1));
+    assert_eq!(
+        second,
+        Ok(1),
+        "the second call waited for the slot instead of being rejected"
+    );
+    assert_eq!(started.elapsed(), 300 * MS);
+}
+
+static FLAKY_ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+
+#[resilient(name = "lean::flaky", retries = 2, backoff = "10ms", timeout = "1s")]
+async fn flaky() -> Result<u32, TestError> {
+    let attempt = FLAKY_ATTEMPTS.fetch_add(1, Ordering::Relaxed) + 1;
+    if attempt < 3 {
+        return Err(TestError::Down(attempt));
+    }
+    Ok(attempt)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_first_attempt_hands_the_call_to_the_retries_with_its_count_and_backoff() {
+    let registry = Arc::new(Registry::new());
+    let started = tokio::time::Instant::now();
+    let result = registry.scope(flaky()).await;
+    assert_eq!(result, Ok(3), "the lean first attempt, then two retries");
+    // The backoff is jittered, so only its bound holds: two sleeps of at most 10 and 20 ms.
+    assert!(started.elapsed() <= 30 * MS, "{:?}", started.elapsed());
+    let stats = registry
+        .call_site_stats("lean::flaky")
+        .expect("the call site ran")
+        .metrics("lean::flaky".into());
+    assert_eq!(stats.calls, 1, "one call, counted once across the hand-off");
+    assert_eq!(stats.retries, 2);
+}
+
+static CYCLED_ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+
+#[resilient(name = "lean::cycled", retries = 1, backoff = "1ms")]
+async fn cycled() -> Result<(), TestError> {
+    CYCLED_ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+    Err(TestError::Down(0))
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_distinct_setting_reaches_the_call_site_beyond_the_fast_slots() {
+    let global = resilient::registry();
+    let attempts_with = |retries: u32| {
+        let text = format!("[call_sites.\"lean::cycled\"]\nretries = {retries}\n");
+        global
+            .reload(&FileConfig::from_toml(&text).expect("a valid configuration"))
+            .expect("the file applies");
+        // Twice: the first call after a reload installs the policy, the second reads it back
+        // from where calls find it.
+        async move {
+            let mut attempts = [0; 2];
+            for attempts in &mut attempts {
+                CYCLED_ATTEMPTS.store(0, Ordering::Relaxed);
+                assert!(cycled().await.is_err());
+                *attempts = CYCLED_ATTEMPTS.load(Ordering::Relaxed);
+            }
+            attempts
+        }
+    };
+    // Six distinct settings, more than a call site's fast slots, then back to the first ones
+    // (which sit in slots) and to the last ones (which do not).
+    for retries in [0, 1, 2, 3, 4, 5, 0, 5, 1, 4] {
+        let attempts = retries + 1;
+        assert_eq!(
+            attempts_with(retries).await,
+            [attempts; 2],
+            "retries = {retries}"
+        );
+    }
+}

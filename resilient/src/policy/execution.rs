@@ -9,13 +9,15 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::backoff::Random;
-use crate::breaker::CircuitBreaker;
+use crate::breaker::{BreakerPermit, CircuitBreaker};
+use crate::bulkhead::BulkheadPermit;
 use crate::error::{Rejection, TimeoutKind};
 use crate::event::Event;
 use crate::retry::{CallGuard, Classification};
 use crate::timeout::run_until;
 
 use super::Policy;
+use super::attempt::Guarded;
 
 /// How one attempt ended.
 #[derive(Debug)]
@@ -107,8 +109,8 @@ impl<'p> Execution<'p> {
         F: Future<Output = Result<T, E>>,
         E: Any,
     {
-        let policy = self.policy;
-        // Taken first, so that an attempt refused before its bulkhead step gives it back.
+        // Taken first, so that an attempt refused before its bulkhead step gives it back; held
+        // until the attempt ends.
         #[cfg(feature = "tower")]
         let reserved = self.reserved.take();
         #[cfg(not(feature = "tower"))]
@@ -123,29 +125,49 @@ impl<'p> Execution<'p> {
         if self.bypassed {
             return Attempt::Done(future.await);
         }
+        // A clone (an `Arc`'s count), so the permit borrows this frame, not `self`.
+        let keyed = self.keyed.clone();
+        let breaker = match &keyed {
+            None => self.policy.breaker.as_ref(),
+            Some(Ok(breaker)) => Some(breaker),
+            Some(Err(rejection)) => return Attempt::Rejected(rejection.clone()),
+        };
+        let (permit, slot) = match self.admit(breaker, reserved.is_some()).await {
+            Ok(admitted) => admitted,
+            Err(rejection) => return Attempt::Rejected(rejection),
+        };
+        let attempt = Guarded::new(self.policy, future, permit, slot, self.deadline).await;
+        tracing::trace!(
+            target: "resilient::call",
+            parent: &self.span,
+            attempt = self.retries + 1,
+            ok = matches!(attempt, Attempt::Done(Ok(_))),
+            "attempt ended"
+        );
+        attempt
+    }
+
+    /// Admits one attempt: the retry budget's count, the total deadline, the breaker, then the
+    /// bulkhead (waiting up to its `max_wait`, within the deadline). Not generic, so that it
+    /// is compiled once, not once per attempt's type.
+    async fn admit<'b>(
+        &mut self,
+        breaker: Option<&'b CircuitBreaker>,
+        reserved: bool,
+    ) -> Result<(Option<BreakerPermit<'b>>, Option<BulkheadPermit<'p>>), Rejection> {
+        let policy = self.policy;
         if let (Some(budget), None) = (&policy.budget, &self.call_guard) {
             self.call_guard = Some(budget.enter());
         }
         if let Some(deadline) = self.deadline
             && Instant::now() >= deadline
         {
-            return Attempt::Rejected(self.total_timeout());
+            return Err(self.total_timeout());
         }
-        // A clone (an `Arc`'s count), so the permit borrows this frame, not `self`.
-        let keyed = self.keyed.clone();
-        let breaker = match &keyed {
-            None => policy.breaker.as_ref(),
-            Some(Ok(breaker)) => Some(breaker),
-            Some(Err(rejection)) => return Attempt::Rejected(rejection.clone()),
-        };
-        let mut permit = match breaker.map(CircuitBreaker::try_acquire) {
-            Some(Err(rejection)) => return Attempt::Rejected(rejection),
-            Some(Ok(permit)) => Some(permit),
-            None => None,
-        };
-        let _slot = match (&policy.bulkhead, &reserved) {
-            (None, _) | (Some(_), Some(_)) => None,
-            (Some(bulkhead), None) => match run_until(self.deadline, bulkhead.acquire()).await {
+        let mut permit = breaker.map(CircuitBreaker::try_acquire).transpose()?;
+        let slot = match (&policy.bulkhead, reserved) {
+            (None, _) | (Some(_), true) => None,
+            (Some(bulkhead), false) => match run_until(self.deadline, bulkhead.acquire()).await {
                 Some(Ok(slot)) => {
                     if let Some(permit) = &mut permit {
                         permit.restart_timer();
@@ -154,48 +176,11 @@ impl<'p> Execution<'p> {
                 }
                 // The breaker permit drops unrecorded: a full bulkhead is our capacity, not
                 // the dependency's failure.
-                Some(Err(rejection)) => return Attempt::Rejected(rejection),
-                None => return Attempt::Rejected(self.total_timeout()),
+                Some(Err(rejection)) => return Err(rejection),
+                None => return Err(self.total_timeout()),
             },
         };
-        let limit = policy.timeouts.attempt_deadline(self.deadline);
-        // Watched by the permit, so that only a panic out of the attempt itself is its failure.
-        let future = crate::breaker::watch(permit.as_mut(), future);
-        match run_until(limit.map(|(deadline, _)| deadline), future).await {
-            Some(result) => {
-                if let Some(permit) = permit {
-                    permit.record_result(&result);
-                }
-                tracing::trace!(
-                    target: "resilient::call",
-                    parent: &self.span,
-                    attempt = self.retries + 1,
-                    ok = result.is_ok(),
-                    "attempt ended"
-                );
-                Attempt::Done(result)
-            }
-            None => match limit {
-                Some((_, TimeoutKind::Attempt)) => {
-                    if let Some(permit) = permit {
-                        permit.record_timeout();
-                    }
-                    let limit = policy.timeouts.attempt.unwrap_or_default();
-                    tracing::debug!(
-                        target: "resilient::timeout",
-                        call_site = %policy.name, ?limit,
-                        "attempt timed out"
-                    );
-                    Attempt::Rejected(Rejection::Timeout {
-                        kind: TimeoutKind::Attempt,
-                        limit,
-                    })
-                }
-                // Cut short by the caller's total budget: says nothing certain about the
-                // dependency, so the permit drops unrecorded.
-                _ => Attempt::Rejected(self.total_timeout()),
-            },
-        }
+        Ok((permit, slot))
     }
 
     /// Decides what follows an attempt: return its result, or sleep the backoff and retry.

@@ -516,3 +516,60 @@ async fn the_suggested_alternatives_compile_and_run() {
     assert_eq!(boxed_error(&Flaky::default()).await.unwrap(), 2);
     assert_eq!(Service::default().borrowed_from_mut_self().await, Ok(&1));
 }
+
+// Hedged functions: each attempt (hedges included) owns its copies, so every shape whose
+// arguments can be shared or cloned hedges; `&mut` ones are refused (tests/ui/rules).
+
+#[resilient(retries = 1, backoff = "1ms", hedge = "50ms")]
+async fn hedged_generic<'a, T, K>(flaky: &'a Flaky, items: &'a [T], key: K) -> Result<&'a T, Error>
+where
+    T: Debug + Sync,
+    K: Into<usize> + Clone + Send,
+{
+    flaky.check()?;
+    items.get(key.into()).ok_or(Error::Down)
+}
+
+#[resilient(hedge = "50ms", hedges = 2)]
+async fn hedged_by_value(
+    flaky: &Flaky,
+    mut text: String,
+    (left, right): (u8, u8),
+) -> Result<String, Error> {
+    text.push(char::from(b'a' + left + right));
+    flaky.check()?;
+    Ok(text)
+}
+
+impl Service {
+    #[resilient(retries = 1, backoff = "1ms", hedge = "50ms")]
+    async fn hedged_by_ref(&self) -> Result<u32, Error> {
+        self.flaky.check()
+    }
+
+    #[resilient(retries = 1, backoff = "1ms", hedge = "50ms")]
+    async fn hedged_by_arc(self: Arc<Self>, key: &str) -> Result<String, Error> {
+        self.flaky.check()?;
+        Ok(key.to_owned())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn hedged_shapes_run_and_stay_send() {
+    let flaky = Flaky::default();
+    assert_eq!(hedged_generic(&flaky, &[7u8, 8], 1u8).await, Ok(&8));
+    let once = Flaky::default();
+    assert_eq!(
+        hedged_by_value(&once, "x".to_owned(), (1, 2)).await,
+        Err(Error::Down),
+        "no retries: the first attempt's failure"
+    );
+    let service = Service::default();
+    assert_eq!(service.hedged_by_ref().await, Ok(2));
+    let shared = Arc::new(Service::default());
+    assert_eq!(shared.clone().hedged_by_arc("k").await, Ok("k".to_owned()));
+    assert_send(&hedged_generic(&flaky, &[1u8], 0u8));
+    assert_send(&hedged_by_value(&flaky, String::new(), (0, 0)));
+    assert_send(&service.hedged_by_ref());
+    assert_send(&shared.hedged_by_arc("k"));
+}

@@ -201,7 +201,8 @@ impl Arguments {
     fn of(options: &Options, sig: &mut Signature, body: &mut Block) -> syn::Result<Self> {
         // The originals are needed after an attempt when there may be another attempt, or a
         // fallback to hand them to; otherwise the single attempt takes them.
-        let keep_originals = options.retries() > 0 || options.fallback.is_some();
+        let keep_originals =
+            options.retries() > 0 || options.fallback.is_some() || options.hedged();
         let mentioned = body.to_token_stream();
         let fallback = options.fallback.as_ref().map(|fallback| fallback.span);
         let mut arguments = Arguments {
@@ -216,6 +217,10 @@ impl Arguments {
                         .passed
                         .push(at(receiver.self_token.to_token_stream(), fallback));
                     if keep_originals && body::mentions(mentioned.clone(), "self") {
+                        if options.hedged() && access_of(&receiver.ty) == Access::Reborrow {
+                            combine(&mut errors, shared_by_hedges(&*receiver));
+                            continue;
+                        }
                         arguments.copies.extend(receiver_copy(receiver, body));
                     }
                 }
@@ -229,10 +234,13 @@ impl Arguments {
                             (Some(_), None) => Access::Copy,
                             (None, _) => access_of(&typed.ty),
                         };
-                        if keep_originals
-                            && access != Access::Copy
-                            && body::mentions(mentioned.clone(), &binding.ident.to_string())
-                        {
+                        let mentioned_here =
+                            body::mentions(mentioned.clone(), &binding.ident.to_string());
+                        if options.hedged() && access == Access::Reborrow && mentioned_here {
+                            combine(&mut errors, shared_by_hedges(&*typed));
+                            continue;
+                        }
+                        if keep_originals && access != Access::Copy && mentioned_here {
                             arguments
                                 .copies
                                 .push(copy(binding, access, Some(&typed.ty)));
@@ -245,7 +253,7 @@ impl Arguments {
                             "`fallback` is called with every argument, so each needs a name: write `name: Type` here and destructure `name` in the body",
                         ),
                     ),
-                    pattern if options.retries() > 0 => Bindings {
+                    pattern if options.retries() > 0 || options.hedged() => Bindings {
                         mentioned: &mentioned,
                         copies: &mut arguments.copies,
                     }
@@ -256,6 +264,14 @@ impl Arguments {
         }
         errors.map_or(Ok(arguments), Err)
     }
+}
+
+/// A `&mut` argument of a hedged function: its attempts run side by side.
+fn shared_by_hedges(argument: &dyn ToTokens) -> syn::Error {
+    syn::Error::new_spanned(
+        argument,
+        "`hedge` runs attempts side by side, so each needs its own copy of this argument, and a `&mut` cannot be shared: take it by value (a `Clone` type) or by shared reference, or remove `hedge`",
+    )
 }
 
 /// The per-attempt receiver, `__resilient_self`, which `body` is renamed to use (a
@@ -346,7 +362,18 @@ fn wrap(
             }
         }
     };
-    let calls = if options.retries() > 0 {
+    let calls = if options.hedged() {
+        let make = quote! {
+            || {
+                #(#copies)*
+                async move {
+                    #fake_return
+                    #body
+                }
+            }
+        };
+        hedged_loop(options, &run, &make)
+    } else if options.retries() > 0 {
         retry_loop(options, &run, &attempt)
     } else {
         // A closure that makes the attempt, rather than the attempt itself: the attempt's future
@@ -447,6 +474,27 @@ fn retry_loop(options: &Options, run: &Ident, attempt: &TokenStream) -> TokenStr
             }
         }
     }
+}
+
+/// The loop over hedged attempts: `make` builds each attempt, hedges included, so each owns
+/// its copies of the arguments.
+fn hedged_loop(options: &Options, run: &Ident, make: &TokenStream) -> TokenStream {
+    let maker = Ident::new("__resilient_make", Span::mixed_site());
+    let outcome = Ident::new("__resilient_attempt", Span::mixed_site());
+    let result = Ident::new("__resilient_result", Span::mixed_site());
+    let error = Ident::new("__resilient_error", Span::mixed_site());
+    let classify = classify(options, &error);
+    quote! {{
+        let mut #maker = #make;
+        loop {
+            let #outcome = #run.attempt_with(&mut #maker).await;
+            if let ::resilient::__private::Next::Return(#result) =
+                #run.next(#outcome, |#error| #classify).await
+            {
+                break #result;
+            }
+        }
+    }}
 }
 
 /// In a method, a bare name means a method of `Self` (resilience4j's `fallbackMethod`, and

@@ -10,7 +10,9 @@ use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{ExprPath, Meta};
 
-use crate::values::{CrateArg, DurationArg, JitterArg, KeyArg, NameArg, PathArg, RetriesArg};
+use crate::values::{
+    CrateArg, DurationArg, HedgesArg, JitterArg, KeyArg, NameArg, PathArg, RetriesArg,
+};
 
 /// Every key, for "did you mean" and the list in the unknown-key error.
 const KEYS: &[&str] = &[
@@ -21,6 +23,8 @@ const KEYS: &[&str] = &[
     "max_backoff",
     "jitter",
     "retry_if",
+    "hedge",
+    "hedges",
     "breaker",
     "breaker_key",
     "bulkhead",
@@ -31,6 +35,8 @@ const KEYS: &[&str] = &[
 
 /// Kept in step with `resilient::retry::MAX_RETRIES` (a test of `resilient::__private` checks).
 pub(crate) const MAX_RETRIES: u32 = 100;
+/// Kept in step with `resilient::hedge::MAX_HEDGES` (a test of `resilient::__private` checks).
+pub(crate) const MAX_HEDGES: u32 = 10;
 /// Kept in step with `resilient::__private::DEFAULT_BACKOFF` and `DEFAULT_MAX_BACKOFF`.
 pub(crate) const DEFAULT_BACKOFF: Duration = Duration::from_millis(100);
 pub(crate) const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -64,6 +70,10 @@ pub(crate) struct Options {
     pub(crate) max_backoff: Option<Setting<Duration>>,
     pub(crate) jitter: Option<Setting<Jitter>>,
     pub(crate) retry_if: Option<Setting<ExprPath>>,
+    /// How long an attempt may go unanswered before a hedge starts beside it.
+    pub(crate) hedge: Option<Setting<Duration>>,
+    /// How many hedges (with `hedge`).
+    pub(crate) hedges: Option<Setting<u32>>,
     pub(crate) breaker: Option<Setting<String>>,
     /// An expression evaluated per call: its value picks the key's breaker in the family
     /// `breaker` names.
@@ -140,6 +150,8 @@ impl Options {
             "max_backoff" => set(&mut self.max_backoff, meta, errors, DurationArg::get),
             "jitter" => set(&mut self.jitter, meta, errors, JitterArg::get),
             "retry_if" => set(&mut self.retry_if, meta, errors, PathArg::get),
+            "hedge" => set(&mut self.hedge, meta, errors, DurationArg::get),
+            "hedges" => set(&mut self.hedges, meta, errors, HedgesArg::get),
             "breaker" => set(&mut self.breaker, meta, errors, NameArg::get),
             "breaker_key" => set(&mut self.breaker_key, meta, errors, KeyArg::get),
             "bulkhead" => set(&mut self.bulkhead, meta, errors, NameArg::get),
@@ -156,8 +168,20 @@ impl Options {
         }
     }
 
+    /// Whether attempts run side by side (`hedge`): each then needs arguments of its own.
+    pub(crate) fn hedged(&self) -> bool {
+        self.hedge.is_some()
+    }
+
     /// The rules across keys.
     fn check_rules(&self, errors: &mut darling::error::Accumulator) {
+        if let (Some(hedges), None) = (&self.hedges, &self.hedge) {
+            errors.push(at_span(
+                hedges.key,
+                "`hedges` needs `hedge`, the delay after which a slow attempt gets a hedge: add `hedge = \"50ms\"` (or another delay)",
+            ));
+        }
+
         if let (Some(timeout), Some(total)) = (&self.timeout, &self.total_timeout)
             && timeout.value > total.value
         {

@@ -123,6 +123,10 @@ pub(crate) fn spec(options: &Options, sig: &Signature) -> TokenStream {
     let backoff = optional_duration(options.backoff.as_ref());
     let max_backoff = optional_duration(options.max_backoff.as_ref());
     let retries = grouped(u64::from(options.retries()));
+    let hedge = optional_duration(options.hedge.as_ref());
+    let hedges = grouped(u64::from(
+        options.hedges.as_ref().map_or(1, |hedges| hedges.value),
+    ));
     quote! {
         ::resilient::__private::Spec {
             name: #name,
@@ -134,6 +138,8 @@ pub(crate) fn spec(options: &Options, sig: &Signature) -> TokenStream {
             backoff: #backoff,
             max_backoff: #max_backoff,
             jitter: #jitter,
+            hedge: #hedge,
+            hedges: #hedges,
         }
     }
 }

@@ -10,7 +10,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprPath, Lit, Meta};
 
 use crate::duration;
-use crate::options::{JITTERS, Jitter, MAX_RETRIES, at, at_span};
+use crate::options::{JITTERS, Jitter, MAX_HEDGES, MAX_RETRIES, at, at_span};
 
 /// Parses a `key = value` item with `T`'s [`FromMeta`], explaining the other shapes.
 fn value<T: FromMeta>(meta: &Meta, example: &str) -> darling::Result<T> {
@@ -95,6 +95,35 @@ impl FromMeta for DurationArg {
                 ),
             )),
             other => Err(expected("a duration string", "\"2s\"", other)),
+        }
+    }
+}
+
+/// `hedges`: a whole number from 1 to [`MAX_HEDGES`].
+pub(crate) struct HedgesArg(u32);
+
+impl HedgesArg {
+    pub(crate) fn get(meta: &Meta) -> darling::Result<u32> {
+        value::<HedgesArg>(meta, "2").map(|arg| arg.0)
+    }
+}
+
+impl FromMeta for HedgesArg {
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        let Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) = expr
+        else {
+            return Err(expected("an integer", "hedges = 2", expr));
+        };
+        match int.base10_parse::<u32>() {
+            Ok(n) if int.suffix().is_empty() && (1..=MAX_HEDGES).contains(&n) => Ok(HedgesArg(n)),
+            _ => Err(at(
+                int,
+                format!(
+                    "`hedges` counts the hedges beside an attempt, from 1 to {MAX_HEDGES}: each one is another call to the dependency"
+                ),
+            )),
         }
     }
 }

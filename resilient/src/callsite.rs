@@ -124,6 +124,7 @@ fn upper_bound(index: usize) -> Duration {
 pub struct CallSiteStats {
     calls: AtomicU64,
     retries: AtomicU64,
+    hedges: AtomicU64,
     fallbacks: AtomicU64,
     bypassed: AtomicBool,
     latency: LatencyHistogram,
@@ -136,6 +137,7 @@ impl Default for CallSiteStats {
         CallSiteStats {
             calls: AtomicU64::default(),
             retries: AtomicU64::default(),
+            hedges: AtomicU64::default(),
             fallbacks: AtomicU64::default(),
             bypassed: AtomicBool::default(),
             latency: LatencyHistogram::default(),
@@ -180,6 +182,10 @@ impl CallSiteStats {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn record_hedge(&self) {
+        self.hedges.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a fallback served.
     pub fn record_fallback(&self) {
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
@@ -207,6 +213,7 @@ impl CallSiteStats {
             name,
             calls: self.calls.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            hedges: self.hedges.load(Ordering::Relaxed),
             fallbacks: self.fallbacks.load(Ordering::Relaxed),
             bypassed: self.is_bypassed(),
             latency_samples: self.latency.count(),
@@ -228,6 +235,8 @@ pub struct CallSiteMetrics {
     pub calls: u64,
     /// Retries made.
     pub retries: u64,
+    /// Hedges started (see [`hedge`](crate::hedge)).
+    pub hedges: u64,
     /// Fallbacks served.
     pub fallbacks: u64,
     /// Whether its policies are switched off.

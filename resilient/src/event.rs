@@ -104,6 +104,15 @@ pub enum Event {
         /// the attempt short.
         error: &'static str,
     },
+    /// An attempt was slow, and a hedge started beside it (see [`hedge`](crate::hedge)).
+    Hedge {
+        /// The call site (the policy's name).
+        call_site: Arc<str>,
+        /// Which hedge of the attempt, from 1.
+        hedge: u32,
+        /// How long the attempts before it had gone unanswered.
+        delay: Duration,
+    },
     /// A call failed for good and its fallback was served instead.
     Fallback {
         /// The call site.
@@ -143,6 +152,14 @@ impl fmt::Display for Event {
             } => write!(
                 f,
                 "`{call_site}`: attempt {attempt} failed ({error}), retrying in {delay:?}"
+            ),
+            Event::Hedge {
+                call_site,
+                hedge,
+                delay,
+            } => write!(
+                f,
+                "`{call_site}`: no answer within {delay:?}, hedge {hedge} started"
             ),
             Event::Fallback { call_site, error } => {
                 write!(f, "`{call_site}`: fallback served after {error}")

@@ -36,6 +36,7 @@ pub mod event;
 pub mod family;
 #[cfg(feature = "tonic")]
 pub mod grpc;
+pub mod hedge;
 #[cfg(feature = "http")]
 pub mod http;
 mod known;

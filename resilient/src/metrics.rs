@@ -18,6 +18,7 @@
 //! | `resilient_bulkhead_rejected_total` | counter | `bulkhead` | calls rejected |
 //! | `resilient_call_site_calls_total` | counter | `call_site` | calls started |
 //! | `resilient_retries_total` | counter | `call_site` | retries made |
+//! | `resilient_hedges_total` | counter | `call_site` | hedges started |
 //! | `resilient_fallbacks_total` | counter | `call_site` | fallbacks served |
 //! | `resilient_call_site_bypassed` | gauge | `call_site` | 1 while an operator has switched its policies off |
 //! | `resilient_call_duration_seconds` | gauge | `call_site`, `quantile` | latency at `quantile` 0.5, 0.9 and 0.99 (a Prometheus summary's quantiles, from the sampled histogram) |
@@ -117,6 +118,7 @@ pub fn export(snapshot: &Snapshot) {
         counter!("resilient_call_site_calls_total", "call_site" => name.clone())
             .absolute(site.calls);
         counter!("resilient_retries_total", "call_site" => name.clone()).absolute(site.retries);
+        counter!("resilient_hedges_total", "call_site" => name.clone()).absolute(site.hedges);
         counter!("resilient_fallbacks_total", "call_site" => name.clone()).absolute(site.fallbacks);
         gauge!("resilient_call_site_bypassed", "call_site" => name.clone()).set(if site.bypassed {
             1.0
@@ -191,6 +193,7 @@ fn describe() {
         "Calls started, per call site."
     );
     describe_counter!("resilient_retries_total", "Retries made, per call site.");
+    describe_counter!("resilient_hedges_total", "Hedges started, per call site.");
     describe_counter!(
         "resilient_fallbacks_total",
         "Fallbacks served, per call site."

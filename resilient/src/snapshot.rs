@@ -27,7 +27,7 @@
 //! | call-site field | meaning |
 //! |---|---|
 //! | `name` | the call site (`name = "..."` of the attribute, or the policy's name) |
-//! | `calls`, `retries`, `fallbacks` | since creation |
+//! | `calls`, `retries`, `hedges`, `fallbacks` | since creation |
 //! | `bypassed` | whether an operator has switched its policies off |
 //! | `latency_samples`, `p50`, `p90`, `p99` | sampled latency (one call in 32 per thread) |
 //!

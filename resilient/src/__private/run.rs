@@ -95,6 +95,17 @@ impl<T, E: Any> Run<T, E> {
         self.driver.attempt(attempt)
     }
 
+    /// Runs one attempt built by `make`, with hedges built the same way when the call site
+    /// hedges (see [`hedge`](crate::hedge)).
+    #[inline]
+    pub fn attempt_with<F, A>(&mut self, make: &mut F) -> impl Future<Output = Attempt<T, E>>
+    where
+        F: FnMut() -> A,
+        A: Future<Output = Result<T, E>>,
+    {
+        self.driver.attempt_with(make)
+    }
+
     /// Decides what follows an attempt; see [`Execution::next`](crate::Execution::next).
     #[inline]
     pub fn next<C>(

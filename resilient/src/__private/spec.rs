@@ -36,6 +36,10 @@ pub struct Spec {
     pub max_backoff: Option<Duration>,
     /// The backoff's jitter.
     pub jitter: Option<Jitter>,
+    /// The delay before a hedge starts beside a slow attempt.
+    pub hedge: Option<Duration>,
+    /// How many hedges, with `hedge`.
+    pub hedges: u32,
 }
 
 impl Spec {
@@ -55,6 +59,9 @@ impl Spec {
                 self.max_backoff.unwrap_or(DEFAULT_MAX_BACKOFF),
             );
             builder = builder.backoff(backoff.with_jitter(self.jitter.unwrap_or_default()));
+        }
+        if let Some(delay) = self.hedge {
+            builder = builder.hedge(delay).hedges(self.hedges);
         }
         if let Some(name) = self.breaker {
             builder = builder.breaker(name);

@@ -11,6 +11,8 @@ fn the_macros_retry_limit_matches_the_runtimes() {
     // `resilient-macros` refuses `retries` above 100 at compile time, so that `policy()`
     // never meets a limit `build` would refuse.
     assert_eq!(crate::retry::MAX_RETRIES, 100);
+    // Likewise `hedges` above 10.
+    assert_eq!(crate::hedge::MAX_HEDGES, 10);
 }
 
 #[test]
@@ -67,6 +69,8 @@ fn a_method_is_named_after_its_type_without_generic_arguments() {
         backoff: None,
         max_backoff: None,
         jitter: None,
+        hedge: None,
+        hedges: 1,
     });
     assert_eq!(SITE.name(), "__private::tests::{Self}::get");
     SITE.name_after(|| "app::Orders<u8>");
@@ -88,12 +92,16 @@ fn a_spec_builds_the_policy_it_describes() {
         backoff: Some(Duration::from_millis(20)),
         max_backoff: None,
         jitter: Some(Jitter::Equal),
+        hedge: Some(Duration::from_millis(40)),
+        hedges: 2,
     });
     let policy = SITE.policy();
     assert!(std::ptr::eq(policy, SITE.policy()), "built once");
     assert_eq!(policy.timeouts().attempt, Some(Duration::from_millis(250)));
     assert_eq!(policy.timeouts().total, Some(Duration::from_secs(2)));
     assert_eq!(policy.retry().max_retries, 3);
+    let hedge = policy.hedge().expect("the spec hedges");
+    assert_eq!((hedge.delay, hedge.hedges), (Duration::from_millis(40), 2));
     let backoff = policy.retry().backoff;
     assert_eq!(backoff.base, Duration::from_millis(20));
     assert_eq!(backoff.max, DEFAULT_MAX_BACKOFF);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::backoff::{Backoff, Jitter};
 use crate::error::ConfigError;
+use crate::hedge::HedgeConfig;
 use crate::name::check_field;
 use crate::registry::Registry;
 use crate::retry::BudgetConfig;
@@ -57,6 +58,22 @@ impl PolicyBuilder {
         self
     }
 
+    /// Starts a hedge beside an attempt that has not answered within `delay` (see
+    /// [`hedge`](crate::hedge)); one hedge unless [`hedges`](Self::hedges) allows more.
+    pub fn hedge(mut self, delay: Duration) -> Self {
+        let hedges = self.hedge.map_or(1, |hedge| hedge.hedges);
+        self.hedge = Some(HedgeConfig::new(delay).with_hedges(hedges));
+        self
+    }
+
+    /// How many hedges may run beside an attempt, each `delay` after the previous one; needs
+    /// [`hedge`](Self::hedge).
+    pub fn hedges(mut self, hedges: u32) -> Self {
+        let delay = self.hedge.map_or(Duration::ZERO, |hedge| hedge.delay);
+        self.hedge = Some(HedgeConfig::new(delay).with_hedges(hedges));
+        self
+    }
+
     /// Records every attempt in the named breaker of the registry.
     pub fn breaker(mut self, name: impl Into<String>) -> Self {
         self.breaker = Some(name.into());
@@ -101,6 +118,9 @@ impl PolicyBuilder {
             }
         }
         self.timeouts.validate(&subject)?;
+        if let Some(hedge) = &self.hedge {
+            hedge.validate(&subject)?;
+        }
         self.retry.validate(&subject)?;
         // The policy's own name first: refused, it leaves no breaker or bulkhead behind.
         let stats = registry.policy_stats(&self.name)?;
@@ -113,7 +133,8 @@ impl PolicyBuilder {
             None => None,
         };
         let budget = match self.retry.budget {
-            Some(config) if self.retry.max_retries > 0 => {
+            // Hedges spend the budget as retries do.
+            Some(config) if self.retry.max_retries > 0 || self.hedge.is_some() => {
                 let dependency = self
                     .breaker
                     .as_deref()
@@ -125,7 +146,8 @@ impl PolicyBuilder {
         };
         let simple = self.timeouts == TimeoutConfig::default()
             && bulkhead.is_none()
-            && self.retry.max_retries == 0;
+            && self.retry.max_retries == 0
+            && self.hedge.is_none();
         Ok(Policy {
             name: self.name.into(),
             simple,
@@ -134,6 +156,7 @@ impl PolicyBuilder {
             retry: self.retry,
             timeouts: self.timeouts,
             budget,
+            hedge: self.hedge,
             retry_if: self.retry_if,
             stats,
             listeners: registry.listeners().clone(),

@@ -152,6 +152,32 @@ impl<'p> Driver<'p> {
         }
     }
 
+    /// Runs one attempt built by `make`, hedged when the policy hedges (see
+    /// [`hedge`](crate::hedge)): then on the step-wise driver, since hedges need its budget
+    /// and several attempts in flight.
+    #[inline]
+    pub(crate) fn attempt_with<T, E, F, Fut>(
+        &mut self,
+        make: &mut F,
+    ) -> impl Future<Output = Attempt<T, E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Any,
+    {
+        match self.policy.hedge {
+            Some(hedge) if !self.bypassed => {
+                let execution = self.stepwise();
+                Either::Right {
+                    future: Box::pin(execution.hedged_attempt(make, hedge)),
+                }
+            }
+            _ => Either::Left {
+                future: self.attempt(make()),
+            },
+        }
+    }
+
     /// Decides what follows an attempt; see [`Execution::next`]. A success, or an outcome
     /// that cannot be retried, ends a lean call here; anything else goes to the step-wise
     /// driver.
@@ -271,6 +297,27 @@ impl<R, S: Future<Output = R>> Future for NextFuture<R, S> {
         match self.project() {
             NextProj::Ready { ready } => ready.poll(cx),
             NextProj::Stepwise { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+pin_project! {
+    /// One of two futures with the same output.
+    #[project = EitherProj]
+    pub(crate) enum Either<L, R> {
+        Left { #[pin] future: L },
+        Right { future: Pin<Box<R>> },
+    }
+}
+
+impl<O, L: Future<Output = O>, R: Future<Output = O>> Future for Either<L, R> {
+    type Output = O;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
+        match self.project() {
+            EitherProj::Left { future } => future.poll(cx),
+            EitherProj::Right { future } => future.as_mut().poll(cx),
         }
     }
 }

@@ -150,7 +150,7 @@ impl<'p> Execution<'p> {
     /// Admits one attempt: the retry budget's count, the total deadline, the breaker, then the
     /// bulkhead (waiting up to its `max_wait`, within the deadline). Not generic, so that it
     /// is compiled once, not once per attempt's type.
-    async fn admit<'b>(
+    pub(super) async fn admit<'b>(
         &mut self,
         breaker: Option<&'b CircuitBreaker>,
         reserved: bool,

@@ -27,6 +27,7 @@ use crate::bulkhead::Bulkhead;
 use crate::callsite::CallSiteStats;
 use crate::error::Rejection;
 use crate::event::Listeners;
+use crate::hedge::HedgeConfig;
 use crate::retry::{Classification, RetryBudget, RetryConfig};
 use crate::timeout::TimeoutConfig;
 
@@ -34,6 +35,7 @@ mod attempt;
 mod builder;
 mod driver;
 mod execution;
+mod hedged;
 mod simple;
 
 pub use self::execution::{Attempt, Execution, Next};
@@ -81,6 +83,7 @@ pub struct Policy {
     retry: RetryConfig,
     timeouts: TimeoutConfig,
     budget: Option<Arc<RetryBudget>>,
+    hedge: Option<HedgeConfig>,
     retry_if: Vec<RetryPredicate>,
     stats: Arc<CallSiteStats>,
     /// The registry's listeners, told about retries and fallbacks.
@@ -108,6 +111,7 @@ pub struct PolicyBuilder {
     bulkhead: Option<String>,
     retry: RetryConfig,
     timeouts: TimeoutConfig,
+    hedge: Option<HedgeConfig>,
     retry_if: Vec<RetryPredicate>,
 }
 
@@ -120,6 +124,7 @@ impl Policy {
             bulkhead: None,
             retry: RetryConfig::default(),
             timeouts: TimeoutConfig::default(),
+            hedge: None,
             retry_if: Vec::new(),
         }
     }
@@ -147,6 +152,11 @@ impl Policy {
     /// The time limits.
     pub fn timeouts(&self) -> &TimeoutConfig {
         &self.timeouts
+    }
+
+    /// The hedging settings, if the policy hedges its attempts.
+    pub fn hedge(&self) -> Option<HedgeConfig> {
+        self.hedge
     }
 
     /// The call site's counters, shared by every policy built under the same name in one
@@ -177,7 +187,7 @@ impl Policy {
     {
         let mut driver = Driver::new(self);
         loop {
-            let attempt = driver.attempt(make()).await;
+            let attempt = driver.attempt_with(&mut make).await;
             if let Next::Return(result) = driver.next(attempt, |e| self.classify(e)).await {
                 return result;
             }

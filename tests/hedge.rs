@@ -262,3 +262,31 @@ async fn the_attribute_hedges_twice_and_the_third_attempt_wins() {
         .metrics("hedge::attribute".into());
     assert_eq!(stats.hedges, 2);
 }
+
+static FILE_ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+
+#[resilient(name = "hedge::from_file", hedge = "50ms", timeout = "5s")]
+async fn hedged_from_file() -> Result<u32, TestError> {
+    first_slow(&FILE_ATTEMPTS).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_configuration_file_sets_the_hedge_delay_and_refuses_bad_values() {
+    use resilient::config::FileConfig;
+    let registry = Arc::new(Registry::new());
+    let file = FileConfig::from_toml("[call_sites.\"hedge::from_file\"]\nhedge = \"20ms\"\n")
+        .expect("a valid file");
+    registry.reload(&file).unwrap();
+    let started = Instant::now();
+    assert_eq!(registry.scope(hedged_from_file()).await, Ok(1));
+    assert_eq!(
+        started.elapsed(),
+        30 * MS,
+        "the file's 20 ms, not the attribute's 50 ms"
+    );
+
+    let zero = FileConfig::from_toml("[call_sites.x]\nhedge = \"0s\"\n").unwrap_err();
+    assert_eq!(zero.field_name(), Some("hedge"), "{zero}");
+    let many = FileConfig::from_toml("[call_sites.x]\nhedges = 11\n").unwrap_err();
+    assert_eq!(many.field_name(), Some("hedges"), "{many}");
+}

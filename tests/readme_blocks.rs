@@ -293,3 +293,22 @@ mod per_key {
         Ok(())
     }
 }
+
+#[rustfmt::skip]
+mod hedging {
+    use resilient::{Rejection, resilient};
+
+    #[derive(Debug)]
+    pub struct Profile;
+    #[derive(Debug)]
+    pub enum LookupError { Down, Rejected(Rejection) }
+    impl From<Rejection> for LookupError {
+        fn from(rejection: Rejection) -> Self { LookupError::Rejected(rejection) }
+    }
+    async fn replica_lookup(_id: u64) -> Result<Profile, LookupError> { Err(LookupError::Down) }
+
+    #[resilient(hedge = "50ms", hedges = 1, timeout = "2s", breaker = "replicas")]
+    async fn lookup(id: u64) -> Result<Profile, LookupError> {
+        replica_lookup(id).await
+    }
+}

@@ -118,6 +118,20 @@ impl Spec {
             let jitter = overrides.jitter.or(self.jitter).unwrap_or_default();
             builder = builder.backoff(backoff.with_jitter(jitter));
         }
+        match (self.hedge, overrides.hedge.or(self.hedge)) {
+            // Only a function written for hedging builds attempts that can run side by side.
+            (None, Some(_)) => tracing::warn!(
+                target: "resilient::registry",
+                call_site = name,
+                "a configuration file gives this call site `hedge`, but its attribute has none: add `hedge` to the attribute to allow hedges"
+            ),
+            (Some(_), Some(delay)) => {
+                builder = builder
+                    .hedge(delay)
+                    .hedges(overrides.hedges.unwrap_or(self.hedges));
+            }
+            (_, None) => {}
+        }
         if let Some(name) = &overrides.breaker {
             builder = builder.breaker(name.clone());
         }

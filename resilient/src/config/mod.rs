@@ -91,6 +91,10 @@ pub struct CallSiteOverrides {
     pub max_backoff: Option<Duration>,
     /// The jitter.
     pub jitter: Option<Jitter>,
+    /// The delay before a hedge starts beside a slow attempt (see [`hedge`](crate::hedge)).
+    pub hedge: Option<Duration>,
+    /// How many hedges, with `hedge`.
+    pub hedges: Option<u32>,
     /// The breaker's name.
     pub breaker: Option<String>,
     /// The bulkhead's name.

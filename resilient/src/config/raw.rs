@@ -105,6 +105,8 @@ raw_table! {
         backoff: HumanDuration,
         max_backoff: HumanDuration,
         jitter: JitterKind,
+        hedge: HumanDuration,
+        hedges: u32,
         breaker: String,
         bulkhead: String,
     }

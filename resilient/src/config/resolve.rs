@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::backoff::{Backoff, Jitter};
 use crate::breaker::{BreakerConfig, SlidingWindow, TripPolicy};
 use crate::bulkhead::BulkheadConfig;
+use crate::hedge::{HedgeConfig, MAX_HEDGES};
 use crate::retry::MAX_RETRIES;
 use crate::timeout::{TimeoutConfig, check_duration};
 
@@ -347,6 +348,8 @@ pub(super) fn call_site_overrides(
         backoff: merged.backoff.map(|d| d.0),
         max_backoff: merged.max_backoff.map(|d| d.0),
         jitter: merged.jitter.map(Jitter::from),
+        hedge: merged.hedge.map(|d| d.0),
+        hedges: merged.hedges,
         breaker: merged.breaker.clone(),
         bulkhead: merged.bulkhead.clone(),
     };
@@ -374,12 +377,31 @@ pub(super) fn call_site_overrides(
     if let (Some(base), Some(max)) = (site.backoff, site.max_backoff) {
         Backoff::exponential(base, 2.0, max).validate(&subject)?;
     }
+    check_hedge(&subject, &site)?;
     for (field, name) in [("breaker", &site.breaker), ("bulkhead", &site.bulkhead)] {
         if name.as_deref().is_some_and(|name| name.trim().is_empty()) {
             return Err(Issue::new(field, "must not be empty"));
         }
     }
     Ok(site)
+}
+
+/// `hedge` and `hedges` as [`HedgeConfig::validate`] checks them; `hedges` alone is completed
+/// by the attribute's `hedge`, so only its range is checked here.
+fn check_hedge(subject: &str, site: &CallSiteOverrides) -> Result<(), Issue> {
+    if let Some(delay) = site.hedge {
+        HedgeConfig::new(delay)
+            .with_hedges(site.hedges.unwrap_or(1))
+            .validate(subject)?;
+    } else if let Some(hedges) = site.hedges
+        && !(1..=MAX_HEDGES).contains(&hedges)
+    {
+        return Err(Issue::new(
+            "hedges",
+            format!("= {hedges} must be from 1 to {MAX_HEDGES}"),
+        ));
+    }
+    Ok(())
 }
 
 impl FileConfig {

@@ -344,6 +344,8 @@ fn call_site_fields_changed(old: &CallSiteOverrides, new: &CallSiteOverrides) ->
         ("backoff", old.backoff != new.backoff),
         ("max_backoff", old.max_backoff != new.max_backoff),
         ("jitter", old.jitter != new.jitter),
+        ("hedge", old.hedge != new.hedge),
+        ("hedges", old.hedges != new.hedges),
         ("breaker", old.breaker != new.breaker),
         ("bulkhead", old.bulkhead != new.bulkhead),
     ];

@@ -157,6 +157,7 @@ async fn a_scripted_run_is_exported_under_the_documented_names() {
     assert_eq!(get("resilient_bulkhead_rejected_total{bulkhead=db}"), 1.0);
     assert_eq!(get("resilient_call_site_calls_total{call_site=fetch}"), 4.0);
     assert_eq!(get("resilient_retries_total{call_site=fetch}"), 1.0);
+    assert_eq!(get("resilient_hedges_total{call_site=fetch}"), 0.0);
     assert_eq!(get("resilient_fallbacks_total{call_site=fetch}"), 1.0);
     assert_eq!(get("resilient_call_site_bypassed{call_site=fetch}"), 0.0);
 
@@ -194,6 +195,7 @@ async fn a_scripted_run_is_exported_under_the_documented_names() {
             "resilient_call_site_calls_total",
             "resilient_calls_total",
             "resilient_fallbacks_total",
+            "resilient_hedges_total",
             "resilient_retries_total",
         ]
         .into_iter()

@@ -220,30 +220,38 @@ impl<'p> Execution<'p> {
                 (E::from(rejection), classification, error_kind)
             }
         };
-        match self.plan_retry(classification) {
-            Some(delay) => {
-                let policy = self.policy;
-                tracing::debug!(
-                    target: "resilient::retry",
-                    call_site = %policy.name,
-                    retry = self.retries,
-                    ?delay,
-                    error = error_kind,
-                    "attempt failed, retrying"
-                );
-                policy.listeners.emit(|| Event::Retry {
-                    call_site: policy.name.clone(),
-                    attempt: self.retries,
-                    delay,
-                    error: error_kind,
-                });
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                Next::Retry
-            }
-            None => self.finish(Err(error)),
+        if self.back_off(classification, error_kind).await {
+            Next::Retry
+        } else {
+            self.finish(Err(error))
         }
+    }
+
+    /// Plans a retry and sleeps its backoff: `false` when the call must end now. Not generic,
+    /// so that it is compiled once, not once per result type.
+    async fn back_off(&mut self, classification: Classification, error_kind: &'static str) -> bool {
+        let Some(delay) = self.plan_retry(classification) else {
+            return false;
+        };
+        let policy = self.policy;
+        tracing::debug!(
+            target: "resilient::retry",
+            call_site = %policy.name,
+            retry = self.retries,
+            ?delay,
+            error = error_kind,
+            "attempt failed, retrying"
+        );
+        policy.listeners.emit(|| Event::Retry {
+            call_site: policy.name.clone(),
+            attempt: self.retries,
+            delay,
+            error: error_kind,
+        });
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        true
     }
 
     fn finish<T, E>(&self, result: Result<T, E>) -> Next<T, E> {

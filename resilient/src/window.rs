@@ -55,6 +55,13 @@ const SLOT_GEN_MASK: u32 = 0x00FF_FFFF;
 /// outcome bits, which would otherwise count as a success of a breaker's first closed period.
 const SLOT_FILLED: u32 = 0x80;
 
+/// The claim counter of a count window, alone on its cache line (128 bytes covers
+/// adjacent-line prefetching): every closed call writes it, so a line it shared with anything
+/// read on every call (the state word, this window's own fields) would move between cores on
+/// every call of every thread.
+#[repr(align(128))]
+struct Head(AtomicU64);
+
 /// The last `N` outcomes of one generation.
 ///
 /// `head` packs the number of calls claimed so far (high 32 bits, wrapping) over the generation
@@ -62,7 +69,7 @@ const SLOT_FILLED: u32 = 0x80;
 /// whether the window still belongs to the caller's generation. Each slot packs the low 24 bits
 /// of the writer's generation over its outcome bits.
 pub(crate) struct CountWindow {
-    head: AtomicU64,
+    head: Box<Head>,
     slots: Box<[AtomicU32]>,
     /// `2^64 / N` rounded up, so that a slot index is two multiplications, not a division: the
     /// division sat between the claiming `fetch_add` and the slot's store on every closed
@@ -77,7 +84,7 @@ impl CountWindow {
     pub(crate) fn new(size: usize, generation: u32) -> Self {
         debug_assert!(size > 0);
         CountWindow {
-            head: AtomicU64::new(u64::from(generation)),
+            head: Box::new(Head(AtomicU64::new(u64::from(generation)))),
             slots: (0..size).map(|_| AtomicU32::new(0)).collect(),
             reciprocal: (u64::MAX / size as u64).wrapping_add(1),
             minimum: AtomicU32::new(0),
@@ -92,20 +99,21 @@ impl CountWindow {
     /// Hands the window to `generation`, empty: slots tagged with older generations no longer
     /// count. Call before publishing the new state, so no caller of `generation` races it.
     pub(crate) fn reset(&self, generation: u32) {
-        self.head.store(u64::from(generation), Ordering::Release);
+        self.head.0.store(u64::from(generation), Ordering::Release);
     }
 
     /// Records one outcome. Returns how many calls `generation` has claimed in the window with
     /// this one (wrapping at 2^32), or `None` when the window belongs to another generation and
     /// the outcome was discarded.
+    ///
+    /// A stale caller must not claim a slot: the newer window would skip it and keep the
+    /// outcome it holds for another round, so the window would no longer be the last N. The
+    /// caller checks its generation against the breaker's state word first (a line written
+    /// only by transitions), not against `head`: a read of `head` before the claim would fetch
+    /// its contended line twice.
     #[inline]
     pub(crate) fn record(&self, generation: u32, outcome: u8) -> Option<u32> {
-        // A stale caller must not claim a slot: the newer window would skip it and keep the
-        // outcome it holds for another round, so the window would no longer be the last N.
-        if self.head.load(Ordering::Acquire) as u32 != generation {
-            return None;
-        }
-        let previous = self.head.fetch_add(1 << 32, Ordering::AcqRel);
+        let previous = self.head.0.fetch_add(1 << 32, Ordering::AcqRel);
         if previous as u32 != generation {
             // The window changed hands between the check and the claim (a transition racing
             // this very call): the skipped slot keeps one old outcome one round longer.
@@ -139,7 +147,7 @@ impl CountWindow {
     /// once complete even when the completing claim is not the last slot written.
     pub(crate) fn reached_minimum(&self, generation: u32) -> bool {
         fence(Ordering::SeqCst);
-        let head = self.head.load(Ordering::Acquire);
+        let head = self.head.0.load(Ordering::Acquire);
         head as u32 == generation && (head >> 32) as u32 >= self.minimum.load(Ordering::Relaxed)
     }
 
@@ -400,9 +408,11 @@ mod tests {
         let window = CountWindow::new(4, 1);
         assert_eq!(window.record(1, FAILURE), Some(1));
         window.reset(2);
+        // A stale caller that got past the breaker's generation check (a transition racing
+        // it) writes nothing, though its claim is spent.
         assert_eq!(window.record(1, FAILURE), None);
         assert_eq!(window.tally(2), Tally::default());
-        assert_eq!(window.record(2, SLOW), Some(1));
+        assert_eq!(window.record(2, SLOW), Some(2));
         assert_eq!(
             window.tally(2),
             Tally {

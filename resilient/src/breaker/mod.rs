@@ -101,8 +101,20 @@ impl WindowCell {
         }
     }
 
+    /// The window in force: this one unless the configuration changed shape since. Every
+    /// call asks, so the answer for a breaker never reshaped is one load, and the chain is
+    /// walked out of line.
     #[inline]
     fn latest(&self) -> &WindowCell {
+        match self.next.get() {
+            None => self,
+            Some(next) => next.walk(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn walk(&self) -> &WindowCell {
         let mut cell = self;
         while let Some(next) = cell.next.get() {
             cell = next;
@@ -134,11 +146,18 @@ fn state_index(state: BreakerState) -> usize {
 ///
 /// Successes are counted on a [`StripedCounter`]: the closed success path is the hot path, and
 /// a shared `fetch_add` there would be one more contended atomic per call. The striped counter
-/// costs a thread-local read and a plain load and store on a cache line no other thread
-/// writes. Everything else is counted off the success path.
+/// costs a thread-local read and a plain load and store on a cell no other thread writes.
+/// Everything else is counted off the success path, in [`ColdCounters`] allocated on the first
+/// bad outcome, rejection or transition: a breaker that only ever succeeds does not carry them.
 #[derive(Default)]
 struct Counters {
     successes: StripedCounter,
+    cold: OnceLock<Box<ColdCounters>>,
+}
+
+/// The counters of everything but successes.
+#[derive(Default)]
+struct ColdCounters {
     /// Failures, timeouts included.
     failures: StdAtomicU64,
     /// Of the failures, attempts that timed out.
@@ -147,6 +166,20 @@ struct Counters {
     rejected: StdAtomicU64,
     /// Transitions by `[from][to]`, indexed by [`state_index`].
     transitions: [[StdAtomicU64; 5]; 5],
+}
+
+impl Counters {
+    /// The cold counters, allocated on first use.
+    fn cold(&self) -> &ColdCounters {
+        self.cold.get_or_init(Box::default)
+    }
+
+    /// Reads one cold counter: 0 before any was counted.
+    fn read(&self, counter: impl Fn(&ColdCounters) -> &StdAtomicU64) -> u64 {
+        self.cold
+            .get()
+            .map_or(0, |cold| counter(cold).load(StdOrdering::Relaxed))
+    }
 }
 
 struct Shared {
@@ -195,7 +228,10 @@ impl Shared {
     #[cold]
     #[inline(never)]
     fn rejected(&self, rejection: Rejection) -> Rejection {
-        self.counters.rejected.fetch_add(1, StdOrdering::Relaxed);
+        self.counters
+            .cold()
+            .rejected
+            .fetch_add(1, StdOrdering::Relaxed);
         tracing::debug!(
             target: "resilient::breaker",
             breaker = %self.name,
@@ -270,7 +306,7 @@ impl Env for SharedEnv<'_> {
     fn on_transition(&self, transition: Transition) {
         let shared = self.shared;
         let (from, to, reason) = (transition.from, transition.to, transition.reason);
-        shared.counters.transitions[state_index(from)][state_index(to)]
+        shared.counters.cold().transitions[state_index(from)][state_index(to)]
             .fetch_add(1, StdOrdering::Relaxed);
         // Judged by the state now, not by this report's `to`: reports of racing transitions
         // (a trip and an operator's reset) can arrive in either order, and a late "closed →
@@ -517,9 +553,9 @@ impl CircuitBreaker {
         };
         let counters = &shared.counters;
         let mut transition_counts = Vec::new();
-        for (from, row) in STATES.into_iter().zip(&counters.transitions) {
-            for (to, count) in STATES.into_iter().zip(row) {
-                let count = count.load(StdOrdering::Relaxed);
+        for (from, index_from) in STATES.into_iter().zip(0..) {
+            for (to, index_to) in STATES.into_iter().zip(0..) {
+                let count = counters.read(|cold| &cold.transitions[index_from][index_to]);
                 if count > 0 {
                     transition_counts.push(TransitionCount { from, to, count });
                 }
@@ -534,10 +570,10 @@ impl CircuitBreaker {
             failures_in_window: tally.failures,
             slow_calls_in_window: tally.slow,
             successes: counters.successes.get(),
-            failures: counters.failures.load(StdOrdering::Relaxed),
-            timeouts: counters.timeouts.load(StdOrdering::Relaxed),
-            ignored: counters.ignored.load(StdOrdering::Relaxed),
-            rejected: counters.rejected.load(StdOrdering::Relaxed),
+            failures: counters.read(|cold| &cold.failures),
+            timeouts: counters.read(|cold| &cold.timeouts),
+            ignored: counters.read(|cold| &cold.ignored),
+            rejected: counters.read(|cold| &cold.rejected),
             transitions: transition_counts.iter().map(|t| t.count).sum(),
             transition_counts,
             half_open_probes_in_flight: word.probes(),
@@ -662,4 +698,29 @@ pub struct TransitionCount {
     pub to: BreakerState,
     /// How many times.
     pub count: u64,
+}
+
+#[cfg(all(test, not(resilient_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_breaker_that_only_succeeds_carries_no_cold_counters() {
+        let breaker = CircuitBreaker::new("lean", BreakerConfig::default()).unwrap();
+        for _ in 0..3 {
+            breaker.try_acquire().unwrap().record_success();
+        }
+        assert!(breaker.shared.counters.cold.get().is_none());
+        assert!(!breaker.shared.counters.successes.is_striped());
+        let metrics = breaker.metrics();
+        assert_eq!((metrics.successes, metrics.failures), (3, 0));
+        assert!(metrics.transition_counts.is_empty());
+        breaker.try_acquire().unwrap().record_failure();
+        breaker.try_acquire().unwrap().record_timeout();
+        let metrics = breaker.metrics();
+        assert_eq!(
+            (metrics.successes, metrics.failures, metrics.timeouts),
+            (3, 2, 1)
+        );
+    }
 }

@@ -24,7 +24,7 @@ use crate::sync::{AtomicU64, AtomicUsize, OnceLock, Ordering};
 const MAX_STRIPES: usize = 64;
 
 /// How many stripes a counter gets on this machine.
-fn stripe_count() -> usize {
+pub(crate) fn stripe_count() -> usize {
     static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *COUNT.get_or_init(|| {
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
@@ -62,9 +62,10 @@ impl Drop for Release {
     }
 }
 
-/// This thread's slot.
+/// This thread's slot: an index no other live thread holds, so a cell picked by it has one
+/// writer at a time. `None` for a thread that is exiting.
 #[inline]
-fn slot() -> Option<usize> {
+pub(crate) fn slot() -> Option<usize> {
     match SLOT.with(Cell::get) {
         0 => claim(),
         usize::MAX => None, // the thread is exiting and gave its slot back
@@ -93,7 +94,12 @@ fn claim() -> Option<usize> {
 
 /// One stripe, alone on its cache line (128 bytes covers adjacent-line prefetching).
 #[repr(align(128))]
-struct Stripe(AtomicU64);
+pub(crate) struct Stripe(pub(crate) AtomicU64);
+
+/// `count` stripes, all zero.
+pub(crate) fn new_stripes(count: usize) -> Box<[Stripe]> {
+    (0..count).map(|_| Stripe(AtomicU64::new(0))).collect()
+}
 
 /// A monotonic counter bumped from many threads without contention.
 ///
@@ -168,11 +174,7 @@ impl StripedCounter {
     #[cold]
     #[inline(never)]
     fn second_thread(&self, slot: usize) -> &AtomicU64 {
-        let stripes = self.stripes.get_or_init(|| {
-            (0..stripe_count())
-                .map(|_| Stripe(AtomicU64::new(0)))
-                .collect()
-        });
+        let stripes = self.stripes.get_or_init(|| new_stripes(stripe_count()));
         match stripes.get(slot) {
             Some(Stripe(count)) => count,
             None => &self.shared,

@@ -13,9 +13,14 @@
 //! * [`TimeWindow`]: outcomes of the last `D`, in buckets. A bucket belongs to one tick of the
 //!   clock; a bucket whose tick has left the window is ignored when counting and overwritten by
 //!   the next call that lands in it. Old successes leaving the window raise its rates, so a
-//!   success is judged too, but only while a bad outcome is still inside the window.
+//!   success is judged too, but only while a bad outcome is still inside the window. Once a
+//!   second thread records successes, each thread counts its successes of the current tick in
+//!   a stripe of its own (see [`TimeWindow::record_success_in`]), so threads succeeding
+//!   together do not pass a bucket's cache line between them; bad outcomes stay on the
+//!   buckets.
 
-use crate::sync::{AtomicU32, AtomicU64, Ordering, fence};
+use crate::counter::{Stripe, new_stripes, stripe_count};
+use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, OnceLock, Ordering, fence};
 
 /// The outcome bit for a failure.
 pub(crate) const FAILURE: u8 = 0b01;
@@ -210,6 +215,13 @@ pub(crate) struct TimeWindow {
     /// The latest tick a failure or a slow call was recorded in, plus one (0: never): while
     /// none is inside the window its rates are 0, and a success need not be judged.
     last_bad: AtomicU64,
+    /// The slot plus one of the first thread to record a success (0: none yet). It counts on
+    /// the buckets; a success from any other thread brings the stripes.
+    success_owner: AtomicUsize,
+    /// Per-thread success counts, allocated once a second thread records a success. Each is a
+    /// tagged word like a bucket's counters, for the tick its thread last succeeded in; moving
+    /// to another tick, the thread adds the old count to that tick's bucket.
+    success_stripes: OnceLock<Box<[Stripe]>>,
 }
 
 impl TimeWindow {
@@ -222,6 +234,8 @@ impl TimeWindow {
             failures_only,
             last_tick: AtomicU64::new(0),
             last_bad: AtomicU64::new(0),
+            success_owner: AtomicUsize::new(0),
+            success_stripes: OnceLock::new(),
             buckets: (0..buckets)
                 .map(|_| Bucket {
                     calls: AtomicU64::new(0),
@@ -244,17 +258,97 @@ impl TimeWindow {
         let bucket = &self.buckets[(tick % self.buckets.len() as u64) as usize];
         let tag = time_tag(generation, tick);
         if count_call {
-            bump(&bucket.calls, tag);
+            bump(&bucket.calls, tag, 1);
         }
         if outcome & FAILURE != 0 {
-            bump(&bucket.failures, tag);
+            bump(&bucket.failures, tag, 1);
         }
         if outcome & SLOW != 0 {
-            bump(&bucket.slow, tag);
+            bump(&bucket.slow, tag, 1);
         }
         if outcome != 0 {
             self.last_bad.fetch_max(tick + 1, Ordering::AcqRel);
         }
+    }
+
+    /// Records a fast success at `now_micros` in a window that counts calls, on the calling
+    /// thread's stripe once there are stripes.
+    #[inline]
+    pub(crate) fn record_success(&self, generation: u32, now_micros: u64) {
+        self.record_success_in(crate::counter::slot(), generation, now_micros);
+    }
+
+    /// [`record_success`](Self::record_success) for the thread holding `slot`.
+    ///
+    /// A thread moving its stripe to a new tick adds the old tick's count to that bucket
+    /// before it starts the stripe over, so a tally racing the move may count those successes
+    /// twice, never zero times: a success counted twice can only lower the rates, while one
+    /// missed could open the breaker on a rate it never had. The tally after the move is exact.
+    pub(crate) fn record_success_in(&self, slot: Option<usize>, generation: u32, now_micros: u64) {
+        let tick = now_micros / self.bucket_micros;
+        self.advance_to(tick);
+        let tag = time_tag(generation, tick);
+        match slot.and_then(|slot| self.success_stripe(slot)) {
+            Some(Stripe(stripe)) => {
+                let word = stripe.load(Ordering::Relaxed);
+                let stored = word >> COUNT_BITS;
+                if word != 0 && stored == tag {
+                    if word & COUNT_MAX != COUNT_MAX {
+                        stripe.store(word + 1, Ordering::Release);
+                    }
+                    return;
+                }
+                if word != 0 {
+                    self.flush(stored, word & COUNT_MAX, tick);
+                }
+                stripe.store((tag << COUNT_BITS) | 1, Ordering::Release);
+            }
+            None => {
+                let bucket = &self.buckets[(tick % self.buckets.len() as u64) as usize];
+                bump(&bucket.calls, tag, 1);
+            }
+        }
+    }
+
+    /// The stripe `slot`'s thread counts its successes in; `None` for the first thread to
+    /// succeed while it is the only one (it counts on the buckets), or past the stripes.
+    #[inline]
+    fn success_stripe(&self, slot: usize) -> Option<&Stripe> {
+        if let Some(stripes) = self.success_stripes.get() {
+            return stripes.get(slot);
+        }
+        let owner = self.success_owner.load(Ordering::Relaxed);
+        if owner == slot + 1
+            || (owner == 0
+                && self
+                    .success_owner
+                    .compare_exchange(0, slot + 1, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok())
+        {
+            return None;
+        }
+        self.second_thread(slot)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn second_thread(&self, slot: usize) -> Option<&Stripe> {
+        self.success_stripes
+            .get_or_init(|| new_stripes(stripe_count()))
+            .get(slot)
+    }
+
+    /// Adds a stripe's `count` successes of the tick in `tag` to that tick's bucket, unless
+    /// the tick has left the window ending at `now_tick` (they no longer count).
+    fn flush(&self, tag: u64, count: u64, now_tick: u64) {
+        let span = self.buckets.len() as u64;
+        let age = now_tick.wrapping_sub(tag_tick(tag)) & TICK_MASK;
+        if age >= span {
+            return;
+        }
+        let tick = now_tick - age;
+        let bucket = &self.buckets[(tick % span) as usize];
+        bump(&bucket.calls, tag, count);
     }
 
     /// Whether a failure or a slow call (of any generation: a stale one only costs a judgement)
@@ -314,6 +408,13 @@ impl TimeWindow {
             }
         };
         let mut tally = Tally::default();
+        // The stripes before the buckets: a stripe read after its thread moved it to a new
+        // tick (a release store, after adding the old count to its bucket) makes that bucket's
+        // new count visible to the reads below, so successes moving from a stripe to a bucket
+        // are seen twice at worst, never missed (see `record_success_in`).
+        for Stripe(stripe) in self.success_stripes.get().into_iter().flatten() {
+            tally.calls += live(stripe.load(Ordering::Acquire));
+        }
         for bucket in self.buckets.iter() {
             tally.calls += live(bucket.calls.load(Ordering::Acquire));
             tally.failures += live(bucket.failures.load(Ordering::Acquire));
@@ -323,10 +424,10 @@ impl TimeWindow {
     }
 }
 
-/// Adds one to a tagged counter: same tag, count up (saturating); an older tag (another tick,
-/// or an older generation), start over at one; a newer generation's tag, leave it alone, the
-/// caller is stale.
-fn bump(word: &AtomicU64, tag: u64) {
+/// Adds `count` to a tagged counter: same tag, count up (saturating); an older tag (another
+/// tick, or an older generation), start over at `count`; a newer generation's tag, leave it
+/// alone, the caller is stale.
+fn bump(word: &AtomicU64, tag: u64, count: u64) {
     let mut current = word.load(Ordering::Relaxed);
     loop {
         let current_tag = current >> COUNT_BITS;
@@ -334,11 +435,11 @@ fn bump(word: &AtomicU64, tag: u64) {
             if current & COUNT_MAX == COUNT_MAX {
                 return;
             }
-            current + 1
+            current + count.min(COUNT_MAX - (current & COUNT_MAX))
         } else if current != 0 && is_newer_generation(tag_generation(current_tag), tag) {
             return;
         } else {
-            (tag << COUNT_BITS) | 1
+            (tag << COUNT_BITS) | count.min(COUNT_MAX)
         };
         match word.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed) {
             Ok(_) => return,
@@ -453,6 +554,44 @@ mod tests {
         assert_eq!(window.tally(0, later).failures, 0);
         window.record(0, later, FAILURE, false);
         assert_eq!(window.tally(0, later).failures, 1);
+    }
+
+    #[test]
+    fn successes_of_a_second_thread_go_to_stripes_and_move_to_their_bucket() {
+        let second = 1_000_000;
+        let window = TimeWindow::new(second, 10, false);
+        window.record_success_in(Some(0), 0, 0);
+        assert!(
+            window.success_stripes.get().is_none(),
+            "one thread counts on buckets"
+        );
+        window.record_success_in(Some(1), 0, 0);
+        assert!(
+            window.success_stripes.get().is_some(),
+            "a second thread brings stripes"
+        );
+        window.record_success_in(Some(1), 0, 0);
+        window.record_success_in(Some(0), 0, 0);
+        assert_eq!(window.tally(0, 0).calls, 4);
+        window.record(0, 3 * second, FAILURE, true);
+        // Slot 1 moves to tick 3: its two successes of tick 0 join tick 0's bucket.
+        window.record_success_in(Some(1), 0, 3 * second);
+        let expected = Tally {
+            calls: 6,
+            failures: 1,
+            slow: 0,
+        };
+        assert_eq!(window.tally(0, 3 * second), expected);
+        // Tick 0 has left the window: what remains is tick 3's failure and success.
+        assert_eq!(window.tally(0, 10 * second).calls, 2);
+        // Slot 0's stripe still holds tick 0, out of the window: dropped, not moved.
+        window.record_success_in(Some(0), 0, 12 * second);
+        assert_eq!(window.tally(0, 12 * second).calls, 3);
+        // A thread without a slot counts on the buckets.
+        window.record_success_in(None, 0, 12 * second);
+        assert_eq!(window.tally(0, 12 * second).calls, 4);
+        // Another generation's stripes and buckets do not count.
+        assert_eq!(window.tally(1, 12 * second).calls, 0);
     }
 
     #[test]

@@ -413,7 +413,11 @@ impl Core {
                     return;
                 }
                 let now = env.now();
-                time.record(generation, now, bits, !failures_only);
+                if bits == 0 {
+                    time.record_success(generation, now);
+                } else {
+                    time.record(generation, now, bits, !failures_only);
+                }
                 // A success raises the rates when older successes have left the window, so it
                 // is judged too, unless no bad outcome is left in the window to judge.
                 if bits == 0 && !time.may_hold_bad_outcomes(now) {

@@ -21,6 +21,7 @@ mod config;
 #[cfg(feature = "tower")]
 mod early;
 mod permit;
+mod slo;
 mod state;
 mod transition;
 
@@ -34,7 +35,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
-pub use config::{BreakerConfig, MAX_PROBES, SlidingWindow, SlowCalls, TripPolicy};
+pub use config::{BreakerConfig, LatencySlo, MAX_PROBES, SlidingWindow, SlowCalls, TripPolicy};
 pub(crate) use config::{TIME_BUCKETS, WindowShape};
 pub use permit::BreakerPermit;
 use permit::PermitKind;
@@ -615,8 +616,8 @@ impl CircuitBreaker {
 
 fn slow_micros(config: &BreakerConfig) -> u64 {
     config
-        .slow_calls
-        .map_or(0, |slow| state::duration_micros(slow.duration).max(1))
+        .slow_duration()
+        .map_or(0, |duration| state::duration_micros(duration).max(1))
 }
 
 impl fmt::Debug for CircuitBreaker {

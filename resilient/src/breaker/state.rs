@@ -638,14 +638,23 @@ fn judge_rate(config: &BreakerConfig, tally: Tally) -> Option<TransitionReason> 
             calls: tally.calls,
         });
     }
-    let slow = config.slow_calls?;
-    (tally.slow > 0 && tally.slow_rate() >= slow.rate_threshold).then_some(
-        TransitionReason::SlowCallRate {
+    if let Some(slow) = config.slow_calls
+        && tally.slow > 0
+        && tally.slow_rate() >= slow.rate_threshold
+    {
+        return Some(TransitionReason::SlowCallRate {
             rate: tally.slow_rate(),
             threshold: slow.rate_threshold,
             calls: tally.calls,
-        },
-    )
+        });
+    }
+    let slo = config.latency_slo?;
+    slo.is_breached(tally.calls, tally.slow)
+        .then_some(TransitionReason::LatencySlo {
+            slo,
+            slow: tally.slow,
+            calls: tally.calls,
+        })
 }
 
 /// A duration in whole microseconds, rounded up so a wait never ends early.

@@ -15,14 +15,16 @@ use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize as SlotCounter;
+
+use crate::sync::{AtomicU64, AtomicUsize, OnceLock, Ordering};
 
 /// Most stripes per counter. A counter has one stripe per hardware thread plus two (a
 /// runtime's workers, the main thread and one more), up to this: 128 bytes each.
 const MAX_STRIPES: usize = 64;
 
 /// How many stripes a counter gets on this machine.
-fn stripe_count() -> usize {
+pub(crate) fn stripe_count() -> usize {
     static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *COUNT.get_or_init(|| {
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
@@ -33,7 +35,7 @@ fn stripe_count() -> usize {
 /// Slots handed back by exited threads, smallest first, so slots stay dense.
 static FREE_SLOTS: Mutex<BinaryHeap<Reverse<usize>>> = Mutex::new(BinaryHeap::new());
 /// The next never-used slot.
-static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+static NEXT_SLOT: SlotCounter = SlotCounter::new(0);
 
 thread_local! {
     /// This thread's slot plus one; 0 until the thread first counts. A `const` cell with no
@@ -60,9 +62,10 @@ impl Drop for Release {
     }
 }
 
-/// This thread's slot.
+/// This thread's slot: an index no other live thread holds, so a cell picked by it has one
+/// writer at a time. `None` for a thread that is exiting.
 #[inline]
-fn slot() -> Option<usize> {
+pub(crate) fn slot() -> Option<usize> {
     match SLOT.with(Cell::get) {
         0 => claim(),
         usize::MAX => None, // the thread is exiting and gave its slot back
@@ -83,7 +86,7 @@ fn claim() -> Option<usize> {
         .pop();
     let slot = match reused {
         Some(Reverse(slot)) => slot,
-        None => NEXT_SLOT.fetch_add(1, Ordering::Relaxed),
+        None => NEXT_SLOT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     };
     SLOT.with(|cell| cell.set(slot + 1));
     Some(slot)
@@ -91,48 +94,112 @@ fn claim() -> Option<usize> {
 
 /// One stripe, alone on its cache line (128 bytes covers adjacent-line prefetching).
 #[repr(align(128))]
-struct Stripe(AtomicU64);
+pub(crate) struct Stripe(pub(crate) AtomicU64);
+
+/// `count` stripes, all zero.
+pub(crate) fn new_stripes(count: usize) -> Box<[Stripe]> {
+    (0..count).map(|_| Stripe(AtomicU64::new(0))).collect()
+}
 
 /// A monotonic counter bumped from many threads without contention.
 ///
-/// The stripes are allocated on the first count, so a counter that never counts (a breaker
-/// declared but never called) costs 16 bytes, not a cache line per thread.
+/// Stripes cost a cache line per hardware thread, so they come only once a second thread
+/// counts (the spirit of Java's `LongAdder`, which stripes once a compare-and-swap fails):
+/// until then the first thread to count owns `base` and bumps it with a plain load and store,
+/// so a counter used from one thread costs 40 bytes. The owner is told by its slot, the same
+/// single-writer guarantee as a stripe's; once stripes exist the owner moves to its stripe
+/// too, and `base` keeps what it counted.
+///
+/// Taking a second thread for contention, rather than a failed compare-and-swap, keeps the
+/// single-thread path free of any read-modify-write.
 #[derive(Default)]
 pub(crate) struct StripedCounter {
-    stripes: std::sync::OnceLock<Box<[Stripe]>>,
+    /// The slot plus one of the thread that owns `base`; 0 until the first count.
+    owner: AtomicUsize,
+    /// Counted by the owner before the stripes existed (and while it raced their creation).
+    base: AtomicU64,
+    stripes: OnceLock<Box<[Stripe]>>,
     /// For threads without a stripe of their own.
     shared: AtomicU64,
+}
+
+impl std::fmt::Debug for StripedCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.get(), f)
+    }
 }
 
 impl StripedCounter {
     /// Adds one.
     #[inline]
     pub(crate) fn increment(&self) {
-        let stripes = self.stripes.get_or_init(|| {
-            (0..stripe_count())
-                .map(|_| Stripe(AtomicU64::new(0)))
-                .collect()
-        });
-        let stripe = slot().and_then(|slot| stripes.get(slot));
-        match stripe {
-            // This thread is the stripe's only writer: a plain load and store cannot race.
-            Some(Stripe(count)) => {
-                count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed)
-            }
+        self.increment_in(slot());
+    }
+
+    /// Adds one for the thread holding `slot` (`None`: a thread without a slot).
+    #[inline]
+    pub(crate) fn increment_in(&self, slot: Option<usize>) {
+        let cell = match (self.stripes.get(), slot) {
+            (Some(stripes), Some(slot)) => stripes.get(slot).map(|Stripe(count)| count),
+            (None, Some(slot)) => Some(self.unstriped(slot)),
+            (_, None) => None,
+        };
+        match cell {
+            // This thread is the cell's only writer: a plain load and store cannot race.
+            Some(count) => count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed),
             None => {
                 self.shared.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    /// The total. Each stripe only grows, so successive reads never go down.
+    /// The cell `slot`'s thread bumps while there are no stripes: `base` if the thread owns it
+    /// (or is first to count), else its new stripe.
+    #[inline]
+    fn unstriped(&self, slot: usize) -> &AtomicU64 {
+        let owner = self.owner.load(Ordering::Relaxed);
+        if owner == slot + 1
+            || (owner == 0
+                && self
+                    .owner
+                    .compare_exchange(0, slot + 1, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok())
+        {
+            return &self.base;
+        }
+        self.second_thread(slot)
+    }
+
+    /// A second thread counts: from now on every thread has a stripe.
+    #[cold]
+    #[inline(never)]
+    fn second_thread(&self, slot: usize) -> &AtomicU64 {
+        let stripes = self.stripes.get_or_init(|| new_stripes(stripe_count()));
+        match stripes.get(slot) {
+            Some(Stripe(count)) => count,
+            None => &self.shared,
+        }
+    }
+
+    /// The total. Each cell only grows, so successive reads never go down.
     pub(crate) fn get(&self) -> u64 {
         self.stripes
             .get()
             .into_iter()
             .flat_map(|stripes| stripes.iter())
             .map(|Stripe(count)| count.load(Ordering::Relaxed))
-            .fold(self.shared.load(Ordering::Relaxed), u64::wrapping_add)
+            .fold(
+                self.shared
+                    .load(Ordering::Relaxed)
+                    .wrapping_add(self.base.load(Ordering::Relaxed)),
+                u64::wrapping_add,
+            )
+    }
+
+    /// Whether the stripes have been allocated (tests).
+    #[cfg(all(test, not(resilient_loom)))]
+    pub(crate) fn is_striped(&self) -> bool {
+        self.stripes.get().is_some()
     }
 }
 
@@ -144,11 +211,25 @@ mod tests {
     #[test]
     fn a_counter_that_never_counts_allocates_no_stripes() {
         let counter = StripedCounter::default();
-        assert!(counter.stripes.get().is_none());
+        assert!(!counter.is_striped());
         assert_eq!(counter.get(), 0);
+    }
+
+    #[test]
+    fn one_thread_counts_without_stripes_and_a_second_brings_them() {
+        let counter = Arc::new(StripedCounter::default());
+        for _ in 0..3 {
+            counter.increment();
+        }
+        assert!(!counter.is_striped(), "one thread owns the base cell");
+        assert_eq!(counter.get(), 3);
+        let other = counter.clone();
+        std::thread::spawn(move || other.increment())
+            .join()
+            .unwrap();
+        assert!(counter.is_striped(), "a second thread brings the stripes");
         counter.increment();
-        assert_eq!(counter.stripes.get().map(|s| s.len()), Some(stripe_count()));
-        assert_eq!(counter.get(), 1);
+        assert_eq!(counter.get(), 5);
     }
 
     #[test]

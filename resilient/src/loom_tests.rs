@@ -528,3 +528,88 @@ fn a_stale_write_never_erases_what_a_newer_generation_counted() {
         assert_eq!((tally.calls, tally.failures), (1, 1), "{tally:?}");
     });
 }
+
+// ---- The striped counter's lazy stripes (issue 9) ----
+
+mod striped_counter {
+    use loom::sync::Arc;
+    use loom::thread;
+
+    use crate::counter::StripedCounter;
+
+    #[test]
+    fn the_first_two_threads_racing_for_the_base_cell_lose_no_count() {
+        super::model(|| {
+            let counter = Arc::new(StripedCounter::default());
+            // Slot 0 counts twice (the second count may find the stripes the other made while
+            // it owned the base cell); slot 1 counts once, racing it for the base cell.
+            let counts = [(0, 2), (1, 1)];
+            let threads: Vec<_> = counts
+                .into_iter()
+                .map(|(slot, times)| {
+                    let counter = counter.clone();
+                    thread::spawn(move || {
+                        for _ in 0..times {
+                            counter.increment_in(Some(slot));
+                        }
+                    })
+                })
+                .collect();
+            // A reader racing both sees no more than was counted.
+            assert!(counter.get() <= 3);
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            assert_eq!(counter.get(), 3);
+        });
+    }
+
+    #[test]
+    fn a_thread_without_a_slot_and_the_owner_lose_no_count() {
+        super::model(|| {
+            let counter = Arc::new(StripedCounter::default());
+            let other = counter.clone();
+            let without = thread::spawn(move || other.increment_in(None));
+            counter.increment_in(Some(0));
+            counter.increment_in(Some(0));
+            without.join().unwrap();
+            assert_eq!(counter.get(), 3);
+        });
+    }
+}
+
+// ---- The time window's success stripes (issue 9) ----
+
+mod time_window_stripes {
+    use loom::sync::Arc;
+    use loom::thread;
+
+    use crate::window::{FAILURE, TimeWindow};
+
+    #[test]
+    fn a_success_moving_its_stripe_while_a_failure_judges_is_never_missed() {
+        super::model(|| {
+            // Ticks of 1 ms, three of them in the window.
+            let window = Arc::new(TimeWindow::new(1_000, 3, false));
+            // Slot 0 counts on the buckets; slot 1 brought the stripes and holds one success
+            // of tick 0 in its stripe.
+            window.record_success_in(Some(0), 0, 0);
+            window.record_success_in(Some(1), 0, 0);
+            let succeeding = {
+                let window = window.clone();
+                // Slot 1 succeeds again in tick 2, later than the judgement below looks: its
+                // stripe moves on and its tick-0 success joins bucket 0.
+                thread::spawn(move || window.record_success_in(Some(1), 0, 2_000))
+            };
+            window.record(0, 1_000, FAILURE, true);
+            let judged = window.tally(0, 1_000);
+            assert_eq!(judged.failures, 1);
+            // The two successes of tick 0 and the failure, or one success more (the moving
+            // one seen twice): never fewer than were recorded before the judgement.
+            assert!((3..=4).contains(&judged.calls), "{judged:?}");
+            succeeding.join().unwrap();
+            assert_eq!(window.tally(0, 1_000).calls, 3);
+            assert_eq!(window.tally(0, 2_000).calls, 4);
+        });
+    }
+}

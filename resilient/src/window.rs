@@ -13,9 +13,14 @@
 //! * [`TimeWindow`]: outcomes of the last `D`, in buckets. A bucket belongs to one tick of the
 //!   clock; a bucket whose tick has left the window is ignored when counting and overwritten by
 //!   the next call that lands in it. Old successes leaving the window raise its rates, so a
-//!   success is judged too, but only while a bad outcome is still inside the window.
+//!   success is judged too, but only while a bad outcome is still inside the window. Once a
+//!   second thread records successes, each thread counts its successes of the current tick in
+//!   a stripe of its own (see [`TimeWindow::record_success_in`]), so threads succeeding
+//!   together do not pass a bucket's cache line between them; bad outcomes stay on the
+//!   buckets.
 
-use crate::sync::{AtomicU32, AtomicU64, Ordering, fence};
+use crate::counter::{Stripe, new_stripes, stripe_count};
+use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, OnceLock, Ordering, fence};
 
 /// The outcome bit for a failure.
 pub(crate) const FAILURE: u8 = 0b01;
@@ -55,6 +60,13 @@ const SLOT_GEN_MASK: u32 = 0x00FF_FFFF;
 /// outcome bits, which would otherwise count as a success of a breaker's first closed period.
 const SLOT_FILLED: u32 = 0x80;
 
+/// The claim counter of a count window, alone on its cache line (128 bytes covers
+/// adjacent-line prefetching): every closed call writes it, so a line it shared with anything
+/// read on every call (the state word, this window's own fields) would move between cores on
+/// every call of every thread.
+#[repr(align(128))]
+struct Head(AtomicU64);
+
 /// The last `N` outcomes of one generation.
 ///
 /// `head` packs the number of calls claimed so far (high 32 bits, wrapping) over the generation
@@ -62,7 +74,7 @@ const SLOT_FILLED: u32 = 0x80;
 /// whether the window still belongs to the caller's generation. Each slot packs the low 24 bits
 /// of the writer's generation over its outcome bits.
 pub(crate) struct CountWindow {
-    head: AtomicU64,
+    head: Box<Head>,
     slots: Box<[AtomicU32]>,
     /// `2^64 / N` rounded up, so that a slot index is two multiplications, not a division: the
     /// division sat between the claiming `fetch_add` and the slot's store on every closed
@@ -77,7 +89,7 @@ impl CountWindow {
     pub(crate) fn new(size: usize, generation: u32) -> Self {
         debug_assert!(size > 0);
         CountWindow {
-            head: AtomicU64::new(u64::from(generation)),
+            head: Box::new(Head(AtomicU64::new(u64::from(generation)))),
             slots: (0..size).map(|_| AtomicU32::new(0)).collect(),
             reciprocal: (u64::MAX / size as u64).wrapping_add(1),
             minimum: AtomicU32::new(0),
@@ -92,20 +104,21 @@ impl CountWindow {
     /// Hands the window to `generation`, empty: slots tagged with older generations no longer
     /// count. Call before publishing the new state, so no caller of `generation` races it.
     pub(crate) fn reset(&self, generation: u32) {
-        self.head.store(u64::from(generation), Ordering::Release);
+        self.head.0.store(u64::from(generation), Ordering::Release);
     }
 
     /// Records one outcome. Returns how many calls `generation` has claimed in the window with
     /// this one (wrapping at 2^32), or `None` when the window belongs to another generation and
     /// the outcome was discarded.
+    ///
+    /// A stale caller must not claim a slot: the newer window would skip it and keep the
+    /// outcome it holds for another round, so the window would no longer be the last N. The
+    /// caller checks its generation against the breaker's state word first (a line written
+    /// only by transitions), not against `head`: a read of `head` before the claim would fetch
+    /// its contended line twice.
     #[inline]
     pub(crate) fn record(&self, generation: u32, outcome: u8) -> Option<u32> {
-        // A stale caller must not claim a slot: the newer window would skip it and keep the
-        // outcome it holds for another round, so the window would no longer be the last N.
-        if self.head.load(Ordering::Acquire) as u32 != generation {
-            return None;
-        }
-        let previous = self.head.fetch_add(1 << 32, Ordering::AcqRel);
+        let previous = self.head.0.fetch_add(1 << 32, Ordering::AcqRel);
         if previous as u32 != generation {
             // The window changed hands between the check and the claim (a transition racing
             // this very call): the skipped slot keeps one old outcome one round longer.
@@ -139,7 +152,7 @@ impl CountWindow {
     /// once complete even when the completing claim is not the last slot written.
     pub(crate) fn reached_minimum(&self, generation: u32) -> bool {
         fence(Ordering::SeqCst);
-        let head = self.head.load(Ordering::Acquire);
+        let head = self.head.0.load(Ordering::Acquire);
         head as u32 == generation && (head >> 32) as u32 >= self.minimum.load(Ordering::Relaxed)
     }
 
@@ -202,6 +215,13 @@ pub(crate) struct TimeWindow {
     /// The latest tick a failure or a slow call was recorded in, plus one (0: never): while
     /// none is inside the window its rates are 0, and a success need not be judged.
     last_bad: AtomicU64,
+    /// The slot plus one of the first thread to record a success (0: none yet). It counts on
+    /// the buckets; a success from any other thread brings the stripes.
+    success_owner: AtomicUsize,
+    /// Per-thread success counts, allocated once a second thread records a success. Each is a
+    /// tagged word like a bucket's counters, for the tick its thread last succeeded in; moving
+    /// to another tick, the thread adds the old count to that tick's bucket.
+    success_stripes: OnceLock<Box<[Stripe]>>,
 }
 
 impl TimeWindow {
@@ -214,6 +234,8 @@ impl TimeWindow {
             failures_only,
             last_tick: AtomicU64::new(0),
             last_bad: AtomicU64::new(0),
+            success_owner: AtomicUsize::new(0),
+            success_stripes: OnceLock::new(),
             buckets: (0..buckets)
                 .map(|_| Bucket {
                     calls: AtomicU64::new(0),
@@ -236,17 +258,97 @@ impl TimeWindow {
         let bucket = &self.buckets[(tick % self.buckets.len() as u64) as usize];
         let tag = time_tag(generation, tick);
         if count_call {
-            bump(&bucket.calls, tag);
+            bump(&bucket.calls, tag, 1);
         }
         if outcome & FAILURE != 0 {
-            bump(&bucket.failures, tag);
+            bump(&bucket.failures, tag, 1);
         }
         if outcome & SLOW != 0 {
-            bump(&bucket.slow, tag);
+            bump(&bucket.slow, tag, 1);
         }
         if outcome != 0 {
             self.last_bad.fetch_max(tick + 1, Ordering::AcqRel);
         }
+    }
+
+    /// Records a fast success at `now_micros` in a window that counts calls, on the calling
+    /// thread's stripe once there are stripes.
+    #[inline]
+    pub(crate) fn record_success(&self, generation: u32, now_micros: u64) {
+        self.record_success_in(crate::counter::slot(), generation, now_micros);
+    }
+
+    /// [`record_success`](Self::record_success) for the thread holding `slot`.
+    ///
+    /// A thread moving its stripe to a new tick adds the old tick's count to that bucket
+    /// before it starts the stripe over, so a tally racing the move may count those successes
+    /// twice, never zero times: a success counted twice can only lower the rates, while one
+    /// missed could open the breaker on a rate it never had. The tally after the move is exact.
+    pub(crate) fn record_success_in(&self, slot: Option<usize>, generation: u32, now_micros: u64) {
+        let tick = now_micros / self.bucket_micros;
+        self.advance_to(tick);
+        let tag = time_tag(generation, tick);
+        match slot.and_then(|slot| self.success_stripe(slot)) {
+            Some(Stripe(stripe)) => {
+                let word = stripe.load(Ordering::Relaxed);
+                let stored = word >> COUNT_BITS;
+                if word != 0 && stored == tag {
+                    if word & COUNT_MAX != COUNT_MAX {
+                        stripe.store(word + 1, Ordering::Release);
+                    }
+                    return;
+                }
+                if word != 0 {
+                    self.flush(stored, word & COUNT_MAX, tick);
+                }
+                stripe.store((tag << COUNT_BITS) | 1, Ordering::Release);
+            }
+            None => {
+                let bucket = &self.buckets[(tick % self.buckets.len() as u64) as usize];
+                bump(&bucket.calls, tag, 1);
+            }
+        }
+    }
+
+    /// The stripe `slot`'s thread counts its successes in; `None` for the first thread to
+    /// succeed while it is the only one (it counts on the buckets), or past the stripes.
+    #[inline]
+    fn success_stripe(&self, slot: usize) -> Option<&Stripe> {
+        if let Some(stripes) = self.success_stripes.get() {
+            return stripes.get(slot);
+        }
+        let owner = self.success_owner.load(Ordering::Relaxed);
+        if owner == slot + 1
+            || (owner == 0
+                && self
+                    .success_owner
+                    .compare_exchange(0, slot + 1, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok())
+        {
+            return None;
+        }
+        self.second_thread(slot)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn second_thread(&self, slot: usize) -> Option<&Stripe> {
+        self.success_stripes
+            .get_or_init(|| new_stripes(stripe_count()))
+            .get(slot)
+    }
+
+    /// Adds a stripe's `count` successes of the tick in `tag` to that tick's bucket, unless
+    /// the tick has left the window ending at `now_tick` (they no longer count).
+    fn flush(&self, tag: u64, count: u64, now_tick: u64) {
+        let span = self.buckets.len() as u64;
+        let age = now_tick.wrapping_sub(tag_tick(tag)) & TICK_MASK;
+        if age >= span {
+            return;
+        }
+        let tick = now_tick - age;
+        let bucket = &self.buckets[(tick % span) as usize];
+        bump(&bucket.calls, tag, count);
     }
 
     /// Whether a failure or a slow call (of any generation: a stale one only costs a judgement)
@@ -306,6 +408,13 @@ impl TimeWindow {
             }
         };
         let mut tally = Tally::default();
+        // The stripes before the buckets: a stripe read after its thread moved it to a new
+        // tick (a release store, after adding the old count to its bucket) makes that bucket's
+        // new count visible to the reads below, so successes moving from a stripe to a bucket
+        // are seen twice at worst, never missed (see `record_success_in`).
+        for Stripe(stripe) in self.success_stripes.get().into_iter().flatten() {
+            tally.calls += live(stripe.load(Ordering::Acquire));
+        }
         for bucket in self.buckets.iter() {
             tally.calls += live(bucket.calls.load(Ordering::Acquire));
             tally.failures += live(bucket.failures.load(Ordering::Acquire));
@@ -315,10 +424,10 @@ impl TimeWindow {
     }
 }
 
-/// Adds one to a tagged counter: same tag, count up (saturating); an older tag (another tick,
-/// or an older generation), start over at one; a newer generation's tag, leave it alone, the
-/// caller is stale.
-fn bump(word: &AtomicU64, tag: u64) {
+/// Adds `count` to a tagged counter: same tag, count up (saturating); an older tag (another
+/// tick, or an older generation), start over at `count`; a newer generation's tag, leave it
+/// alone, the caller is stale.
+fn bump(word: &AtomicU64, tag: u64, count: u64) {
     let mut current = word.load(Ordering::Relaxed);
     loop {
         let current_tag = current >> COUNT_BITS;
@@ -326,11 +435,11 @@ fn bump(word: &AtomicU64, tag: u64) {
             if current & COUNT_MAX == COUNT_MAX {
                 return;
             }
-            current + 1
+            current + count.min(COUNT_MAX - (current & COUNT_MAX))
         } else if current != 0 && is_newer_generation(tag_generation(current_tag), tag) {
             return;
         } else {
-            (tag << COUNT_BITS) | 1
+            (tag << COUNT_BITS) | count.min(COUNT_MAX)
         };
         match word.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed) {
             Ok(_) => return,
@@ -400,9 +509,11 @@ mod tests {
         let window = CountWindow::new(4, 1);
         assert_eq!(window.record(1, FAILURE), Some(1));
         window.reset(2);
+        // A stale caller that got past the breaker's generation check (a transition racing
+        // it) writes nothing, though its claim is spent.
         assert_eq!(window.record(1, FAILURE), None);
         assert_eq!(window.tally(2), Tally::default());
-        assert_eq!(window.record(2, SLOW), Some(1));
+        assert_eq!(window.record(2, SLOW), Some(2));
         assert_eq!(
             window.tally(2),
             Tally {
@@ -443,6 +554,44 @@ mod tests {
         assert_eq!(window.tally(0, later).failures, 0);
         window.record(0, later, FAILURE, false);
         assert_eq!(window.tally(0, later).failures, 1);
+    }
+
+    #[test]
+    fn successes_of_a_second_thread_go_to_stripes_and_move_to_their_bucket() {
+        let second = 1_000_000;
+        let window = TimeWindow::new(second, 10, false);
+        window.record_success_in(Some(0), 0, 0);
+        assert!(
+            window.success_stripes.get().is_none(),
+            "one thread counts on buckets"
+        );
+        window.record_success_in(Some(1), 0, 0);
+        assert!(
+            window.success_stripes.get().is_some(),
+            "a second thread brings stripes"
+        );
+        window.record_success_in(Some(1), 0, 0);
+        window.record_success_in(Some(0), 0, 0);
+        assert_eq!(window.tally(0, 0).calls, 4);
+        window.record(0, 3 * second, FAILURE, true);
+        // Slot 1 moves to tick 3: its two successes of tick 0 join tick 0's bucket.
+        window.record_success_in(Some(1), 0, 3 * second);
+        let expected = Tally {
+            calls: 6,
+            failures: 1,
+            slow: 0,
+        };
+        assert_eq!(window.tally(0, 3 * second), expected);
+        // Tick 0 has left the window: what remains is tick 3's failure and success.
+        assert_eq!(window.tally(0, 10 * second).calls, 2);
+        // Slot 0's stripe still holds tick 0, out of the window: dropped, not moved.
+        window.record_success_in(Some(0), 0, 12 * second);
+        assert_eq!(window.tally(0, 12 * second).calls, 3);
+        // A thread without a slot counts on the buckets.
+        window.record_success_in(None, 0, 12 * second);
+        assert_eq!(window.tally(0, 12 * second).calls, 4);
+        // Another generation's stripes and buckets do not count.
+        assert_eq!(window.tally(1, 12 * second).calls, 0);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod cancellation;
 mod common;
 mod generations;
 mod half_open;
+mod latency_slo;
 mod manual;
 mod trip;
 

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use super::slo::LatencySlo;
 use crate::error::ConfigError;
 use crate::timeout::check_duration;
 
@@ -69,6 +70,7 @@ type Classifier = Arc<dyn Fn(&dyn Any) -> Option<bool> + Send + Sync>;
 /// |---|---|
 /// | trip policy | failure rate ≥ 50 % over the last 100 calls, judged from 20 calls on |
 /// | slow calls | off |
+/// | latency objective | off |
 /// | open wait | 30 s, growing ×1 (constant), at most 5 min |
 /// | half-open | 3 probes in flight, 3 successes close, reopen after 60 s without closing |
 /// | failures | every error counts |
@@ -76,6 +78,7 @@ type Classifier = Arc<dyn Fn(&dyn Any) -> Option<bool> + Send + Sync>;
 pub struct BreakerConfig {
     pub(crate) trip: TripPolicy,
     pub(crate) slow_calls: Option<SlowCalls>,
+    pub(crate) latency_slo: Option<LatencySlo>,
     pub(crate) open_wait: Duration,
     pub(crate) open_wait_multiplier: f64,
     pub(crate) max_open_wait: Duration,
@@ -94,6 +97,7 @@ impl Default for BreakerConfig {
                 minimum_calls: 20,
             },
             slow_calls: None,
+            latency_slo: None,
             open_wait: Duration::from_secs(30),
             open_wait_multiplier: 1.0,
             max_open_wait: Duration::from_secs(300),
@@ -110,6 +114,7 @@ impl fmt::Debug for BreakerConfig {
         f.debug_struct("BreakerConfig")
             .field("trip", &self.trip)
             .field("slow_calls", &self.slow_calls)
+            .field("latency_slo", &self.latency_slo)
             .field("open_wait", &self.open_wait)
             .field("open_wait_multiplier", &self.open_wait_multiplier)
             .field("max_open_wait", &self.max_open_wait)
@@ -155,6 +160,16 @@ impl BreakerConfig {
             duration,
             rate_threshold,
         });
+        self
+    }
+
+    /// Opens once the `quantile` latency (0.99 for p99) over the sliding window reaches
+    /// `limit`, judged from `minimum_calls` calls on: "p99 under 300 ms". Needs a
+    /// [`TripPolicy::FailureRate`] window; shares the slow-call timing, so with
+    /// [`with_slow_calls`](Self::with_slow_calls) too, both must use the same duration. See
+    /// [`LatencySlo`] for how the quantile is judged.
+    pub fn with_latency_slo(mut self, quantile: f64, limit: Duration) -> Self {
+        self.latency_slo = Some(LatencySlo { quantile, limit });
         self
     }
 
@@ -208,6 +223,19 @@ impl BreakerConfig {
     /// The slow-call settings, if any.
     pub fn slow_calls(&self) -> Option<SlowCalls> {
         self.slow_calls
+    }
+
+    /// The latency objective, if any.
+    pub fn latency_slo(&self) -> Option<LatencySlo> {
+        self.latency_slo
+    }
+
+    /// The duration at or above which a call counts as slow: the slow-call duration or the
+    /// latency objective's limit (they are the same when both are set).
+    pub(crate) fn slow_duration(&self) -> Option<Duration> {
+        self.slow_calls
+            .map(|slow| slow.duration)
+            .or(self.latency_slo.map(|slo| slo.limit))
     }
 
     /// Whether `error` counts as a failure under this breaker's predicates. Errors no predicate
@@ -339,6 +367,9 @@ impl BreakerConfig {
                 );
             }
         }
+        if let Some(slo) = self.latency_slo {
+            self.validate_slo(&subject, slo)?;
+        }
         check_duration(&subject, "open_wait", self.open_wait)?;
         check_duration(&subject, "max_open_wait", self.max_open_wait)?;
         if let Some(slow) = self.slow_calls {
@@ -384,6 +415,37 @@ impl BreakerConfig {
             return err("max_half_open", &limit, "must be greater than zero");
         }
         Ok(())
+    }
+}
+
+impl BreakerConfig {
+    fn validate_slo(&self, subject: &str, slo: LatencySlo) -> Result<(), ConfigError> {
+        let err = |field, value: &dyn fmt::Debug, reason| {
+            Err(ConfigError::new(subject.to_owned(), field, value, reason))
+        };
+        if !matches!(self.trip, TripPolicy::FailureRate { .. }) {
+            return err(
+                "latency_slo",
+                &slo,
+                "needs a failure-rate trip policy: the quantile is taken over its sliding window",
+            );
+        }
+        if !(slo.quantile > 0.0 && slo.quantile < 1.0) {
+            return err("latency_slo", &slo.quantile, "quantile must be in (0, 1)");
+        }
+        if slo.limit.is_zero() {
+            return err("latency_slo", &slo.limit, "limit must be greater than zero");
+        }
+        if let Some(slow) = self.slow_calls
+            && slow.duration != slo.limit
+        {
+            return err(
+                "latency_slo",
+                &slo.limit,
+                "must use the slow_call_duration's limit: both count calls of at least one duration as slow",
+            );
+        }
+        check_duration(subject, "latency_slo", slo.limit)
     }
 }
 

@@ -18,9 +18,11 @@
 //! sibling `join!` branch) is a cancellation. So no call can wedge a breaker half-open.
 
 mod config;
+mod counters;
 #[cfg(feature = "tower")]
 mod early;
 mod permit;
+mod slo;
 mod state;
 mod transition;
 
@@ -34,7 +36,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
-pub use config::{BreakerConfig, MAX_PROBES, SlidingWindow, SlowCalls, TripPolicy};
+pub use config::{BreakerConfig, LatencySlo, MAX_PROBES, SlidingWindow, SlowCalls, TripPolicy};
 pub(crate) use config::{TIME_BUCKETS, WindowShape};
 pub use permit::BreakerPermit;
 use permit::PermitKind;
@@ -43,10 +45,12 @@ pub use state::BreakerState;
 pub(crate) use state::{Admission, Core, Env, Outcome};
 pub use transition::{Transition, TransitionReason};
 
-use crate::counter::StripedCounter;
 use crate::error::{ConfigError, Rejection};
 use crate::event::{Event, Listeners};
 use crate::window::{CountWindow, Tally, TimeWindow, Window};
+pub(crate) use counters::STATES;
+pub use counters::{BreakerMetrics, TransitionCount};
+use counters::{Counters, state_index};
 
 /// A handle to a named circuit breaker. Clones share the breaker; a handle stays valid, and
 /// follows every reconfiguration, for as long as it lives.
@@ -101,52 +105,26 @@ impl WindowCell {
         }
     }
 
+    /// The window in force: this one unless the configuration changed shape since. Every
+    /// call asks, so the answer for a breaker never reshaped is one load, and the chain is
+    /// walked out of line.
     #[inline]
     fn latest(&self) -> &WindowCell {
+        match self.next.get() {
+            None => self,
+            Some(next) => next.walk(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn walk(&self) -> &WindowCell {
         let mut cell = self;
         while let Some(next) = cell.next.get() {
             cell = next;
         }
         cell
     }
-}
-
-/// Every state, in the order of [`Counters::transitions`]' rows and columns.
-pub(crate) const STATES: [BreakerState; 5] = [
-    BreakerState::Closed,
-    BreakerState::Open,
-    BreakerState::HalfOpen,
-    BreakerState::ForcedOpen,
-    BreakerState::Disabled,
-];
-
-fn state_index(state: BreakerState) -> usize {
-    match state {
-        BreakerState::Closed => 0,
-        BreakerState::Open => 1,
-        BreakerState::HalfOpen => 2,
-        BreakerState::ForcedOpen => 3,
-        BreakerState::Disabled => 4,
-    }
-}
-
-/// Counters kept per breaker since it was created.
-///
-/// Successes are counted on a [`StripedCounter`]: the closed success path is the hot path, and
-/// a shared `fetch_add` there would be one more contended atomic per call. The striped counter
-/// costs a thread-local read and a plain load and store on a cache line no other thread
-/// writes. Everything else is counted off the success path.
-#[derive(Default)]
-struct Counters {
-    successes: StripedCounter,
-    /// Failures, timeouts included.
-    failures: StdAtomicU64,
-    /// Of the failures, attempts that timed out.
-    timeouts: StdAtomicU64,
-    ignored: StdAtomicU64,
-    rejected: StdAtomicU64,
-    /// Transitions by `[from][to]`, indexed by [`state_index`].
-    transitions: [[StdAtomicU64; 5]; 5],
 }
 
 struct Shared {
@@ -195,7 +173,10 @@ impl Shared {
     #[cold]
     #[inline(never)]
     fn rejected(&self, rejection: Rejection) -> Rejection {
-        self.counters.rejected.fetch_add(1, StdOrdering::Relaxed);
+        self.counters
+            .cold()
+            .rejected
+            .fetch_add(1, StdOrdering::Relaxed);
         tracing::debug!(
             target: "resilient::breaker",
             breaker = %self.name,
@@ -270,7 +251,7 @@ impl Env for SharedEnv<'_> {
     fn on_transition(&self, transition: Transition) {
         let shared = self.shared;
         let (from, to, reason) = (transition.from, transition.to, transition.reason);
-        shared.counters.transitions[state_index(from)][state_index(to)]
+        shared.counters.cold().transitions[state_index(from)][state_index(to)]
             .fetch_add(1, StdOrdering::Relaxed);
         // Judged by the state now, not by this report's `to`: reports of racing transitions
         // (a trip and an operator's reset) can arrive in either order, and a late "closed →
@@ -517,9 +498,9 @@ impl CircuitBreaker {
         };
         let counters = &shared.counters;
         let mut transition_counts = Vec::new();
-        for (from, row) in STATES.into_iter().zip(&counters.transitions) {
-            for (to, count) in STATES.into_iter().zip(row) {
-                let count = count.load(StdOrdering::Relaxed);
+        for (from, index_from) in STATES.into_iter().zip(0..) {
+            for (to, index_to) in STATES.into_iter().zip(0..) {
+                let count = counters.read(|cold| &cold.transitions[index_from][index_to]);
                 if count > 0 {
                     transition_counts.push(TransitionCount { from, to, count });
                 }
@@ -534,10 +515,10 @@ impl CircuitBreaker {
             failures_in_window: tally.failures,
             slow_calls_in_window: tally.slow,
             successes: counters.successes.get(),
-            failures: counters.failures.load(StdOrdering::Relaxed),
-            timeouts: counters.timeouts.load(StdOrdering::Relaxed),
-            ignored: counters.ignored.load(StdOrdering::Relaxed),
-            rejected: counters.rejected.load(StdOrdering::Relaxed),
+            failures: counters.read(|cold| &cold.failures),
+            timeouts: counters.read(|cold| &cold.timeouts),
+            ignored: counters.read(|cold| &cold.ignored),
+            rejected: counters.read(|cold| &cold.rejected),
             transitions: transition_counts.iter().map(|t| t.count).sum(),
             transition_counts,
             half_open_probes_in_flight: word.probes(),
@@ -579,8 +560,8 @@ impl CircuitBreaker {
 
 fn slow_micros(config: &BreakerConfig) -> u64 {
     config
-        .slow_calls
-        .map_or(0, |slow| state::duration_micros(slow.duration).max(1))
+        .slow_duration()
+        .map_or(0, |duration| state::duration_micros(duration).max(1))
 }
 
 impl fmt::Debug for CircuitBreaker {
@@ -590,76 +571,4 @@ impl fmt::Debug for CircuitBreaker {
             .field("state", &self.state())
             .finish()
     }
-}
-
-/// A breaker's state and counters at one moment.
-///
-/// The lifetime counters partition the calls the breaker admitted or refused:
-/// `successes + (failures - timeouts) + timeouts + ignored + rejected`. A disabled breaker
-/// counts nothing.
-#[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[non_exhaustive]
-pub struct BreakerMetrics {
-    /// The breaker's name.
-    pub name: Arc<str>,
-    /// Its state.
-    pub state: BreakerState,
-    /// Failure rate over the current window (0 when not closed or empty).
-    pub failure_rate: f64,
-    /// Slow-call rate over the current window.
-    pub slow_call_rate: f64,
-    /// Calls the current window holds.
-    pub calls_in_window: u64,
-    /// Failures the current window holds.
-    pub failures_in_window: u64,
-    /// Slow calls the current window holds.
-    pub slow_calls_in_window: u64,
-    /// Successful calls since creation (slow ones included).
-    pub successes: u64,
-    /// Failures recorded since creation, timeouts included.
-    pub failures: u64,
-    /// Of the failures, attempts that ran out of time.
-    pub timeouts: u64,
-    /// Errors that did not count, and cancelled calls, since creation.
-    pub ignored: u64,
-    /// Calls rejected since creation.
-    pub rejected: u64,
-    /// State changes since creation.
-    pub transitions: u64,
-    /// State changes since creation by origin and destination; pairs that never happened are
-    /// left out.
-    pub transition_counts: Vec<TransitionCount>,
-    /// Half-open probes in flight.
-    pub half_open_probes_in_flight: u32,
-    /// How long it has been in its state (serialized as seconds).
-    #[cfg_attr(
-        feature = "serde",
-        serde(
-            rename = "time_in_state_seconds",
-            serialize_with = "crate::snapshot::seconds"
-        )
-    )]
-    pub time_in_state: Duration,
-    /// For an open breaker, the time until it lets probes through (serialized as seconds).
-    #[cfg_attr(
-        feature = "serde",
-        serde(
-            rename = "retry_after_seconds",
-            serialize_with = "crate::snapshot::optional_seconds"
-        )
-    )]
-    pub retry_after: Option<Duration>,
-}
-
-/// How many times a breaker went from one state to another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct TransitionCount {
-    /// The state left.
-    pub from: BreakerState,
-    /// The state entered.
-    pub to: BreakerState,
-    /// How many times.
-    pub count: u64,
 }

@@ -87,6 +87,24 @@ impl BreakerPermit<'_> {
     /// The call succeeded.
     #[inline]
     pub fn record_success(mut self) {
+        // The hot path, decided from the permit alone: a closed-state call that was not timed
+        // is a fast success, with nothing left to decide at run time.
+        if let PermitKind::Closed(generation) = self.kind
+            && self.started & TIME == 0
+        {
+            self.kind = PermitKind::Done;
+            let shared = self.shared;
+            shared.counters.successes.increment();
+            shared
+                .core
+                .record_closed_success(generation, shared.window(), &shared.env());
+            return;
+        }
+        self.record_other_success();
+    }
+
+    #[inline(never)]
+    fn record_other_success(mut self) {
         let slow = self.is_slow();
         self.finish(Outcome::Success { slow });
     }
@@ -102,6 +120,7 @@ impl BreakerPermit<'_> {
         if !matches!(self.kind, PermitKind::Passthrough | PermitKind::Done) {
             self.shared
                 .counters
+                .cold()
                 .timeouts
                 .fetch_add(1, StdOrdering::Relaxed);
         }
@@ -166,7 +185,7 @@ impl BreakerPermit<'_> {
         limit != 0 && elapsed / 1_000 >= limit
     }
 
-    #[inline]
+    #[inline(never)]
     fn finish(&mut self, outcome: Outcome) {
         let shared = self.shared;
         let kind = std::mem::replace(&mut self.kind, PermitKind::Done);
@@ -175,10 +194,18 @@ impl BreakerPermit<'_> {
                 shared.counters.successes.increment();
             }
             Outcome::Failure { .. } if !matches!(kind, PermitKind::Passthrough) => {
-                shared.counters.failures.fetch_add(1, StdOrdering::Relaxed);
+                shared
+                    .counters
+                    .cold()
+                    .failures
+                    .fetch_add(1, StdOrdering::Relaxed);
             }
             Outcome::Ignored if !matches!(kind, PermitKind::Passthrough) => {
-                shared.counters.ignored.fetch_add(1, StdOrdering::Relaxed);
+                shared
+                    .counters
+                    .cold()
+                    .ignored
+                    .fetch_add(1, StdOrdering::Relaxed);
             }
             _ => {}
         }

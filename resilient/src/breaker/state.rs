@@ -314,18 +314,55 @@ impl Core {
         window: &Window,
         env: &impl Env,
     ) {
-        // The hot path, small enough to inline into the caller: a fast success takes its slot
-        // in a count window, and is judged only if it is one of the period's first
-        // `minimum_calls` (any later one can only lower the rates; see `may_complete_minimum`).
-        if let (Outcome::Success { slow: false }, Window::Count(count)) = (outcome, window) {
-            if let Some(claimed) = count.record(generation, 0)
-                && count.may_complete_minimum(claimed)
-            {
-                self.judge_count(generation, count, window, env);
-            }
-            return;
+        if outcome == (Outcome::Success { slow: false }) {
+            self.record_closed_success(generation, window, env);
+        } else {
+            self.record_closed_outcome(generation, outcome, window, env);
         }
-        self.record_closed_outcome(generation, outcome, window, env);
+    }
+
+    /// Records a fast success of a closed-state call admitted in `generation`: the hot path,
+    /// small enough to inline into the caller, with nothing decided at run time but the
+    /// window's kind.
+    ///
+    /// In a count window it takes a slot, and is judged only if it is one of the period's first
+    /// `minimum_calls` (any later one can only lower the rates; see `may_complete_minimum`). In
+    /// a consecutive-failures breaker it is one load, unless it ends a run of failures.
+    #[inline]
+    pub(crate) fn record_closed_success(&self, generation: u32, window: &Window, env: &impl Env) {
+        match window {
+            Window::Count(count) => {
+                // A stale success must not claim a slot (see `CountWindow::record`).
+                if self.load().generation() != generation {
+                    return;
+                }
+                if let Some(claimed) = count.record(generation, 0)
+                    && count.may_complete_minimum(claimed)
+                {
+                    self.judge_count(generation, count, window, env);
+                }
+            }
+            Window::None => {
+                // Nothing to reset unless this generation has a run of failures going.
+                let current = self.consecutive.load(Ordering::Relaxed);
+                if (current >> 32) as u32 == generation && current as u32 != 0 {
+                    self.record_closed_outcome(
+                        generation,
+                        Outcome::Success { slow: false },
+                        window,
+                        env,
+                    );
+                }
+            }
+            Window::Time(_) => {
+                self.record_closed_outcome(
+                    generation,
+                    Outcome::Success { slow: false },
+                    window,
+                    env,
+                );
+            }
+        }
     }
 
     /// Judges a count window after one of the outcomes that may trip it.
@@ -340,6 +377,7 @@ impl Core {
         }
     }
 
+    #[inline(never)]
     fn record_closed_outcome(
         &self,
         generation: u32,
@@ -360,6 +398,9 @@ impl Core {
                 }
             }
             Window::Count(count) => {
+                if self.load().generation() != generation {
+                    return; // stale: see `CountWindow::record`
+                }
                 if let Some(claimed) = count.record(generation, bits)
                     && (bits != 0 || count.may_complete_minimum(claimed))
                 {
@@ -372,7 +413,11 @@ impl Core {
                     return;
                 }
                 let now = env.now();
-                time.record(generation, now, bits, !failures_only);
+                if bits == 0 {
+                    time.record_success(generation, now);
+                } else {
+                    time.record(generation, now, bits, !failures_only);
+                }
                 // A success raises the rates when older successes have left the window, so it
                 // is judged too, unless no bad outcome is left in the window to judge.
                 if bits == 0 && !time.may_hold_bad_outcomes(now) {
@@ -593,14 +638,23 @@ fn judge_rate(config: &BreakerConfig, tally: Tally) -> Option<TransitionReason> 
             calls: tally.calls,
         });
     }
-    let slow = config.slow_calls?;
-    (tally.slow > 0 && tally.slow_rate() >= slow.rate_threshold).then_some(
-        TransitionReason::SlowCallRate {
+    if let Some(slow) = config.slow_calls
+        && tally.slow > 0
+        && tally.slow_rate() >= slow.rate_threshold
+    {
+        return Some(TransitionReason::SlowCallRate {
             rate: tally.slow_rate(),
             threshold: slow.rate_threshold,
             calls: tally.calls,
-        },
-    )
+        });
+    }
+    let slo = config.latency_slo?;
+    slo.is_breached(tally.calls, tally.slow)
+        .then_some(TransitionReason::LatencySlo {
+            slo,
+            slow: tally.slow,
+            calls: tally.calls,
+        })
 }
 
 /// A duration in whole microseconds, rounded up so a wait never ends early.

@@ -26,6 +26,15 @@ pub enum TransitionReason {
         /// Calls in the window.
         calls: u64,
     },
+    /// The latency objective's quantile reached its limit.
+    LatencySlo {
+        /// The objective.
+        slo: super::LatencySlo,
+        /// Calls in the window that took at least the limit.
+        slow: u64,
+        /// Calls in the window.
+        calls: u64,
+    },
     /// Too many failures in a row.
     ConsecutiveFailures(u32),
     /// Too many failures within the time window.
@@ -75,6 +84,13 @@ impl fmt::Display for TransitionReason {
                 "slow-call rate {:.0}% ≥ {:.0}% over the last {calls} calls",
                 rate * 100.0,
                 threshold * 100.0
+            ),
+            TransitionReason::LatencySlo { slo, slow, calls } => write!(
+                f,
+                "{} latency ≥ {:?} over the last {calls} calls ({slow} took at least {:?})",
+                slo.label(),
+                slo.limit,
+                slo.limit
             ),
             TransitionReason::ConsecutiveFailures(n) => write!(f, "{n} failures in a row"),
             TransitionReason::FailureCount {

@@ -35,6 +35,51 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+/// `latency_slo = "p99 < 300ms"`: a quantile as a percentile, then the latency it must stay
+/// under.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct SloSpec {
+    pub(super) quantile: f64,
+    pub(super) limit: Duration,
+}
+
+impl<'de> Deserialize<'de> for SloSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl Visitor<'_> for Text {
+            type Value = SloSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a latency objective such as \"p99 < 300ms\"")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<SloSpec, E> {
+                SloSpec::parse(text).ok_or_else(|| {
+                    E::custom(format_args!(
+                        "invalid latency objective {text:?}: expected a percentile above 0 and below 100, `<`, and a duration, such as \"p99 < 300ms\" or \"p99.9 < 1s\""
+                    ))
+                })
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
+
+impl SloSpec {
+    fn parse(text: &str) -> Option<SloSpec> {
+        let (quantile, limit) = text.split_once('<')?;
+        let percent: f64 = quantile
+            .trim()
+            .strip_prefix(['p', 'P'])?
+            .trim()
+            .parse()
+            .ok()?;
+        let limit = humantime::parse_duration(limit.trim()).ok()?;
+        (percent > 0.0 && percent < 100.0).then_some(SloSpec {
+            quantile: percent / 100.0,
+            limit,
+        })
+    }
+}
+
 /// A duration, or `"off"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct OptionalDuration(pub(super) Option<Duration>);

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::fields::{HumanDuration, JitterKind, OptionalDuration, TripKind, WindowKind};
+use super::fields::{HumanDuration, JitterKind, OptionalDuration, SloSpec, TripKind, WindowKind};
 
 /// Defines a table as written: every field optional (so profiles merge field by field), plus
 /// `base`, with the field list and the merge the resolution needs.
@@ -77,6 +77,7 @@ raw_table! {
         failure_count_window: HumanDuration,
         slow_call_duration: HumanDuration,
         slow_call_rate_threshold: f64,
+        latency_slo: SloSpec,
         open_wait: HumanDuration,
         open_wait_multiplier: f64,
         max_open_wait: HumanDuration,

@@ -290,6 +290,9 @@ pub(super) fn breaker_config(
         }
         (None, None) => {}
     }
+    if let Some(slo) = merged.latency_slo {
+        config = config.with_latency_slo(slo.quantile, slo.limit);
+    }
     if let Some(wait) = merged.open_wait {
         config.open_wait = wait.0;
         // A lone open_wait above the built-in cap raises the cap with it.

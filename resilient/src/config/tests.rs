@@ -188,3 +188,24 @@ fn call_site_overrides_are_validated() {
     let err = error("[call_sites.x]\nbreaker = \" \"\n");
     assert_eq!(err.field_name(), Some("breaker"));
 }
+
+#[test]
+fn a_latency_objective_is_written_as_a_percentile_under_a_duration() {
+    let config = FileConfig::from_toml(
+        r#"
+        [breakers.search]
+        latency_slo = "p99.9 < 300ms"
+        "#,
+    )
+    .unwrap();
+    let slo = config.breaker("search").unwrap().latency_slo().unwrap();
+    assert_eq!(slo.limit, Duration::from_millis(300));
+    assert!((slo.quantile - 0.999).abs() < 1e-12);
+    for bad in ["p100 < 1s", "p0 < 1s", "99 < 1s", "p99 > 1s", "p99 < soon"] {
+        let error = error(&format!("[breakers.search]\nlatency_slo = {bad:?}\n"));
+        assert!(
+            error.to_string().contains("latency objective"),
+            "{bad}: {error}"
+        );
+    }
+}

@@ -306,6 +306,7 @@ fn breaker_fields_changed(old: &BreakerConfig, new: &BreakerConfig) -> Vec<&'sta
     };
     compare("trip", old.trip != new.trip);
     compare("slow_calls", old.slow_calls != new.slow_calls);
+    compare("latency_slo", old.latency_slo != new.latency_slo);
     compare("open_wait", old.open_wait != new.open_wait);
     compare(
         "open_wait_multiplier",

@@ -142,6 +142,13 @@ fn combine_group(template: &Group, runs: &[&Group]) -> Group {
         return out;
     }
     out.runs = valid.len();
+    if valid.len() < runs.len() {
+        out.notes.push(format!(
+            "The figures below come from the {} run(s) of {} that were not void.",
+            valid.len(),
+            runs.len()
+        ));
+    }
     for entry in &template.entries {
         let mut values: Vec<f64> = valid.iter().filter_map(|g| g.get(&entry.id)).collect();
         if values.is_empty() {

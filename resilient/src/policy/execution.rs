@@ -61,6 +61,8 @@ pub struct Execution<'p> {
     /// This call's own breaker, in place of the policy's: a key's breaker from a
     /// [`BreakerFamily`](crate::family::BreakerFamily), or the rejection of a refused key.
     pub(super) keyed: Option<Result<CircuitBreaker, Rejection>>,
+    /// The attempts' [`context()`](crate::context::context): the call's key and deadline.
+    pub(super) scope: crate::context::CallScope,
 }
 
 impl fmt::Debug for Execution<'_> {
@@ -95,6 +97,12 @@ impl<'p> Execution<'p> {
         self.keyed = Some(breaker);
     }
 
+    /// Gives this call the caller's idempotency key (see [`context()`](crate::context::context))
+    /// instead of one generated on first use. Call it before the first attempt.
+    pub fn use_idempotency_key(&mut self, key: crate::context::IdempotencyKey) {
+        self.scope.set_key(key);
+    }
+
     /// Retries made so far.
     pub fn retries(&self) -> u32 {
         self.retries
@@ -113,7 +121,9 @@ impl<'p> Execution<'p> {
         let reserved = self.reserved.take();
         #[cfg(not(feature = "tower"))]
         let reserved: Option<()> = None;
-        let future = future.instrument(self.span.clone());
+        let future = self
+            .scope
+            .attempt(self.retries + 1, future.instrument(self.span.clone()));
         tracing::trace!(
             target: "resilient::call",
             parent: &self.span,

@@ -25,6 +25,7 @@ use std::time::Duration;
 use crate::breaker::CircuitBreaker;
 use crate::bulkhead::Bulkhead;
 use crate::callsite::CallSiteStats;
+use crate::context::{CallScope, IdempotencyKey};
 use crate::error::Rejection;
 use crate::event::Listeners;
 use crate::retry::{Classification, RetryBudget, RetryConfig};
@@ -165,7 +166,38 @@ impl Policy {
     /// Errors are retried when transient by the predicates given to
     /// [`PolicyBuilder::retry_if`] (all are, by default). Use an [`Execution`] for attempts that
     /// borrow from their surroundings.
-    pub async fn call<T, E, F, Fut>(&self, mut make: F) -> Result<T, E>
+    // Not an `async fn` itself: one state machine, not one around another.
+    pub fn call<T, E, F, Fut>(&self, make: F) -> impl Future<Output = Result<T, E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<Rejection> + 'static,
+    {
+        self.call_keyed(None, make)
+    }
+
+    /// [`call`](Self::call) with the caller's idempotency key: every attempt's
+    /// [`context()`](crate::context::context) gives `key` instead of a generated one (a request
+    /// id the caller already has, or a key it keeps so that a retry of the whole request later
+    /// still sends the same).
+    pub fn call_with_key<T, E, F, Fut>(
+        &self,
+        key: IdempotencyKey,
+        make: F,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<Rejection> + 'static,
+    {
+        self.call_keyed(Some(key), make)
+    }
+
+    async fn call_keyed<T, E, F, Fut>(
+        &self,
+        key: Option<IdempotencyKey>,
+        mut make: F,
+    ) -> Result<T, E>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -173,11 +205,16 @@ impl Policy {
     {
         if let Some(mut call) = self.simple_call() {
             call.admit()?;
-            let result = call.run(make()).await;
+            // A simple policy has no total timeout, and its one attempt is the first.
+            let scope = CallScope::new(key, None);
+            let result = call.run(scope.attempt(1, make())).await;
             call.finish(&result);
             return result;
         }
         let mut execution = self.execution();
+        if let Some(key) = key {
+            execution.use_idempotency_key(key);
+        }
         loop {
             let attempt = execution.attempt(make()).await;
             if let Next::Return(result) = execution.next(attempt, |e| self.classify(e)).await {
@@ -258,6 +295,7 @@ impl Policy {
             breaker = self.breaker.as_ref().map_or("", CircuitBreaker::name),
             bulkhead = self.bulkhead.as_ref().map_or("", Bulkhead::name),
         );
+        let deadline = self.timeouts.total_deadline();
         Execution {
             policy: self,
             span,
@@ -265,7 +303,7 @@ impl Policy {
             started: self.stats.start_timer(),
             retries: 0,
             retry_limit: self.retry.max_retries,
-            deadline: self.timeouts.total_deadline(),
+            deadline,
             previous_delay: Duration::ZERO,
             random: None,
             call_guard: None,
@@ -273,6 +311,7 @@ impl Policy {
             #[cfg(feature = "tower")]
             reserved: None,
             keyed: None,
+            scope: crate::context::CallScope::new(None, deadline),
         }
     }
 }

@@ -242,3 +242,19 @@ async fn a_write_retried_after_a_lost_answer_is_applied_once() {
         .await;
     assert_eq!(balance, Ok(105));
 }
+
+/// An annotated function: its expansion drives the same attempts.
+#[resilient::resilient(retries = 2, backoff = "1ms")]
+async fn annotated(seen: Seen) -> Result<u32, TestError> {
+    flaky(seen, 3).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_annotated_functions_attempts_see_the_context_too() {
+    let seen = Seen::default();
+    assert_eq!(annotated(seen.clone()).await, Ok(3));
+    let numbers: Vec<u32> = seen.all().iter().map(CallContext::attempt).collect();
+    assert_eq!(numbers, [1, 2, 3]);
+    let keys = seen.keys();
+    assert!(keys.iter().all(|key| *key == keys[0]), "{keys:?}");
+}

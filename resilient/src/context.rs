@@ -150,24 +150,29 @@ impl CallContext {
 }
 
 /// The context of the attempt being polled on this thread, or `None` outside any attempt
-/// (never a panic). In nested calls, the innermost attempt's.
+/// (never a panic, even from a thread-local destructor). In nested calls, the innermost
+/// attempt's.
 pub fn context() -> Option<CallContext> {
-    CURRENT.with(|current| {
-        let mut frame = current.take()?;
-        let key = frame
-            .key
-            .get_or_insert_with(IdempotencyKey::generate)
-            .clone();
-        let context = CallContext {
-            attempt: frame.attempt,
-            remaining: frame
-                .deadline
-                .map(|deadline| deadline.saturating_duration_since(Instant::now())),
-            key,
-        };
-        current.set(Some(frame));
-        Some(context)
-    })
+    // `try_with`: during thread teardown the slot may be gone, and that is "no context".
+    CURRENT
+        .try_with(|current| {
+            let mut frame = current.take()?;
+            let key = frame
+                .key
+                .get_or_insert_with(IdempotencyKey::generate)
+                .clone();
+            let context = CallContext {
+                attempt: frame.attempt,
+                remaining: frame
+                    .deadline
+                    .map(|deadline| deadline.saturating_duration_since(Instant::now())),
+                key,
+            };
+            current.set(Some(frame));
+            Some(context)
+        })
+        .ok()
+        .flatten()
 }
 
 /// What [`context()`] reads while an attempt is polled.
@@ -238,7 +243,10 @@ impl<F: Future> Future for WithContext<'_, F> {
         };
         let _entered = Entered {
             scope: this.scope,
-            outer: CURRENT.with(|current| current.replace(Some(frame))),
+            outer: CURRENT
+                .try_with(|current| current.replace(Some(frame)))
+                .ok()
+                .flatten(),
         };
         this.future.poll(cx)
     }
@@ -253,7 +261,11 @@ struct Entered<'s> {
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
-        let ours = CURRENT.with(|current| current.replace(self.outer.take()));
+        let outer = self.outer.take();
+        let ours = CURRENT
+            .try_with(|current| current.replace(outer))
+            .ok()
+            .flatten();
         // A key generated during this poll belongs to the whole call: later attempts reuse it.
         if let Some(key) = ours.and_then(|frame| frame.key) {
             let _ = self.scope.key.set(key);

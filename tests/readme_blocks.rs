@@ -312,3 +312,32 @@ mod hedging {
         replica_lookup(id).await
     }
 }
+
+#[rustfmt::skip]
+mod call_context {
+    use std::time::Duration;
+    use resilient::{Policy, Rejection};
+
+    #[derive(Debug)]
+    pub struct Receipt;
+    #[derive(Debug)]
+    pub enum PaymentError { Declined, Rejected(Rejection) }
+    impl From<Rejection> for PaymentError {
+        fn from(rejection: Rejection) -> Self { PaymentError::Rejected(rejection) }
+    }
+    pub struct Payments;
+    impl Payments {
+        pub async fn charge(&self, _order: u64, _key: &str, _deadline: Option<Duration>) -> Result<Receipt, PaymentError> { Ok(Receipt) }
+    }
+
+    async fn checkout(policy: &Policy, payments: &Payments, order: u64) {
+let receipt: Result<Receipt, PaymentError> = policy
+    .call(|| async {
+        let context = resilient::context().expect("inside an attempt");
+        payments
+            .charge(order, context.idempotency_key().as_str(), context.remaining())
+            .await
+    })
+    .await;
+    }
+}

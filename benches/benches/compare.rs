@@ -1,20 +1,23 @@
 //! Every group of issue 5 in one run: `cargo bench` in this folder runs them all and prints the
 //! medians, the ratios within each group and the targets. Name groups to run only those:
 //! `cargo bench -- closed open` (groups: closed, macro, tower, open, contention, memory,
-//! compile, tracing, registry, family, futures).
+//! compile, tracing, registry, family, futures, scaling, first-call).
+//!
+//! `RESILIENT_BENCH_RUNS=3` runs the chosen groups three times in a row and reports each entry
+//! as the minimum and the median over the runs (a void run of a group is left out).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::Criterion;
 use resilient_benches::alloc::CountingAlloc;
 use resilient_benches::report::{self, Group, Target};
-use resilient_benches::{compile_time, groups, registry};
+use resilient_benches::{compile_time, first_call, groups, registry, scaling};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-const GROUPS: [&str; 11] = [
+const GROUPS: [&str; 13] = [
     "closed",
     "macro",
     "tower",
@@ -26,6 +29,8 @@ const GROUPS: [&str; 11] = [
     "registry",
     "family",
     "futures",
+    "scaling",
+    "first-call",
 ];
 
 fn main() {
@@ -55,38 +60,81 @@ fn main() {
         .sample_size(50);
     let rt = groups::runtime();
 
+    let repeats = runs();
+    let load_before = load_average();
+    let mut all_runs: Vec<Vec<Group>> = Vec::new();
+    for index in 0..repeats {
+        if repeats > 1 {
+            eprintln!("== run {} of {repeats} ==", index + 1);
+        }
+        all_runs.push(run_groups(&run, &mut c, &criterion_dir, &rt, &out));
+    }
+    let results = if repeats > 1 {
+        report::combine(&all_runs)
+    } else {
+        all_runs.pop().unwrap_or_default()
+    };
+
+    let mut targets = targets(&results);
+    // Only the targets of the groups that ran.
+    targets.retain(|t| results.iter().any(|g| g.number == t.number));
+    let header = header(repeats, load_before, load_average());
+    let summary = format!("{header}\n{}", report::markdown(&results, &targets));
+    let title = if repeats > 1 {
+        format!("min and median of {repeats} runs")
+    } else {
+        "medians of this run".to_owned()
+    };
+    println!("\n## Summary ({title})\n\n{summary}");
+    let path = out.join("summary.md");
+    match std::fs::write(&path, &summary) {
+        Ok(()) => println!("(also written to {})", path.display()),
+        Err(error) => eprintln!("could not write {}: {error}", path.display()),
+    }
+}
+
+/// One run of every chosen group, in the usual order.
+fn run_groups(
+    run: &dyn Fn(&str) -> bool,
+    c: &mut Criterion,
+    criterion_dir: &Path,
+    rt: &tokio::runtime::Runtime,
+    out: &Path,
+) -> Vec<Group> {
     let mut results: Vec<Group> = Vec::new();
     if run("closed") {
-        results.push(groups::closed(&mut c, &criterion_dir, &rt));
+        results.push(groups::closed(c, criterion_dir, rt));
     }
     if run("macro") {
-        results.push(groups::macro_entries::macro_group(
-            &mut c,
-            &criterion_dir,
-            &rt,
-        ));
+        results.push(groups::macro_entries::macro_group(c, criterion_dir, rt));
     }
     if run("tower") {
         results.push(groups::tower_stack(
-            &mut c,
-            &criterion_dir,
-            &rt,
+            c,
+            criterion_dir,
+            rt,
             groups::macro_entries::TOWER_ENTRIES,
         ));
     }
     if run("open") {
         results.push(groups::open(
-            &mut c,
-            &criterion_dir,
-            &rt,
+            c,
+            criterion_dir,
+            rt,
             groups::macro_entries::OPEN_ENTRIES,
         ));
     }
     if run("contention") {
         results.push(groups::contention(Duration::from_millis(300), 7));
     }
+    if run("scaling") {
+        results.push(scaling::scaling(Duration::from_millis(300), 5));
+    }
     if run("memory") {
         results.push(groups::memory());
+    }
+    if run("first-call") {
+        results.push(first_call::memory());
     }
     if run("registry") {
         results.push(registry::memory());
@@ -99,7 +147,7 @@ fn main() {
         results.push(groups::macro_entries::future_sizes());
     }
     if run("tracing") {
-        results.push(groups::tracing_cost(&mut c, &criterion_dir, &rt));
+        results.push(groups::tracing_cost(c, criterion_dir, rt));
     }
     if run("compile") {
         match compile_time::measure(&out.join("compile-time"), 200) {
@@ -107,15 +155,47 @@ fn main() {
             Err(error) => eprintln!("compile-time group failed: {error}"),
         }
     }
+    results
+}
 
-    let targets = targets(&results);
-    let summary = report::markdown(&results, &targets);
-    println!("\n## Summary (medians of this run)\n\n{summary}");
-    let path = out.join("summary.md");
-    match std::fs::write(&path, &summary) {
-        Ok(()) => println!("(also written to {})", path.display()),
-        Err(error) => eprintln!("could not write {}: {error}", path.display()),
+/// `RESILIENT_BENCH_RUNS`, at least 1.
+fn runs() -> usize {
+    match std::env::var("RESILIENT_BENCH_RUNS") {
+        Ok(text) => match text.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => panic!("RESILIENT_BENCH_RUNS must be a whole number ≥ 1, not `{text}`"),
+        },
+        Err(_) => 1,
     }
+}
+
+/// The machine the figures come from.
+fn header(repeats: usize, load_before: Option<String>, load_after: Option<String>) -> String {
+    let cpu = cpu_model().unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = match (load_before, load_after) {
+        (Some(before), Some(after)) => {
+            format!("; load average (1, 5, 15 min) {before} at the start, {after} at the end")
+        }
+        _ => String::new(),
+    };
+    format!("Machine: {cpu}, {cores} hardware threads available; {repeats} run(s){load}.\n")
+}
+
+/// The CPU's model name, from `/proc/cpuinfo` (Linux).
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .find(|line| line.starts_with("model name"))
+        .and_then(|line| line.split_once(':'))
+        .map(|(_, model)| model.trim().to_owned())
+}
+
+/// The first three fields of `/proc/loadavg` (Linux).
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+    (fields.len() == 3).then(|| fields.join(", "))
 }
 
 /// Where results go: `$RESILIENT_BENCH_OUT`, or `resilient-bench` in the target folder.
@@ -249,11 +329,27 @@ fn targets(results: &[Group]) -> Vec<Target> {
     });
     targets.push(Target::ratio(
         7,
-        "200 annotated functions build ≤ 1.5× without the attribute",
-        ratio(v(7, "with"), v(7, "without")),
+        "200 annotated functions: `cargo build` (debug) CPU time ≤ 2.5× without the attribute",
+        ratio(v(7, "build_cpu_with"), v(7, "build_cpu_without")),
+        2.5,
+        false,
+    ));
+    targets.push(Target::ratio(
+        7,
+        "200 annotated functions: `cargo check` CPU time ≤ 2.0× without the attribute",
+        ratio(v(7, "check_cpu_with"), v(7, "check_cpu_without")),
+        2.0,
+        false,
+    ));
+    targets.push(Target::ratio(
+        7,
+        "200 annotated functions: `cargo build` (debug) wall time ≤ 1.5× without the attribute",
+        ratio(v(7, "build_wall_with"), v(7, "build_wall_without")),
         1.5,
         false,
     ));
+    scaling_targets(results, &mut targets);
+    first_call_targets(results, &mut targets);
     for (id, text) in [
         (
             "refused_1m",
@@ -307,4 +403,68 @@ fn targets(results: &[Group]) -> Vec<Target> {
         met: lookup.map(|ns| ns < 1e6),
     });
     targets
+}
+
+/// Issue 9's scaling targets, from group 13 (void runs give none).
+fn scaling_targets(results: &[Group], targets: &mut Vec<Target>) {
+    let v = |id: &str| value(results, 13, id);
+    let Some(group) = results.iter().find(|g| g.number == 13) else {
+        return;
+    };
+    if let Some(reason) = &group.void {
+        targets.push(Target {
+            number: 13,
+            text: "scaling targets".to_owned(),
+            measured: format!("void: {reason}"),
+            met: None,
+        });
+        return;
+    }
+    let cores = scaling::thread_counts().last().copied().unwrap_or(1);
+    for (key, what) in [
+        ("time_window", "time window"),
+        ("failure_count", "failure count within a time"),
+        ("consecutive", "consecutive failures"),
+    ] {
+        targets.push(Target::ratio(
+            13,
+            &format!("{what}: 2 threads ≥ 1.7× one thread"),
+            ratio(v(&format!("{key}_2")), v(&format!("{key}_1"))),
+            1.7,
+            true,
+        ));
+        if cores >= 16 {
+            targets.push(Target::ratio(
+                13,
+                &format!("{what}: {cores} threads ≥ 8× one thread"),
+                ratio(v(&format!("{key}_{cores}")), v(&format!("{key}_1"))),
+                8.0,
+                true,
+            ));
+        }
+    }
+    let shared = ratio(v("shared_2"), v("shared_1"));
+    let count = ratio(v("count_window_2"), v("count_window_1"));
+    targets.push(Target {
+        number: 13,
+        text: "count window: 2 threads ÷ 1 ≥ the shared `fetch_add`'s ratio".to_owned(),
+        measured: match (count, shared) {
+            (Some(count), Some(shared)) => format!("{count:.2}× vs {shared:.2}×"),
+            _ => "not measured".to_owned(),
+        },
+        met: count.zip(shared).map(|(count, shared)| count >= shared),
+    });
+}
+
+/// Issue 9's memory target, from group 14.
+fn first_call_targets(results: &[Group], targets: &mut Vec<Target>) {
+    for (key, _, _) in scaling::breakers() {
+        let bytes = value(results, 14, &format!("{key}_one"));
+        targets.push(Target {
+            number: 14,
+            text: format!("{key}: ≤ 512 B once called from one thread"),
+            measured: bytes.map_or("not measured".to_owned(), |b| format!("{b:.0} B")),
+            met: bytes.map(|b| b <= 512.0),
+        });
+    }
 }

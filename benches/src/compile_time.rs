@@ -1,5 +1,6 @@
 //! Group 7: the build time of a crate of annotated functions vs the same crate without the
-//! attribute.
+//! attribute, for `cargo build` (debug) and `cargo check`, in CPU time (what the compiler
+//! spends, whatever else the machine runs) and in wall time.
 //!
 //! Two generated packages share one workspace and one target folder: `with` holds `functions`
 //! async fns under `#[resilient(timeout = "2s", retries = 3, breaker = "…", fallback = …)]` (the
@@ -7,18 +8,27 @@
 //! every function's future in one method, so both compile the bodies. A warm-up
 //! build compiles the dependencies (`resilient`, its macro crate, tokio, …) once; then each
 //! package is rebuilt alone, `REPS` times, after touching its source, and the medians compared.
+//! Incremental compilation is off, so each rebuild compiles the whole crate.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::report::{Group, Unit};
+use crate::report::{Group, Unit, median};
 
-/// Timed builds of each package; the median is reported.
+/// Timed builds of each package and command; the median is reported.
 const REPS: usize = 3;
 
-/// Generates the two packages under `dir`, builds them and returns the group.
+/// What one cargo command cost.
+#[derive(Debug, Clone, Copy)]
+struct Cost {
+    wall: f64,
+    /// User + system time of cargo and the compilers it waited for.
+    cpu: f64,
+}
+
+/// Generates the two packages under `dir`, builds and checks them and returns the group.
 pub fn measure(dir: &Path, functions: usize) -> Result<Group, String> {
     let runtime = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -27,36 +37,62 @@ pub fn measure(dir: &Path, functions: usize) -> Result<Group, String> {
         .map_err(|e| format!("the `resilient` crate next to the benches: {e}"))?;
     generate(dir, &runtime, functions).map_err(|e| format!("generating the crates: {e}"))?;
 
-    // Dependencies first, so that the timed builds compile the generated code alone.
-    build(dir, "without")?;
-    build(dir, "with")?;
-
-    let mut times = [Vec::new(), Vec::new()];
-    for _ in 0..REPS {
-        for (package, times) in ["without", "with"].into_iter().zip(&mut times) {
-            touch(&dir.join(package).join("src").join("lib.rs"))?;
-            times.push(build(dir, package)?);
-        }
-    }
-    let median = |times: &mut Vec<f64>| {
-        times.sort_by(f64::total_cmp);
-        times[times.len() / 2]
-    };
-    let [mut without, mut with] = times;
     let mut group = Group::new(
         7,
-        format!("Compile time: {functions} async fns, `cargo build` (debug) of the crate alone"),
+        format!("Compile time: {functions} async fns, the crate alone (debug profile)"),
         Unit::Seconds,
     );
-    group.push("without", "without the attribute", median(&mut without));
-    group.push(
-        "with",
-        "with `#[resilient(timeout = \"2s\", retries = 3, breaker = \"…\", fallback = …)]`",
-        median(&mut with),
-    );
+    group.ratios = false;
+    let mut ratios = Vec::new();
+    for command in ["build", "check"] {
+        // Dependencies first, so that the timed runs compile the generated code alone.
+        cargo(dir, command, "without")?;
+        cargo(dir, command, "with")?;
+        let mut costs: [Vec<Cost>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..REPS {
+            for (package, costs) in ["without", "with"].into_iter().zip(&mut costs) {
+                touch(&dir.join(package).join("src").join("lib.rs"))?;
+                costs.push(cargo(dir, command, package)?);
+            }
+        }
+        let [without, with] = costs.map(|costs| {
+            let mut cpu: Vec<f64> = costs.iter().map(|c| c.cpu).collect();
+            let mut wall: Vec<f64> = costs.iter().map(|c| c.wall).collect();
+            cpu.sort_by(f64::total_cmp);
+            wall.sort_by(f64::total_cmp);
+            (median(&cpu), median(&wall))
+        });
+        for (package, (cpu, wall), what) in [
+            ("without", without, "without the attribute"),
+            (
+                "with",
+                with,
+                "with `#[resilient(timeout = \"2s\", retries = 3, breaker = \"…\", fallback = …)]`",
+            ),
+        ] {
+            group.push(
+                &format!("{command}_cpu_{package}"),
+                format!("`cargo {command}`, CPU time (user + sys), {what}"),
+                cpu,
+            );
+            group.push(
+                &format!("{command}_wall_{package}"),
+                format!("`cargo {command}`, wall time, {what}"),
+                wall,
+            );
+        }
+        ratios.push(format!(
+            "`cargo {command}` with ÷ without: CPU {:.2}×, wall {:.2}×",
+            with.0 / without.0,
+            with.1 / without.1
+        ));
+    }
+    group.notes.push(ratios.join("; ") + ".");
     group.notes.push(format!(
-        "Median of {REPS} rebuilds each, after a warm-up build of the dependencies; generated \
-         under `{}`.",
+        "Median of {REPS} rebuilds each (incremental compilation off, so each compiles the whole \
+         crate), after a warm-up build of the dependencies; CPU time is the user + system time \
+         of cargo and the compilers it waited for (`getrusage(RUSAGE_CHILDREN)`). Generated under \
+         `{}`.",
         dir.display()
     ));
     Ok(group)
@@ -131,26 +167,47 @@ fn touch(path: &Path) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Builds `package` in the generated workspace; the wall time in seconds.
-fn build(dir: &Path, package: &str) -> Result<f64, String> {
+/// Runs `cargo <command> -p <package>` in the generated workspace and returns its cost.
+fn cargo(dir: &Path, command: &str, package: &str) -> Result<Cost, String> {
     let cargo = std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from);
+    let cpu_before = children_cpu_seconds();
     let started = Instant::now();
     let output = Command::new(cargo)
-        .args(["build", "--quiet", "-p", package])
+        .args([command, "--quiet", "-p", package])
         .current_dir(dir)
         // Our own target folder, whatever the bench run was given.
         .env("CARGO_TARGET_DIR", dir.join("target"))
+        .env("CARGO_INCREMENTAL", "0")
         .env_remove("RUSTFLAGS")
         .output()
         .map_err(|e| format!("running cargo: {e}"))?;
-    let seconds = started.elapsed().as_secs_f64();
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = children_cpu_seconds() - cpu_before;
     if !output.status.success() {
         return Err(format!(
-            "`cargo build -p {package}` failed:\n{}",
+            "`cargo {command} -p {package}` failed:\n{}",
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    Ok(seconds)
+    Ok(Cost { wall, cpu })
+}
+
+/// User + system seconds of every child process waited for so far (and of the children they
+/// waited for): cargo's, and through cargo the compilers'.
+#[allow(unsafe_code)]
+fn children_cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `getrusage` writes one `rusage` through the pointer, which points to memory of
+    // that type and size owned by this frame; `RUSAGE_CHILDREN` is a valid `who`.
+    let status = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
+    assert_eq!(
+        status, 0,
+        "getrusage(RUSAGE_CHILDREN) cannot fail with valid arguments"
+    );
+    // SAFETY: `getrusage` returned 0, so it filled the whole struct (and it started zeroed).
+    let usage = unsafe { usage.assume_init() };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 #[cfg(test)]
@@ -168,5 +225,18 @@ mod tests {
             .collect();
         assert_eq!(stripped, without);
         assert_eq!(with.matches("#[resilient::resilient(").count(), 3);
+    }
+
+    #[test]
+    fn a_child_process_cpu_time_is_counted_once_it_is_waited_for() {
+        let before = children_cpu_seconds();
+        // A child that burns some CPU: a shell loop.
+        let status = Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
+            .status()
+            .expect("sh runs");
+        assert!(status.success());
+        let spent = children_cpu_seconds() - before;
+        assert!(spent > 0.0, "the child's CPU time shows: {spent}");
     }
 }

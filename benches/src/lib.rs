@@ -7,6 +7,8 @@ pub mod alloc;
 pub mod compile_time;
 pub mod contention;
 pub mod family;
+pub mod first_call;
 pub mod groups;
 pub mod registry;
 pub mod report;
+pub mod scaling;

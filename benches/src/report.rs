@@ -42,8 +42,10 @@ pub struct Entry {
     pub id: String,
     /// What a reader sees.
     pub label: String,
-    /// The median, in the group's unit.
+    /// The median, in the group's unit (over the runs, in a repeated run).
     pub value: f64,
+    /// The smallest of the runs' figures, in a repeated run.
+    pub min: Option<f64>,
 }
 
 /// One group of the issue: entries measured in the same run, so their ratios are meaningful.
@@ -59,6 +61,13 @@ pub struct Group {
     pub entries: Vec<Entry>,
     /// Remarks printed under the table (the configuration compared, for instance).
     pub notes: Vec<String>,
+    /// Whether the table shows every pairwise ratio (off for groups of unrelated entries).
+    pub ratios: bool,
+    /// Why this run's figures are not figures (a control that did not behave); a void group
+    /// shows no table and feeds no target.
+    pub void: Option<String>,
+    /// How many runs the figures are taken over (1 unless repeated).
+    pub runs: usize,
 }
 
 impl Group {
@@ -70,6 +79,9 @@ impl Group {
             unit,
             entries: Vec::new(),
             notes: Vec::new(),
+            ratios: true,
+            void: None,
+            runs: 1,
         }
     }
 
@@ -79,12 +91,102 @@ impl Group {
             id: id.to_owned(),
             label: label.into(),
             value,
+            min: None,
         });
     }
 
-    /// The value of entry `id`, if it was measured.
+    /// The value of entry `id`, if it was measured (never, in a void group).
     pub fn get(&self, id: &str) -> Option<f64> {
+        if self.void.is_some() {
+            return None;
+        }
         self.entries.iter().find(|e| e.id == id).map(|e| e.value)
+    }
+}
+
+/// Folds the groups of several runs of the same groups into one group each: every entry's
+/// median and minimum over the runs that were not void. A group void in every run stays void,
+/// with each run's reason.
+pub fn combine(runs: &[Vec<Group>]) -> Vec<Group> {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .map(|template| {
+            let same: Vec<&Group> = runs
+                .iter()
+                .filter_map(|run| run.iter().find(|g| g.number == template.number))
+                .collect();
+            combine_group(template, &same)
+        })
+        .collect()
+}
+
+fn combine_group(template: &Group, runs: &[&Group]) -> Group {
+    let mut out = Group::new(template.number, template.title.clone(), template.unit);
+    out.ratios = template.ratios;
+    out.runs = runs.len();
+    let valid: Vec<&Group> = runs.iter().copied().filter(|g| g.void.is_none()).collect();
+    for (index, run) in runs.iter().enumerate() {
+        if let Some(reason) = &run.void {
+            out.notes.push(format!(
+                "Run {} of {} is void: {reason}",
+                index + 1,
+                runs.len()
+            ));
+        }
+    }
+    if valid.is_empty() {
+        out.void = Some(format!("every one of the {} runs was void", runs.len()));
+        return out;
+    }
+    out.runs = valid.len();
+    if valid.len() < runs.len() {
+        out.notes.push(format!(
+            "The figures below come from the {} run(s) of {} that were not void.",
+            valid.len(),
+            runs.len()
+        ));
+    }
+    for entry in &template.entries {
+        let mut values: Vec<f64> = valid.iter().filter_map(|g| g.get(&entry.id)).collect();
+        if values.is_empty() {
+            continue;
+        }
+        values.sort_by(f64::total_cmp);
+        out.entries.push(Entry {
+            id: entry.id.clone(),
+            label: entry.label.clone(),
+            value: median(&values),
+            min: Some(values[0]),
+        });
+    }
+    // A note every run wrote alike is said once; notes that differ (figures) are said per run.
+    let longest = valid.iter().map(|g| g.notes.len()).max().unwrap_or(0);
+    for index in 0..longest {
+        let notes: Vec<Option<&String>> = valid.iter().map(|g| g.notes.get(index)).collect();
+        if notes.iter().all(|n| *n == notes[0]) {
+            out.notes.extend(notes[0].cloned());
+        } else {
+            for (run, note) in notes.iter().enumerate() {
+                if let Some(note) = note {
+                    out.notes
+                        .push(format!("Run {} of {}: {note}", run + 1, valid.len()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The median of sorted `values` (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
     }
 }
 
@@ -127,34 +229,7 @@ pub fn criterion_median(root: &Path, group: &str, id: &str) -> Option<f64> {
 pub fn markdown(groups: &[Group], targets: &[Target]) -> String {
     let mut out = String::new();
     for group in groups {
-        let _ = writeln!(out, "### {}. {}\n", group.number, group.title);
-        let letters: Vec<char> = ('a'..='z').take(group.entries.len()).collect();
-        let _ = write!(out, "| | entry | median |");
-        for letter in &letters {
-            let _ = write!(out, " ÷ ({letter}) |");
-        }
-        let _ = write!(out, "\n|---|---|---:|");
-        for _ in &letters {
-            let _ = write!(out, "---:|");
-        }
-        out.push('\n');
-        for (row, letter) in group.entries.iter().zip(&letters) {
-            let _ = write!(
-                out,
-                "| ({letter}) | {} | {} |",
-                row.label,
-                group.unit.format(row.value)
-            );
-            for column in &group.entries {
-                let ratio = row.value / column.value;
-                let _ = write!(out, " {ratio:.2} |");
-            }
-            out.push('\n');
-        }
-        for note in &group.notes {
-            let _ = writeln!(out, "\n{note}");
-        }
-        out.push('\n');
+        group_table(&mut out, group);
     }
     if !targets.is_empty() {
         let _ = writeln!(out, "### Targets\n");
@@ -173,6 +248,63 @@ pub fn markdown(groups: &[Group], targets: &[Target]) -> String {
         }
     }
     out
+}
+
+fn group_table(out: &mut String, group: &Group) {
+    let _ = writeln!(out, "### {}. {}\n", group.number, group.title);
+    if let Some(reason) = &group.void {
+        let _ = writeln!(out, "**Void** (no figure from this group): {reason}\n");
+        for note in &group.notes {
+            let _ = writeln!(out, "{note}\n");
+        }
+        return;
+    }
+    let repeated = group.runs > 1;
+    let letters: Vec<char> = ('a'..='z').take(group.entries.len()).collect();
+    let _ = write!(out, "| | entry |");
+    if repeated {
+        let _ = write!(out, " min | median of {} runs |", group.runs);
+    } else {
+        let _ = write!(out, " median |");
+    }
+    if group.ratios {
+        for letter in &letters {
+            let _ = write!(out, " ÷ ({letter}) |");
+        }
+    }
+    let _ = write!(
+        out,
+        "\n|---|---|{}---:|",
+        if repeated { "---:|" } else { "" }
+    );
+    if group.ratios {
+        for _ in &letters {
+            let _ = write!(out, "---:|");
+        }
+    }
+    out.push('\n');
+    for (row, letter) in group.entries.iter().zip(&letters) {
+        let _ = write!(out, "| ({letter}) | {} |", row.label);
+        if repeated {
+            let min = row.min.map_or_else(String::new, |m| group.unit.format(m));
+            let _ = write!(out, " {min} |");
+        }
+        let _ = write!(out, " {} |", group.unit.format(row.value));
+        if group.ratios {
+            for column in &group.entries {
+                let ratio = row.value / column.value;
+                let _ = write!(out, " {ratio:.2} |");
+            }
+        }
+        out.push('\n');
+    }
+    if repeated && group.ratios {
+        let _ = writeln!(out, "\nRatios are between the medians.");
+    }
+    for note in &group.notes {
+        let _ = writeln!(out, "\n{note}");
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]
@@ -205,5 +337,57 @@ mod tests {
             text.contains("| 5 | ≥ 1.7× | 1.20× | **missed** |"),
             "{text}"
         );
+    }
+
+    fn run(values: &[(&str, f64)], void: Option<&str>) -> Vec<Group> {
+        let mut group = Group::new(5, "demo", Unit::Nanos);
+        for (id, value) in values {
+            group.push(id, *id, *value);
+        }
+        group.void = void.map(str::to_owned);
+        vec![group]
+    }
+
+    #[test]
+    fn repeated_runs_give_min_and_median_and_skip_void_runs() {
+        let runs = [
+            run(&[("a", 3.0), ("b", 10.0)], None),
+            run(&[("a", 1.0), ("b", 30.0)], None),
+            run(
+                &[("a", 100.0), ("b", 100.0)],
+                Some("the control did not scale"),
+            ),
+            run(&[("a", 2.0), ("b", 20.0)], None),
+        ];
+        let combined = combine(&runs);
+        let group = &combined[0];
+        assert_eq!(group.runs, 3);
+        assert_eq!(group.get("a"), Some(2.0));
+        assert_eq!(group.entries[0].min, Some(1.0));
+        assert_eq!(group.get("b"), Some(20.0));
+        assert_eq!(group.entries[1].min, Some(10.0));
+        let text = markdown(&combined, &[]);
+        assert!(text.contains("| min | median of 3 runs |"), "{text}");
+        assert!(
+            text.contains("| (a) | a | 1.00 ns | 2.00 ns | 1.00 | 0.10 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Run 3 of 4 is void: the control did not scale"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_group_void_in_every_run_shows_no_figure() {
+        let runs = [
+            run(&[("a", 3.0)], Some("control 1.1×")),
+            run(&[("a", 4.0)], Some("control 1.2×")),
+        ];
+        let combined = combine(&runs);
+        assert_eq!(combined[0].get("a"), None);
+        let text = markdown(&combined, &[]);
+        assert!(text.contains("**Void**"), "{text}");
+        assert!(!text.contains("3.00 ns"), "{text}");
     }
 }

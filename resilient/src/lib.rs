@@ -30,6 +30,7 @@ pub mod bulkhead;
 pub mod callsite;
 #[cfg(feature = "serde")]
 pub mod config;
+pub mod context;
 mod counter;
 pub mod error;
 pub mod event;
@@ -63,6 +64,7 @@ pub mod __private;
 pub use backoff::{Backoff, Jitter};
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, SlidingWindow, TripPolicy};
 pub use bulkhead::{Bulkhead, BulkheadConfig};
+pub use context::{CallContext, IdempotencyKey, context};
 pub use error::{ConfigError, RegistryError, Rejection, TimeoutKind, UnknownName, ValidationError};
 pub use event::{Event, Listeners};
 pub use name::MAX_NAME_LEN;

@@ -144,17 +144,22 @@ impl<T, E: Any> Run<T, E> {
         A: Future<Output = Result<T, E>>,
     {
         self.driver.single_attempt();
-        match self.driver.admit_once() {
-            Some(Ok(lean)) => {
-                let attempt = lean.run(make()).await;
+        let lean = match self.driver.admit_once() {
+            Some(Ok(lean)) => Ok(lean.run(make()).await),
+            Some(Err(rejection)) => Err(Ok(rejection)),
+            // The maker comes back out: the step-wise driver builds the attempt.
+            None => Err(Err(make)),
+        };
+        match lean {
+            Ok(attempt) => {
                 self.driver.finish_once();
                 match attempt {
                     Attempt::Done(result) => result,
                     Attempt::Rejected(rejection) => Err((self.reject)(rejection)),
                 }
             }
-            Some(Err(rejection)) => Err((self.reject)(rejection)),
-            None => Box::pin(self.stepwise_once(make)).await,
+            Err(Ok(rejection)) => Err((self.reject)(rejection)),
+            Err(Err(make)) => Box::pin(self.stepwise_once(make)).await,
         }
     }
 

@@ -18,6 +18,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use crate::breaker::CircuitBreaker;
+use crate::context::{CallScope, IdempotencyKey};
 use crate::error::{Rejection, TimeoutKind};
 use crate::retry::{CallGuard, Classification};
 
@@ -41,6 +42,9 @@ pub(crate) struct Driver<'p> {
     /// This call's place in the retry budget's count of calls in flight, taken by its first
     /// attempt.
     call_guard: Option<CallGuard<'p>>,
+    /// The call's deadline and idempotency key, as its attempts see them in
+    /// [`context()`](crate::context::context).
+    scope: CallScope,
     stepwise: Option<Box<Execution<'p>>>,
 }
 
@@ -52,14 +56,16 @@ impl<'p> Driver<'p> {
         let bypassed = policy.stats.is_bypassed();
         let lean =
             !bypassed && !tracing::enabled!(target: "resilient::call", tracing::Level::DEBUG);
+        let deadline = policy.timeouts.total_deadline();
         Driver {
             policy,
             lean,
             bypassed,
             single: false,
             started: policy.stats.start_timer(),
-            deadline: policy.timeouts.total_deadline(),
+            deadline,
             call_guard: None,
+            scope: CallScope::new(None, deadline),
             stepwise: None,
         }
     }
@@ -88,7 +94,7 @@ impl<'p> Driver<'p> {
     /// (see [`single_attempt`](Self::single_attempt)): then [`attempt`](Self::attempt) and
     /// [`next`](Self::next) run it.
     #[inline]
-    pub(crate) fn admit_once(&mut self) -> Option<Result<Lean<'p>, Rejection>> {
+    pub(crate) fn admit_once(&mut self) -> Option<Result<Lean<'_>, Rejection>> {
         if !self.lean {
             return None;
         }
@@ -96,6 +102,7 @@ impl<'p> Driver<'p> {
         match admit_now(self.policy, self.policy.breaker.as_ref()) {
             Admission::Admitted(permit, slot) => Some(Ok(Lean {
                 policy: self.policy,
+                scope: &self.scope,
                 permit,
                 slot,
                 deadline: self.deadline,
@@ -122,6 +129,15 @@ impl<'p> Driver<'p> {
         self.policy.stats.stop_timer(self.started);
     }
 
+    /// Gives this call the caller's idempotency key; see
+    /// [`Execution::use_idempotency_key`].
+    pub(crate) fn use_idempotency_key(&mut self, key: IdempotencyKey) {
+        match &mut self.stepwise {
+            Some(execution) => execution.use_idempotency_key(key),
+            None => self.scope.set_key(key),
+        }
+    }
+
     /// Runs one attempt; see [`Execution::attempt`]. `future` is not polled if the attempt is
     /// refused.
     #[inline]
@@ -134,6 +150,7 @@ impl<'p> Driver<'p> {
             self.enter_budget();
             match admit_now(self.policy, self.policy.breaker.as_ref()) {
                 Admission::Admitted(permit, slot) => {
+                    let future = self.scope.attempt(1, future);
                     return AttemptFuture::Guarded {
                         guarded: Guarded::new(self.policy, future, permit, slot, self.deadline),
                     };
@@ -249,6 +266,8 @@ impl<'p> Driver<'p> {
             let mut execution = self.policy.resumed_execution(self.started, self.deadline);
             execution.bypassed = self.bypassed;
             execution.call_guard = self.call_guard.take();
+            // With the key a lean attempt may have drawn, so that every retry sends it too.
+            execution.scope = std::mem::take(&mut self.scope);
             if self.single {
                 execution.single_attempt();
             }
@@ -261,20 +280,22 @@ impl<'p> Driver<'p> {
 }
 
 /// An attempt admitted on the lean path, waiting for its body; see [`Driver::admit_once`].
-pub(crate) struct Lean<'p> {
-    policy: &'p Policy,
-    permit: Option<crate::breaker::BreakerPermit<'p>>,
-    slot: Option<crate::bulkhead::BulkheadPermit<'p>>,
+pub(crate) struct Lean<'a> {
+    policy: &'a Policy,
+    scope: &'a CallScope,
+    permit: Option<crate::breaker::BreakerPermit<'a>>,
+    slot: Option<crate::bulkhead::BulkheadPermit<'a>>,
     deadline: Option<Instant>,
 }
 
-impl<'p> Lean<'p> {
+impl<'a> Lean<'a> {
     /// The attempt: `body`, guarded by what admitted it. Its outcome is recorded when it ends.
     #[inline]
     pub(crate) fn run<T, E: Any, F: Future<Output = Result<T, E>>>(
         self,
         body: F,
     ) -> impl Future<Output = Attempt<T, E>> {
+        let body = self.scope.attempt(1, body);
         Guarded::new(self.policy, body, self.permit, self.slot, self.deadline)
     }
 }

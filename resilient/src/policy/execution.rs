@@ -63,6 +63,8 @@ pub struct Execution<'p> {
     /// This call's own breaker, in place of the policy's: a key's breaker from a
     /// [`BreakerFamily`](crate::family::BreakerFamily), or the rejection of a refused key.
     pub(super) keyed: Option<Result<CircuitBreaker, Rejection>>,
+    /// The attempts' [`context()`](crate::context::context): the call's key and deadline.
+    pub(super) scope: crate::context::CallScope,
 }
 
 impl fmt::Debug for Execution<'_> {
@@ -97,6 +99,12 @@ impl<'p> Execution<'p> {
         self.keyed = Some(breaker);
     }
 
+    /// Gives this call the caller's idempotency key (see [`context()`](crate::context::context))
+    /// instead of one generated on first use. Call it before the first attempt.
+    pub fn use_idempotency_key(&mut self, key: crate::context::IdempotencyKey) {
+        self.scope.set_key(key);
+    }
+
     /// Retries made so far.
     pub fn retries(&self) -> u32 {
         self.retries
@@ -115,15 +123,16 @@ impl<'p> Execution<'p> {
         let reserved = self.reserved.take();
         #[cfg(not(feature = "tower"))]
         let reserved: Option<()> = None;
+        let number = self.retries + 1;
         let future = future.instrument(self.span.clone());
         tracing::trace!(
             target: "resilient::call",
             parent: &self.span,
-            attempt = self.retries + 1,
+            attempt = number,
             "attempt starts"
         );
         if self.bypassed {
-            return Attempt::Done(future.await);
+            return Attempt::Done(self.scope.attempt(number, future).await);
         }
         // A clone (an `Arc`'s count), so the permit borrows this frame, not `self`.
         let keyed = self.keyed.clone();
@@ -136,6 +145,7 @@ impl<'p> Execution<'p> {
             Ok(admitted) => admitted,
             Err(rejection) => return Attempt::Rejected(rejection),
         };
+        let future = self.scope.attempt(number, future);
         let attempt = Guarded::new(self.policy, future, permit, slot, self.deadline).await;
         tracing::trace!(
             target: "resilient::call",

@@ -9,6 +9,7 @@ use std::task::Poll;
 use tokio::time::Sleep;
 
 use crate::breaker::CircuitBreaker;
+use crate::context::WithContext;
 use crate::event::Event;
 use crate::hedge::HedgeConfig;
 use crate::retry::CallGuard;
@@ -44,9 +45,14 @@ impl<'p> Execution<'p> {
             Ok(admitted) => admitted,
             Err(rejection) => return Attempt::Rejected(rejection),
         };
-        let first = Guarded::new(policy, make(), permit, slot, self.deadline);
+        // Hedges are the same attempt for the call's context: they share its number.
+        let execution: &Execution<'p> = self;
+        let number = execution.retries + 1;
+        let first = execution.scope.attempt(number, make());
+        let first = Guarded::new(policy, first, permit, slot, execution.deadline);
         let mut group = Group {
-            execution: self,
+            execution,
+            number,
             breaker,
             running: vec![Box::pin(first)],
             budget_guards: Vec::new(),
@@ -62,9 +68,11 @@ impl<'p> Execution<'p> {
 
 /// The attempts of one hedged attempt in flight.
 struct Group<'e, 'p, 'b, Fut, T, E> {
-    execution: &'e mut Execution<'p>,
+    execution: &'e Execution<'p>,
+    /// The attempt's number, which its hedges share.
+    number: u32,
     breaker: Option<&'b CircuitBreaker>,
-    running: Vec<Pin<Box<Guarded<'b, Fut>>>>,
+    running: Vec<Pin<Box<Guarded<'b, WithContext<'e, Fut>>>>>,
     /// Each hedge's place in the retry budget, held until the group ends.
     budget_guards: Vec<CallGuard<'p>>,
     hedges: u32,
@@ -74,7 +82,7 @@ struct Group<'e, 'p, 'b, Fut, T, E> {
     last_failure: Option<Attempt<T, E>>,
 }
 
-impl<'p: 'b, 'b, Fut, T, E> Group<'_, 'p, 'b, Fut, T, E>
+impl<'e, 'p: 'b, 'b, Fut, T, E> Group<'e, 'p, 'b, Fut, T, E>
 where
     Fut: Future<Output = Result<T, E>>,
     E: Any,
@@ -149,13 +157,14 @@ where
         };
         self.budget_guards.extend(guard);
         self.hedges_left -= 1;
-        let deadline = self.execution.deadline;
+        let execution = self.execution;
+        let hedge = execution.scope.attempt(self.number, make());
         self.running.push(Box::pin(Guarded::new(
             policy,
-            make(),
+            hedge,
             permit,
             slot,
-            deadline,
+            execution.deadline,
         )));
         policy.stats.record_hedge();
         let hedge = self.hedges - self.hedges_left;

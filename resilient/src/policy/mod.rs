@@ -25,6 +25,7 @@ use std::time::Duration;
 use crate::breaker::CircuitBreaker;
 use crate::bulkhead::Bulkhead;
 use crate::callsite::CallSiteStats;
+use crate::context::IdempotencyKey;
 use crate::error::Rejection;
 use crate::event::Listeners;
 use crate::hedge::HedgeConfig;
@@ -179,13 +180,47 @@ impl Policy {
     /// Errors are retried when transient by the predicates given to
     /// [`PolicyBuilder::retry_if`] (all are, by default). Use an [`Execution`] for attempts that
     /// borrow from their surroundings.
-    pub async fn call<T, E, F, Fut>(&self, mut make: F) -> Result<T, E>
+    // Not an `async fn` itself: one state machine, not one around another.
+    pub fn call<T, E, F, Fut>(&self, make: F) -> impl Future<Output = Result<T, E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<Rejection> + 'static,
+    {
+        self.call_keyed(None, make)
+    }
+
+    /// [`call`](Self::call) with the caller's idempotency key: every attempt's
+    /// [`context()`](crate::context::context) gives `key` instead of a generated one (a request
+    /// id the caller already has, or a key it keeps so that a retry of the whole request later
+    /// still sends the same).
+    pub fn call_with_key<T, E, F, Fut>(
+        &self,
+        key: IdempotencyKey,
+        make: F,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<Rejection> + 'static,
+    {
+        self.call_keyed(Some(key), make)
+    }
+
+    async fn call_keyed<T, E, F, Fut>(
+        &self,
+        key: Option<IdempotencyKey>,
+        mut make: F,
+    ) -> Result<T, E>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: From<Rejection> + 'static,
     {
         let mut driver = Driver::new(self);
+        if let Some(key) = key {
+            driver.use_idempotency_key(key);
+        }
         loop {
             let attempt = driver.attempt_with(&mut make).await;
             if let Next::Return(result) = driver.next(attempt, |e| self.classify(e)).await {
@@ -257,9 +292,9 @@ impl Policy {
     /// ```
     pub fn execution(&self) -> Execution<'_> {
         self.stats.record_call();
-        let mut execution = self.resumed_execution(self.stats.start_timer(), None);
+        let deadline = self.timeouts.total_deadline();
+        let mut execution = self.resumed_execution(self.stats.start_timer(), deadline);
         execution.bypassed = self.stats.is_bypassed();
-        execution.deadline = self.timeouts.total_deadline();
         execution
     }
 
@@ -294,6 +329,7 @@ impl Policy {
             #[cfg(feature = "tower")]
             reserved: None,
             keyed: None,
+            scope: crate::context::CallScope::new(None, deadline),
         }
     }
 }

@@ -5,20 +5,28 @@
 //! on success, on error, on cancellation and during a panic's unwinding alike. When every slot
 //! is taken, a call waits at most `max_wait` (zero: not at all) and is then rejected with
 //! [`Rejection::BulkheadFull`]; it never waits forever.
+//!
+//! Slots are one atomic count of calls in flight: taking one is a compare-and-swap against the
+//! limit and giving it back a `fetch_sub`, with no lock, so a bulkhead that never waits costs
+//! two atomic operations a call. Waiters queue in arrival order and are handed the slots that
+//! free up; the queue is touched only while someone waits.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
-
 use crate::error::{ConfigError, Rejection};
 use crate::event::{Event, Listeners};
 use crate::timeout::check_duration;
 
+use slots::Slots;
+use wait::Queue;
+
 #[cfg(feature = "tower")]
 mod owned;
+pub(crate) mod slots;
+mod wait;
 #[cfg(feature = "tower")]
 pub(crate) use owned::OwnedSlot;
 
@@ -86,15 +94,31 @@ pub struct Bulkhead {
 
 struct Shared {
     name: Arc<str>,
-    semaphore: Semaphore,
-    max_concurrent: AtomicUsize,
+    /// Calls in flight and the limit: the one count every slot is taken from and given back
+    /// to, whether the bulkhead waits or not.
+    slots: Slots,
+    /// Calls waiting for a slot, in arrival order; untouched while nobody waits.
+    queue: Queue,
     max_wait_nanos: AtomicU64,
-    /// Slots to retire as permits come back, after the limit was lowered below what was in use.
-    to_retire: AtomicUsize,
+    /// Calls waiting, for the metrics.
     waiting: AtomicUsize,
     rejected: AtomicU64,
     /// Where rejections are reported; `None` for a bulkhead made without listeners.
     listeners: Option<Arc<Listeners>>,
+}
+
+impl Shared {
+    /// Gives a slot back, to the longest waiter if there is one.
+    #[inline]
+    fn release(&self) {
+        if self.slots.put_back() {
+            self.queue.serve(&self.slots);
+        }
+    }
+
+    fn max_wait(&self) -> Duration {
+        Duration::from_nanos(self.max_wait_nanos.load(Ordering::Relaxed))
+    }
 }
 
 impl Bulkhead {
@@ -121,10 +145,9 @@ impl Bulkhead {
         Ok(Bulkhead {
             shared: Arc::new(Shared {
                 name: name.into(),
-                semaphore: Semaphore::new(config.max_concurrent),
-                max_concurrent: AtomicUsize::new(config.max_concurrent),
+                slots: Slots::new(config.max_concurrent),
+                queue: Queue::new(),
                 max_wait_nanos: AtomicU64::new(duration_nanos(config.max_wait)),
-                to_retire: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
                 rejected: AtomicU64::new(0),
                 listeners,
@@ -145,60 +168,64 @@ impl Bulkhead {
     /// The configuration in force.
     pub fn config(&self) -> BulkheadConfig {
         BulkheadConfig {
-            max_concurrent: self.shared.max_concurrent.load(Ordering::Relaxed),
-            max_wait: Duration::from_nanos(self.shared.max_wait_nanos.load(Ordering::Relaxed)),
+            max_concurrent: self.shared.slots.limit(),
+            max_wait: self.shared.max_wait(),
         }
     }
 
-    /// Takes a slot, waiting up to `max_wait` for one.
+    /// Takes a slot, waiting up to `max_wait` for one, behind the calls already waiting.
     ///
     /// Cancel safe: dropping the future gives up the wait and holds no slot.
     pub async fn acquire(&self) -> Result<BulkheadPermit<'_>, Rejection> {
         let shared = &*self.shared;
-        if let Ok(permit) = shared.semaphore.try_acquire() {
-            return Ok(self.permit(permit));
+        if shared.slots.try_take_unqueued() {
+            return Ok(self.permit());
         }
-        let max_wait = Duration::from_nanos(shared.max_wait_nanos.load(Ordering::Relaxed));
-        if !max_wait.is_zero() {
-            let _waiting = WaitingGuard::enter(&shared.waiting);
-            tracing::debug!(
+        let max_wait = shared.max_wait();
+        if max_wait.is_zero() {
+            return self.try_acquire();
+        }
+        let _waiting = WaitingGuard::enter(&shared.waiting);
+        tracing::debug!(
+            target: "resilient::bulkhead",
+            bulkhead = %shared.name, ?max_wait,
+            "bulkhead full, waiting for a slot"
+        );
+        let started = tokio::time::Instant::now();
+        if shared.queue.wait(&shared.slots, Some(max_wait)).await {
+            tracing::trace!(
                 target: "resilient::bulkhead",
-                bulkhead = %shared.name, ?max_wait,
-                "bulkhead full, waiting for a slot"
+                bulkhead = %shared.name, waited = ?started.elapsed(),
+                "bulkhead slot freed up, call admitted"
             );
-            let started = tokio::time::Instant::now();
-            if let Ok(Ok(permit)) = tokio::time::timeout(max_wait, shared.semaphore.acquire()).await
-            {
-                tracing::trace!(
-                    target: "resilient::bulkhead",
-                    bulkhead = %shared.name, waited = ?started.elapsed(),
-                    "bulkhead slot freed up, call admitted"
-                );
-                return Ok(self.permit(permit));
-            }
+            return Ok(self.permit());
         }
         Err(self.reject())
     }
 
-    /// Takes a slot if one is free now.
+    /// Takes a slot if one is free now: one compare-and-swap, no lock.
+    #[inline]
     pub fn try_acquire(&self) -> Result<BulkheadPermit<'_>, Rejection> {
-        match self.shared.semaphore.try_acquire() {
-            Ok(permit) => Ok(self.permit(permit)),
-            Err(_) => Err(self.reject()),
+        if self.shared.slots.try_take() {
+            Ok(self.permit())
+        } else {
+            Err(self.reject())
         }
     }
 
-    fn permit<'a>(&'a self, permit: SemaphorePermit<'a>) -> BulkheadPermit<'a> {
+    /// Wraps a slot already taken.
+    fn permit(&self) -> BulkheadPermit<'_> {
         BulkheadPermit {
-            permit: Some(permit),
-            to_retire: &self.shared.to_retire,
+            shared: &self.shared,
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn reject(&self) -> Rejection {
         let shared = &*self.shared;
         shared.rejected.fetch_add(1, Ordering::Relaxed);
-        let max_concurrent = shared.max_concurrent.load(Ordering::Relaxed);
+        let max_concurrent = shared.slots.limit();
         tracing::debug!(
             target: "resilient::bulkhead",
             bulkhead = %shared.name, max_concurrent,
@@ -214,46 +241,18 @@ impl Bulkhead {
         rejection
     }
 
-    /// Changes the limit and the wait in place. Raising the limit frees slots at once; lowering
-    /// it retires free slots now and busy ones as their calls finish.
+    /// Changes the limit and the wait in place. Raising the limit admits waiters at once;
+    /// lowering it leaves the calls in flight their slots, and admits no one until fewer than
+    /// the new limit are in flight. Slots are counted in one place whatever the wait, so a
+    /// call admitted before the change gives its slot back to the same count after it.
     pub fn reconfigure(&self, config: BulkheadConfig) -> Result<(), ConfigError> {
         config.validate(&self.shared.name)?;
         let shared = &*self.shared;
         shared
             .max_wait_nanos
             .store(duration_nanos(config.max_wait), Ordering::Relaxed);
-        let old = shared
-            .max_concurrent
-            .swap(config.max_concurrent, Ordering::AcqRel);
-        if config.max_concurrent > old {
-            let mut grow = config.max_concurrent - old;
-            // Cancel pending retirements before adding slots.
-            while grow > 0 {
-                let pending = shared.to_retire.load(Ordering::Acquire);
-                if pending == 0 {
-                    break;
-                }
-                let cancel = pending.min(grow);
-                if shared
-                    .to_retire
-                    .compare_exchange(
-                        pending,
-                        pending - cancel,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_ok()
-                {
-                    grow -= cancel;
-                }
-            }
-            shared.semaphore.add_permits(grow);
-        } else {
-            let shrink = old - config.max_concurrent;
-            let retired_now = shared.semaphore.forget_permits(shrink);
-            shared
-                .to_retire
-                .fetch_add(shrink - retired_now, Ordering::AcqRel);
+        if shared.slots.set_limit(config.max_concurrent) {
+            shared.queue.serve(&shared.slots);
         }
         Ok(())
     }
@@ -261,13 +260,10 @@ impl Bulkhead {
     /// A point-in-time view of the bulkhead.
     pub fn metrics(&self) -> BulkheadMetrics {
         let shared = &*self.shared;
-        let limit = shared.max_concurrent.load(Ordering::Relaxed);
-        let free = shared.semaphore.available_permits();
-        let retiring = shared.to_retire.load(Ordering::Relaxed);
         BulkheadMetrics {
             name: shared.name.clone(),
-            in_use: (limit + retiring).saturating_sub(free),
-            max_concurrent: limit,
+            in_use: shared.slots.in_flight(),
+            max_concurrent: shared.slots.limit(),
             waiting: shared.waiting.load(Ordering::Relaxed),
             rejected: shared.rejected.load(Ordering::Relaxed),
         }
@@ -308,22 +304,13 @@ pub struct BulkheadMetrics {
 /// One slot of a bulkhead, given back on drop.
 #[must_use = "the slot is given back as soon as the permit is dropped"]
 pub struct BulkheadPermit<'a> {
-    permit: Option<SemaphorePermit<'a>>,
-    to_retire: &'a AtomicUsize,
+    shared: &'a Shared,
 }
 
 impl Drop for BulkheadPermit<'_> {
+    #[inline]
     fn drop(&mut self) {
-        let Some(permit) = self.permit.take() else {
-            return;
-        };
-        let retire = self
-            .to_retire
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok();
-        if retire {
-            permit.forget();
-        }
+        self.shared.release();
     }
 }
 

@@ -12,17 +12,20 @@
 //! free up; the queue is touched only while someone waits.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use crate::error::{ConfigError, Rejection};
 use crate::event::{Event, Listeners};
 use crate::timeout::check_duration;
 
+use adaptive::Controller;
+pub use adaptive::{AdaptiveLimit, LimitAlgorithm};
 use slots::Slots;
 use wait::Queue;
 
+mod adaptive;
 #[cfg(feature = "tower")]
 mod owned;
 pub(crate) mod slots;
@@ -39,20 +42,20 @@ pub const MAX_CONCURRENT: usize = 1 << 20;
 /// |---|---|
 /// | `max_concurrent` | 25 |
 /// | `max_wait` | 0 (reject at once when full) |
+/// | `adaptive` | none (a fixed limit) |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BulkheadConfig {
-    /// Calls allowed in flight at once.
+    /// Calls allowed in flight at once; for an adaptive bulkhead, the limit it starts from.
     pub max_concurrent: usize,
     /// How long a call may wait for a slot before it is rejected.
     pub max_wait: Duration,
+    /// Whether and how the limit follows the dependency (see [`BulkheadConfig::adaptive`]).
+    pub adaptive: Option<AdaptiveLimit>,
 }
 
 impl Default for BulkheadConfig {
     fn default() -> Self {
-        BulkheadConfig {
-            max_concurrent: 25,
-            max_wait: Duration::ZERO,
-        }
+        BulkheadConfig::new(25)
     }
 }
 
@@ -62,6 +65,21 @@ impl BulkheadConfig {
         BulkheadConfig {
             max_concurrent,
             max_wait: Duration::ZERO,
+            adaptive: None,
+        }
+    }
+
+    /// A limit that starts at `initial` and moves within `[min, max]` by `algorithm`, from the
+    /// outcomes and latencies the calls report through [`BulkheadPermit::record`]. The
+    /// current limit is [`BulkheadMetrics::max_concurrent`].
+    pub fn adaptive(min: usize, initial: usize, max: usize, algorithm: LimitAlgorithm) -> Self {
+        BulkheadConfig {
+            adaptive: Some(AdaptiveLimit {
+                min,
+                max,
+                algorithm,
+            }),
+            ..BulkheadConfig::new(initial)
         }
     }
 
@@ -82,6 +100,13 @@ impl BulkheadConfig {
             ));
         }
         check_duration(&format!("bulkhead {bulkhead:?}"), "max_wait", self.max_wait)?;
+        if let Some(adaptive) = &self.adaptive {
+            adaptive.validate(
+                &format!("bulkhead {bulkhead:?}"),
+                self.max_concurrent,
+                MAX_CONCURRENT,
+            )?;
+        }
         Ok(())
     }
 }
@@ -100,6 +125,12 @@ struct Shared {
     /// Calls waiting for a slot, in arrival order; untouched while nobody waits.
     queue: Queue,
     max_wait_nanos: AtomicU64,
+    /// The configuration in force; also serialises reconfiguration.
+    settings: Mutex<BulkheadConfig>,
+    /// Whether the limit is adaptive: read first by every [`BulkheadPermit::record`].
+    adaptive: AtomicBool,
+    /// The adaptive limit's state; `None` for a fixed limit.
+    controller: Mutex<Option<Controller>>,
     /// Calls waiting, for the metrics.
     waiting: AtomicUsize,
     rejected: AtomicU64,
@@ -118,6 +149,34 @@ impl Shared {
 
     fn max_wait(&self) -> Duration {
         Duration::from_nanos(self.max_wait_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Feeds a finished call to the adaptive limit, if there is one. A sample that finds the
+    /// state busy with another is dropped rather than waited for: the limit needs a stream
+    /// of samples, not every one.
+    #[inline]
+    fn record(&self, latency: Duration, ok: bool) {
+        if self.adaptive.load(Ordering::Relaxed) {
+            self.adapt(latency, ok);
+        }
+    }
+
+    fn adapt(&self, latency: Duration, ok: bool) {
+        let mut controller = match self.controller.try_lock() {
+            Ok(controller) => controller,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        let Some(state) = controller.as_mut() else {
+            return;
+        };
+        let limit = state.sample(latency, ok, self.slots.in_flight());
+        // Set under the lock, so a sample cannot undo a reconfiguration that raced it.
+        let serve = limit != self.slots.limit() && self.slots.set_limit(limit);
+        drop(controller);
+        if serve {
+            self.queue.serve(&self.slots);
+        }
     }
 }
 
@@ -148,6 +207,9 @@ impl Bulkhead {
                 slots: Slots::new(config.max_concurrent),
                 queue: Queue::new(),
                 max_wait_nanos: AtomicU64::new(duration_nanos(config.max_wait)),
+                settings: Mutex::new(config),
+                adaptive: AtomicBool::new(config.adaptive.is_some()),
+                controller: Mutex::new(controller(&config)),
                 waiting: AtomicUsize::new(0),
                 rejected: AtomicU64::new(0),
                 listeners,
@@ -167,10 +229,7 @@ impl Bulkhead {
 
     /// The configuration in force.
     pub fn config(&self) -> BulkheadConfig {
-        BulkheadConfig {
-            max_concurrent: self.shared.slots.limit(),
-            max_wait: self.shared.max_wait(),
-        }
+        *lock(&self.shared.settings)
     }
 
     /// Takes a slot, waiting up to `max_wait` for one, behind the calls already waiting.
@@ -245,13 +304,28 @@ impl Bulkhead {
     /// lowering it leaves the calls in flight their slots, and admits no one until fewer than
     /// the new limit are in flight. Slots are counted in one place whatever the wait, so a
     /// call admitted before the change gives its slot back to the same count after it.
+    ///
+    /// An adaptive limit starts again from its initial value, unless the configuration is the
+    /// one in force (a redeclaration or a reload that changes nothing keeps what it learned).
     pub fn reconfigure(&self, config: BulkheadConfig) -> Result<(), ConfigError> {
         config.validate(&self.shared.name)?;
         let shared = &*self.shared;
+        let mut settings = lock(&shared.settings);
+        if *settings == config {
+            return Ok(());
+        }
+        *settings = config;
         shared
             .max_wait_nanos
             .store(duration_nanos(config.max_wait), Ordering::Relaxed);
-        if shared.slots.set_limit(config.max_concurrent) {
+        let mut state = lock(&shared.controller);
+        *state = controller(&config);
+        shared
+            .adaptive
+            .store(config.adaptive.is_some(), Ordering::Relaxed);
+        let serve = shared.slots.set_limit(config.max_concurrent);
+        drop((state, settings));
+        if serve {
             shared.queue.serve(&shared.slots);
         }
         Ok(())
@@ -293,7 +367,7 @@ pub struct BulkheadMetrics {
     pub name: Arc<str>,
     /// Slots taken.
     pub in_use: usize,
-    /// The limit.
+    /// The limit: for an adaptive bulkhead, the limit now, as learned.
     pub max_concurrent: usize,
     /// Calls waiting for a slot.
     pub waiting: usize,
@@ -305,6 +379,17 @@ pub struct BulkheadMetrics {
 #[must_use = "the slot is given back as soon as the permit is dropped"]
 pub struct BulkheadPermit<'a> {
     shared: &'a Shared,
+}
+
+impl BulkheadPermit<'_> {
+    /// Reports how the call went, then gives the slot back. An adaptive bulkhead moves its
+    /// limit from these reports (`latency` from the slot's admission to the call's end; `ok`
+    /// false for a failure or a timeout); a fixed one ignores them. A permit dropped without
+    /// a report, as by a cancelled call, tells the limit nothing.
+    #[inline]
+    pub fn record(self, latency: Duration, ok: bool) {
+        self.shared.record(latency, ok);
+    }
 }
 
 impl Drop for BulkheadPermit<'_> {
@@ -334,6 +419,16 @@ impl Drop for WaitingGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn controller(config: &BulkheadConfig) -> Option<Controller> {
+    config
+        .adaptive
+        .map(|adaptive| Controller::new(adaptive, config.max_concurrent))
 }
 
 fn duration_nanos(duration: Duration) -> u64 {

@@ -214,7 +214,12 @@ impl Shared {
     fn rejection_time(&self, rejection: &Rejection) -> u64 {
         let until = self.core.open_until(self.core.load());
         match (until, rejection.retry_after()) {
-            (Some(until), Some(left)) => until.saturating_sub(state::duration_micros(left)),
+            // `left` came from whole microseconds: no rounding, and no 128-bit division.
+            (Some(until), Some(left)) => until.saturating_sub(
+                left.as_secs()
+                    .saturating_mul(1_000_000)
+                    .saturating_add(u64::from(left.subsec_micros())),
+            ),
             _ => self.now_micros(),
         }
     }

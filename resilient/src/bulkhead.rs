@@ -5,20 +5,31 @@
 //! on success, on error, on cancellation and during a panic's unwinding alike. When every slot
 //! is taken, a call waits at most `max_wait` (zero: not at all) and is then rejected with
 //! [`Rejection::BulkheadFull`]; it never waits forever.
+//!
+//! Slots are one atomic count of calls in flight: taking one is a compare-and-swap against the
+//! limit and giving it back a `fetch_sub`, with no lock, so a bulkhead that never waits costs
+//! two atomic operations a call. Waiters queue in arrival order and are handed the slots that
+//! free up; the queue is touched only while someone waits.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
-
-use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::{ConfigError, Rejection};
 use crate::event::{Event, Listeners};
 use crate::timeout::check_duration;
 
+use adaptive::Controller;
+pub use adaptive::{AdaptiveLimit, LimitAlgorithm};
+use slots::Slots;
+use wait::Queue;
+
+mod adaptive;
 #[cfg(feature = "tower")]
 mod owned;
+pub(crate) mod slots;
+mod wait;
 #[cfg(feature = "tower")]
 pub(crate) use owned::OwnedSlot;
 
@@ -31,20 +42,20 @@ pub const MAX_CONCURRENT: usize = 1 << 20;
 /// |---|---|
 /// | `max_concurrent` | 25 |
 /// | `max_wait` | 0 (reject at once when full) |
+/// | `adaptive` | none (a fixed limit) |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BulkheadConfig {
-    /// Calls allowed in flight at once.
+    /// Calls allowed in flight at once; for an adaptive bulkhead, the limit it starts from.
     pub max_concurrent: usize,
     /// How long a call may wait for a slot before it is rejected.
     pub max_wait: Duration,
+    /// Whether and how the limit follows the dependency (see [`BulkheadConfig::adaptive`]).
+    pub adaptive: Option<AdaptiveLimit>,
 }
 
 impl Default for BulkheadConfig {
     fn default() -> Self {
-        BulkheadConfig {
-            max_concurrent: 25,
-            max_wait: Duration::ZERO,
-        }
+        BulkheadConfig::new(25)
     }
 }
 
@@ -54,6 +65,21 @@ impl BulkheadConfig {
         BulkheadConfig {
             max_concurrent,
             max_wait: Duration::ZERO,
+            adaptive: None,
+        }
+    }
+
+    /// A limit that starts at `initial` and moves within `[min, max]` by `algorithm`, from the
+    /// outcomes and latencies the calls report through [`BulkheadPermit::record`]. The
+    /// current limit is [`BulkheadMetrics::max_concurrent`].
+    pub fn adaptive(min: usize, initial: usize, max: usize, algorithm: LimitAlgorithm) -> Self {
+        BulkheadConfig {
+            adaptive: Some(AdaptiveLimit {
+                min,
+                max,
+                algorithm,
+            }),
+            ..BulkheadConfig::new(initial)
         }
     }
 
@@ -74,6 +100,13 @@ impl BulkheadConfig {
             ));
         }
         check_duration(&format!("bulkhead {bulkhead:?}"), "max_wait", self.max_wait)?;
+        if let Some(adaptive) = &self.adaptive {
+            adaptive.validate(
+                &format!("bulkhead {bulkhead:?}"),
+                self.max_concurrent,
+                MAX_CONCURRENT,
+            )?;
+        }
         Ok(())
     }
 }
@@ -86,15 +119,65 @@ pub struct Bulkhead {
 
 struct Shared {
     name: Arc<str>,
-    semaphore: Semaphore,
-    max_concurrent: AtomicUsize,
+    /// Calls in flight and the limit: the one count every slot is taken from and given back
+    /// to, whether the bulkhead waits or not.
+    slots: Slots,
+    /// Calls waiting for a slot, in arrival order; untouched while nobody waits.
+    queue: Queue,
     max_wait_nanos: AtomicU64,
-    /// Slots to retire as permits come back, after the limit was lowered below what was in use.
-    to_retire: AtomicUsize,
+    /// The configuration in force; also serialises reconfiguration.
+    settings: Mutex<BulkheadConfig>,
+    /// Whether the limit is adaptive: read first by every [`BulkheadPermit::record`].
+    adaptive: AtomicBool,
+    /// The adaptive limit's state; `None` for a fixed limit.
+    controller: Mutex<Option<Controller>>,
+    /// Calls waiting, for the metrics.
     waiting: AtomicUsize,
     rejected: AtomicU64,
     /// Where rejections are reported; `None` for a bulkhead made without listeners.
     listeners: Option<Arc<Listeners>>,
+}
+
+impl Shared {
+    /// Gives a slot back, to the longest waiter if there is one.
+    #[inline]
+    fn release(&self) {
+        if self.slots.put_back() {
+            self.queue.serve(&self.slots);
+        }
+    }
+
+    fn max_wait(&self) -> Duration {
+        Duration::from_nanos(self.max_wait_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Feeds a finished call to the adaptive limit, if there is one. A sample that finds the
+    /// state busy with another is dropped rather than waited for: the limit needs a stream
+    /// of samples, not every one.
+    #[inline]
+    fn record(&self, latency: Duration, ok: bool) {
+        if self.adaptive.load(Ordering::Relaxed) {
+            self.adapt(latency, ok);
+        }
+    }
+
+    fn adapt(&self, latency: Duration, ok: bool) {
+        let mut controller = match self.controller.try_lock() {
+            Ok(controller) => controller,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        let Some(state) = controller.as_mut() else {
+            return;
+        };
+        let limit = state.sample(latency, ok, self.slots.in_flight());
+        // Set under the lock, so a sample cannot undo a reconfiguration that raced it.
+        let serve = limit != self.slots.limit() && self.slots.set_limit(limit);
+        drop(controller);
+        if serve {
+            self.queue.serve(&self.slots);
+        }
+    }
 }
 
 impl Bulkhead {
@@ -121,10 +204,12 @@ impl Bulkhead {
         Ok(Bulkhead {
             shared: Arc::new(Shared {
                 name: name.into(),
-                semaphore: Semaphore::new(config.max_concurrent),
-                max_concurrent: AtomicUsize::new(config.max_concurrent),
+                slots: Slots::new(config.max_concurrent),
+                queue: Queue::new(),
                 max_wait_nanos: AtomicU64::new(duration_nanos(config.max_wait)),
-                to_retire: AtomicUsize::new(0),
+                settings: Mutex::new(config),
+                adaptive: AtomicBool::new(config.adaptive.is_some()),
+                controller: Mutex::new(controller(&config)),
                 waiting: AtomicUsize::new(0),
                 rejected: AtomicU64::new(0),
                 listeners,
@@ -144,61 +229,62 @@ impl Bulkhead {
 
     /// The configuration in force.
     pub fn config(&self) -> BulkheadConfig {
-        BulkheadConfig {
-            max_concurrent: self.shared.max_concurrent.load(Ordering::Relaxed),
-            max_wait: Duration::from_nanos(self.shared.max_wait_nanos.load(Ordering::Relaxed)),
-        }
+        *lock(&self.shared.settings)
     }
 
-    /// Takes a slot, waiting up to `max_wait` for one.
+    /// Takes a slot, waiting up to `max_wait` for one, behind the calls already waiting.
     ///
     /// Cancel safe: dropping the future gives up the wait and holds no slot.
     pub async fn acquire(&self) -> Result<BulkheadPermit<'_>, Rejection> {
         let shared = &*self.shared;
-        if let Ok(permit) = shared.semaphore.try_acquire() {
-            return Ok(self.permit(permit));
+        if shared.slots.try_take_unqueued() {
+            return Ok(self.permit());
         }
-        let max_wait = Duration::from_nanos(shared.max_wait_nanos.load(Ordering::Relaxed));
-        if !max_wait.is_zero() {
-            let _waiting = WaitingGuard::enter(&shared.waiting);
-            tracing::debug!(
+        let max_wait = shared.max_wait();
+        if max_wait.is_zero() {
+            return self.try_acquire();
+        }
+        let _waiting = WaitingGuard::enter(&shared.waiting);
+        tracing::debug!(
+            target: "resilient::bulkhead",
+            bulkhead = %shared.name, ?max_wait,
+            "bulkhead full, waiting for a slot"
+        );
+        let started = tokio::time::Instant::now();
+        if shared.queue.wait(&shared.slots, Some(max_wait)).await {
+            tracing::trace!(
                 target: "resilient::bulkhead",
-                bulkhead = %shared.name, ?max_wait,
-                "bulkhead full, waiting for a slot"
+                bulkhead = %shared.name, waited = ?started.elapsed(),
+                "bulkhead slot freed up, call admitted"
             );
-            let started = tokio::time::Instant::now();
-            if let Ok(Ok(permit)) = tokio::time::timeout(max_wait, shared.semaphore.acquire()).await
-            {
-                tracing::trace!(
-                    target: "resilient::bulkhead",
-                    bulkhead = %shared.name, waited = ?started.elapsed(),
-                    "bulkhead slot freed up, call admitted"
-                );
-                return Ok(self.permit(permit));
-            }
+            return Ok(self.permit());
         }
         Err(self.reject())
     }
 
-    /// Takes a slot if one is free now.
+    /// Takes a slot if one is free now: one compare-and-swap, no lock.
+    #[inline]
     pub fn try_acquire(&self) -> Result<BulkheadPermit<'_>, Rejection> {
-        match self.shared.semaphore.try_acquire() {
-            Ok(permit) => Ok(self.permit(permit)),
-            Err(_) => Err(self.reject()),
+        if self.shared.slots.try_take() {
+            Ok(self.permit())
+        } else {
+            Err(self.reject())
         }
     }
 
-    fn permit<'a>(&'a self, permit: SemaphorePermit<'a>) -> BulkheadPermit<'a> {
+    /// Wraps a slot already taken.
+    fn permit(&self) -> BulkheadPermit<'_> {
         BulkheadPermit {
-            permit: Some(permit),
-            to_retire: &self.shared.to_retire,
+            shared: &self.shared,
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn reject(&self) -> Rejection {
         let shared = &*self.shared;
         shared.rejected.fetch_add(1, Ordering::Relaxed);
-        let max_concurrent = shared.max_concurrent.load(Ordering::Relaxed);
+        let max_concurrent = shared.slots.limit();
         tracing::debug!(
             target: "resilient::bulkhead",
             bulkhead = %shared.name, max_concurrent,
@@ -214,46 +300,33 @@ impl Bulkhead {
         rejection
     }
 
-    /// Changes the limit and the wait in place. Raising the limit frees slots at once; lowering
-    /// it retires free slots now and busy ones as their calls finish.
+    /// Changes the limit and the wait in place. Raising the limit admits waiters at once;
+    /// lowering it leaves the calls in flight their slots, and admits no one until fewer than
+    /// the new limit are in flight. Slots are counted in one place whatever the wait, so a
+    /// call admitted before the change gives its slot back to the same count after it.
+    ///
+    /// An adaptive limit starts again from its initial value, unless the configuration is the
+    /// one in force (a redeclaration or a reload that changes nothing keeps what it learned).
     pub fn reconfigure(&self, config: BulkheadConfig) -> Result<(), ConfigError> {
         config.validate(&self.shared.name)?;
         let shared = &*self.shared;
+        let mut settings = lock(&shared.settings);
+        if *settings == config {
+            return Ok(());
+        }
+        *settings = config;
         shared
             .max_wait_nanos
             .store(duration_nanos(config.max_wait), Ordering::Relaxed);
-        let old = shared
-            .max_concurrent
-            .swap(config.max_concurrent, Ordering::AcqRel);
-        if config.max_concurrent > old {
-            let mut grow = config.max_concurrent - old;
-            // Cancel pending retirements before adding slots.
-            while grow > 0 {
-                let pending = shared.to_retire.load(Ordering::Acquire);
-                if pending == 0 {
-                    break;
-                }
-                let cancel = pending.min(grow);
-                if shared
-                    .to_retire
-                    .compare_exchange(
-                        pending,
-                        pending - cancel,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_ok()
-                {
-                    grow -= cancel;
-                }
-            }
-            shared.semaphore.add_permits(grow);
-        } else {
-            let shrink = old - config.max_concurrent;
-            let retired_now = shared.semaphore.forget_permits(shrink);
-            shared
-                .to_retire
-                .fetch_add(shrink - retired_now, Ordering::AcqRel);
+        let mut state = lock(&shared.controller);
+        *state = controller(&config);
+        shared
+            .adaptive
+            .store(config.adaptive.is_some(), Ordering::Relaxed);
+        let serve = shared.slots.set_limit(config.max_concurrent);
+        drop((state, settings));
+        if serve {
+            shared.queue.serve(&shared.slots);
         }
         Ok(())
     }
@@ -261,13 +334,10 @@ impl Bulkhead {
     /// A point-in-time view of the bulkhead.
     pub fn metrics(&self) -> BulkheadMetrics {
         let shared = &*self.shared;
-        let limit = shared.max_concurrent.load(Ordering::Relaxed);
-        let free = shared.semaphore.available_permits();
-        let retiring = shared.to_retire.load(Ordering::Relaxed);
         BulkheadMetrics {
             name: shared.name.clone(),
-            in_use: (limit + retiring).saturating_sub(free),
-            max_concurrent: limit,
+            in_use: shared.slots.in_flight(),
+            max_concurrent: shared.slots.limit(),
             waiting: shared.waiting.load(Ordering::Relaxed),
             rejected: shared.rejected.load(Ordering::Relaxed),
         }
@@ -297,7 +367,7 @@ pub struct BulkheadMetrics {
     pub name: Arc<str>,
     /// Slots taken.
     pub in_use: usize,
-    /// The limit.
+    /// The limit: for an adaptive bulkhead, the limit now, as learned.
     pub max_concurrent: usize,
     /// Calls waiting for a slot.
     pub waiting: usize,
@@ -308,22 +378,31 @@ pub struct BulkheadMetrics {
 /// One slot of a bulkhead, given back on drop.
 #[must_use = "the slot is given back as soon as the permit is dropped"]
 pub struct BulkheadPermit<'a> {
-    permit: Option<SemaphorePermit<'a>>,
-    to_retire: &'a AtomicUsize,
+    shared: &'a Shared,
+}
+
+impl BulkheadPermit<'_> {
+    /// Reports how the call went, then gives the slot back. An adaptive bulkhead moves its
+    /// limit from these reports (`latency` from the slot's admission to the call's end; `ok`
+    /// false for a failure or a timeout); a fixed one ignores them. A permit dropped without
+    /// a report, as by a cancelled call, tells the limit nothing.
+    #[inline]
+    pub fn record(self, latency: Duration, ok: bool) {
+        self.shared.record(latency, ok);
+    }
+
+    /// Whether the bulkhead learns its limit from [`record`](Self::record): only then is a
+    /// call's latency worth a clock read.
+    #[inline]
+    pub fn is_adaptive(&self) -> bool {
+        self.shared.adaptive.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for BulkheadPermit<'_> {
+    #[inline]
     fn drop(&mut self) {
-        let Some(permit) = self.permit.take() else {
-            return;
-        };
-        let retire = self
-            .to_retire
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok();
-        if retire {
-            permit.forget();
-        }
+        self.shared.release();
     }
 }
 
@@ -347,6 +426,16 @@ impl Drop for WaitingGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn controller(config: &BulkheadConfig) -> Option<Controller> {
+    config
+        .adaptive
+        .map(|adaptive| Controller::new(adaptive, config.max_concurrent))
 }
 
 fn duration_nanos(duration: Duration) -> u64 {

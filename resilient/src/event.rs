@@ -9,7 +9,7 @@
 //!
 //! Nothing here runs on the closed-state success path: events come from transitions,
 //! rejections, retries and fallbacks only, and an event is not even built while nobody
-//! listens (one atomic load of the callback list, one of the channel's receiver count).
+//! listens: a rejection storm with no listener costs one relaxed load of a flag here.
 //!
 //! # Tracing
 //!
@@ -54,7 +54,7 @@
 use std::any::Any;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -191,8 +191,13 @@ type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
 /// [`Registry::reload`](crate::Registry) itself (that could re-enter a breaker's
 /// reconfiguration lock). A callback that panics is logged and skipped; the call goes on.
 pub struct Listeners {
+    /// Whether a callback is registered or a receiver may still be subscribed: read before any
+    /// other event work. Set under `edit` by every registration; cleared under `edit` when a
+    /// check there finds no callback and no receiver (receivers leave by being dropped, which
+    /// nobody is told of, so the first event after the last one left clears it).
+    listened: AtomicBool,
     callbacks: ArcSwap<Vec<(ListenerId, Callback)>>,
-    /// Serialises changes to `callbacks` (readers never take it).
+    /// Serialises changes to `callbacks` and `listened` (readers never take it).
     edit: Mutex<()>,
     next_id: AtomicU64,
     channel: OnceLock<broadcast::Sender<Event>>,
@@ -220,6 +225,7 @@ impl Listeners {
     /// No callback, no channel, no alert.
     pub fn new() -> Self {
         Listeners {
+            listened: AtomicBool::new(false),
             callbacks: ArcSwap::from_pointee(Vec::new()),
             edit: Mutex::new(()),
             next_id: AtomicU64::new(0),
@@ -236,6 +242,7 @@ impl Listeners {
         let mut next = Vec::clone(&self.callbacks.load());
         next.push((id, callback));
         self.callbacks.store(Arc::new(next));
+        self.listened.store(true, Ordering::Relaxed);
         id
     }
 
@@ -250,17 +257,25 @@ impl Listeners {
             .iter()
             .filter(|(other, _)| *other != id)
             .cloned()
-            .collect();
+            .collect::<Vec<_>>();
+        let empty = next.is_empty();
         self.callbacks.store(Arc::new(next));
+        if empty && self.receivers() == 0 {
+            self.listened.store(false, Ordering::Relaxed);
+        }
         true
     }
 
     /// A receiver of every event from now on. A receiver that falls more than
     /// [`CHANNEL_CAPACITY`] events behind loses the oldest and is told how many.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.channel
+        let _edit = self.edit.lock().unwrap_or_else(PoisonError::into_inner);
+        let receiver = self
+            .channel
             .get_or_init(|| broadcast::channel(CHANNEL_CAPACITY).0)
-            .subscribe()
+            .subscribe();
+        self.listened.store(true, Ordering::Relaxed);
+        receiver
     }
 
     /// Receivers currently subscribed.
@@ -300,14 +315,31 @@ impl Listeners {
         !self.callbacks.load().is_empty() || self.receivers() > 0
     }
 
+    /// Whether an event may have someone to reach: one relaxed load, so that a caller can
+    /// skip every step of building one (cloning names, loading the callback list) when not.
+    #[inline]
+    pub(crate) fn may_be_listened(&self) -> bool {
+        self.listened.load(Ordering::Relaxed)
+    }
+
     /// Delivers the event `make` builds, if anyone listens; `make` is not called otherwise.
+    #[inline]
     pub(crate) fn emit(&self, make: impl FnOnce() -> Event) {
+        if self.may_be_listened() {
+            self.emit_listened(make);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn emit_listened(&self, make: impl FnOnce() -> Event) {
         let callbacks = self.callbacks.load();
         let channel = self
             .channel
             .get()
             .filter(|sender| sender.receiver_count() > 0);
         if callbacks.is_empty() && channel.is_none() {
+            self.forget_listeners_gone();
             return;
         }
         let event = make();
@@ -339,6 +371,18 @@ impl Listeners {
             call_site: call_site.clone(),
             error,
         });
+    }
+}
+
+impl Listeners {
+    /// Clears the flag once the last receiver has been dropped and no callback is left, so
+    /// later events skip this check too. Under `edit`, so a registration racing this one is
+    /// either seen here or sets the flag again after.
+    fn forget_listeners_gone(&self) {
+        let _edit = self.edit.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.callbacks.load().is_empty() && self.receivers() == 0 {
+            self.listened.store(false, Ordering::Relaxed);
+        }
     }
 }
 
@@ -399,6 +443,75 @@ mod tests {
         let mut receiver = listeners.subscribe();
         listeners.emit(fallback_event);
         assert_eq!(seen.load(Ordering::Relaxed), 1);
+        assert_eq!(receiver.try_recv().unwrap(), fallback_event());
+    }
+
+    #[test]
+    fn the_flag_follows_callbacks_added_and_removed() {
+        let listeners = Listeners::new();
+        assert!(!listeners.may_be_listened());
+        let first = listeners.on_event(|_| {});
+        let second = listeners.on_event(|_| {});
+        assert!(listeners.may_be_listened());
+        assert!(listeners.remove(first));
+        assert!(listeners.may_be_listened(), "one callback is left");
+        assert!(listeners.remove(second));
+        assert!(!listeners.may_be_listened(), "the last one is gone");
+        listeners.emit(|| unreachable!("built after the last callback left"));
+    }
+
+    #[test]
+    fn the_first_event_after_the_last_receiver_left_clears_the_flag() {
+        let listeners = Listeners::new();
+        let receiver = listeners.subscribe();
+        assert!(listeners.may_be_listened());
+        drop(receiver);
+        // Nobody tells the listeners a receiver was dropped: the next event finds out.
+        assert!(listeners.may_be_listened());
+        listeners.emit(|| unreachable!("built after the last receiver left"));
+        assert!(!listeners.may_be_listened());
+    }
+
+    #[test]
+    fn removing_the_last_callback_keeps_the_flag_while_a_receiver_is_subscribed() {
+        let listeners = Listeners::new();
+        let id = listeners.on_event(|_| {});
+        let mut receiver = listeners.subscribe();
+        assert!(listeners.remove(id));
+        assert!(listeners.may_be_listened());
+        listeners.emit(fallback_event);
+        assert_eq!(receiver.try_recv().unwrap(), fallback_event());
+    }
+
+    #[test]
+    fn a_listener_added_after_an_unheard_event_receives_the_next_one() {
+        let listeners = Listeners::new();
+        listeners.emit(|| unreachable!("nobody listens yet"));
+        let mut receiver = listeners.subscribe();
+        listeners.emit(fallback_event);
+        assert_eq!(receiver.try_recv().unwrap(), fallback_event());
+        drop(receiver);
+        listeners.emit(|| unreachable!("the receiver left"));
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        listeners.on_event(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        listeners.emit(fallback_event);
+        assert_eq!(seen.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_receiver_subscribed_from_another_thread_is_seen_by_the_next_event() {
+        let listeners = Arc::new(Listeners::new());
+        listeners.emit(|| unreachable!("nobody listens yet"));
+        let mut receiver = std::thread::spawn({
+            let listeners = listeners.clone();
+            move || listeners.subscribe()
+        })
+        .join()
+        .unwrap();
+        listeners.emit(fallback_event);
         assert_eq!(receiver.try_recv().unwrap(), fallback_event());
     }
 

@@ -185,20 +185,38 @@ impl Shared {
         );
         if let Some(listeners) = &self.listeners {
             listeners.emit(|| Event::Rejected(rejection.clone()));
-            self.check_open_alert(listeners);
+            self.check_open_alert(listeners, || self.rejection_time(&rejection));
         }
         rejection
     }
 
+    /// The time of a rejection, in microseconds since the epoch: worked out from the wait
+    /// left when the open wait's end is known, so that the clock is read once per rejection.
+    fn rejection_time(&self, rejection: &Rejection) -> u64 {
+        let until = self.core.open_until(self.core.load());
+        match (until, rejection.retry_after()) {
+            // `left` came from whole microseconds: no rounding, and no 128-bit division.
+            (Some(until), Some(left)) => until.saturating_sub(
+                left.as_secs()
+                    .saturating_mul(1_000_000)
+                    .saturating_add(u64::from(left.subsec_micros())),
+            ),
+            _ => self.now_micros(),
+        }
+    }
+
     /// Sends the open-too-long alert if this outage has lasted past the listeners' threshold
-    /// and it has not been sent yet.
-    fn check_open_alert(&self, listeners: &Listeners) {
+    /// and it has not been sent yet. `now` is called only when the alert may fire.
+    fn check_open_alert(&self, listeners: &Listeners, now: impl FnOnce() -> u64) {
         let limit = listeners.open_alert_micros();
-        let since = self.unhealthy_since.load(StdOrdering::Acquire);
-        if limit == 0 || since == 0 || self.open_alerted.load(StdOrdering::Relaxed) {
+        if limit == 0 || self.open_alerted.load(StdOrdering::Relaxed) {
             return;
         }
-        let open_for = self.now_micros().saturating_sub(since - 1);
+        let since = self.unhealthy_since.load(StdOrdering::Acquire);
+        if since == 0 {
+            return;
+        }
+        let open_for = now().saturating_sub(since - 1);
         if open_for < limit
             || self
                 .open_alerted
@@ -553,7 +571,8 @@ impl CircuitBreaker {
     /// [`Listeners::alert_when_open_longer_than`]).
     pub(crate) fn check_open_alert(&self) {
         if let Some(listeners) = &self.shared.listeners {
-            self.shared.check_open_alert(listeners);
+            self.shared
+                .check_open_alert(listeners, || self.shared.now_micros());
         }
     }
 }

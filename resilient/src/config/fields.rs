@@ -134,6 +134,14 @@ impl TripKind {
     }
 }
 
+/// `adaptive = "aimd" | "vegas"` (bulkheads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum LimitKind {
+    Aimd,
+    Vegas,
+}
+
 /// `sliding_window_type = "count" | "time"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -26,6 +26,12 @@
 //! max_concurrent = 10
 //! max_wait = "250ms"
 //!
+//! [bulkheads.search]               # an adaptive limit, from 20, within [4, 200]
+//! max_concurrent = 20
+//! adaptive = "vegas"               # or "aimd", with slow_call = "300ms"
+//! min_limit = 4
+//! max_limit = 200
+//!
 //! [call_sites."checkout::charge"]   # stored for the call site to apply
 //! timeout = "2s"
 //! retries = 2

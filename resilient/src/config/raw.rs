@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::fields::{HumanDuration, JitterKind, OptionalDuration, SloSpec, TripKind, WindowKind};
+use super::fields::{
+    HumanDuration, JitterKind, LimitKind, OptionalDuration, SloSpec, TripKind, WindowKind,
+};
 
 /// Defines a table as written: every field optional (so profiles merge field by field), plus
 /// `base`, with the field list and the merge the resolution needs.
@@ -92,6 +94,11 @@ raw_table! {
     struct RawBulkhead {
         max_concurrent: usize,
         max_wait: HumanDuration,
+        adaptive: LimitKind,
+        min_limit: usize,
+        max_limit: usize,
+        slow_call: HumanDuration,
+        backoff_percent: u8,
     }
 }
 

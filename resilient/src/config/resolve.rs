@@ -5,14 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::backoff::{Backoff, Jitter};
 use crate::breaker::{BreakerConfig, SlidingWindow, TripPolicy};
-use crate::bulkhead::BulkheadConfig;
+use crate::bulkhead::{AdaptiveLimit, BulkheadConfig, LimitAlgorithm};
 use crate::hedge::{HedgeConfig, MAX_HEDGES};
 use crate::retry::MAX_RETRIES;
 use crate::timeout::{TimeoutConfig, check_duration};
 
 use super::error::key_text;
 use super::error::{Failure, FileConfigError, Issue};
-use super::fields::{TripKind, WindowKind};
+use super::fields::{LimitKind, TripKind, WindowKind};
 use super::raw::{RawBreaker, RawBulkhead, RawCallSite, RawConfig, RawTable};
 use super::{CallSiteOverrides, FileConfig};
 
@@ -332,9 +332,58 @@ pub(super) fn bulkhead_config(
     let config = BulkheadConfig {
         max_concurrent: merged.max_concurrent.unwrap_or(default.max_concurrent),
         max_wait: merged.max_wait.map_or(default.max_wait, |wait| wait.0),
+        adaptive: adaptive_limit(merged)?,
     };
     config.validate(name)?;
     Ok(config)
+}
+
+/// `adaptive = "aimd" | "vegas"` with its bounds (`min_limit`, default 1; `max_limit`,
+/// required) and, for AIMD, `slow_call` (required) and `backoff_percent` (default 90).
+fn adaptive_limit(merged: &RawBulkhead) -> Result<Option<AdaptiveLimit>, Issue> {
+    let Some(kind) = merged.adaptive else {
+        let stray = [
+            ("min_limit", merged.min_limit.is_some()),
+            ("max_limit", merged.max_limit.is_some()),
+            ("slow_call", merged.slow_call.is_some()),
+            ("backoff_percent", merged.backoff_percent.is_some()),
+        ];
+        return match stray.iter().find(|(_, set)| *set) {
+            Some((field, _)) => Err(Issue::new(
+                field,
+                "applies to an adaptive limit only: set `adaptive = \"aimd\"` or `\"vegas\"`",
+            )),
+            None => Ok(None),
+        };
+    };
+    let max = merged
+        .max_limit
+        .ok_or_else(|| Issue::new("max_limit", "is required with `adaptive`"))?;
+    let algorithm = match kind {
+        LimitKind::Vegas => {
+            for (field, set) in [
+                ("slow_call", merged.slow_call.is_some()),
+                ("backoff_percent", merged.backoff_percent.is_some()),
+            ] {
+                if set {
+                    return Err(Issue::new(field, "applies to `adaptive = \"aimd\"` only"));
+                }
+            }
+            LimitAlgorithm::Vegas
+        }
+        LimitKind::Aimd => LimitAlgorithm::Aimd {
+            slow_call: merged
+                .slow_call
+                .ok_or_else(|| Issue::new("slow_call", "is required with `adaptive = \"aimd\"`"))?
+                .0,
+            backoff_percent: merged.backoff_percent.unwrap_or(90),
+        },
+    };
+    Ok(Some(AdaptiveLimit {
+        min: merged.min_limit.unwrap_or(1),
+        max,
+        algorithm,
+    }))
 }
 
 pub(super) fn call_site_overrides(

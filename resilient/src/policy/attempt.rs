@@ -87,6 +87,8 @@ pin_project! {
         policy: &'p Policy,
         permit: Option<BreakerPermit<'p>>,
         slot: Option<BulkheadPermit<'p>>,
+        // When an adaptive bulkhead's slot was granted: its limit learns from the latency.
+        slot_granted: Option<Instant>,
     }
 }
 
@@ -106,12 +108,17 @@ impl<'p, F> Guarded<'p, F> {
         } else {
             Timer::Lazy { total }
         };
+        let slot_granted = slot
+            .as_ref()
+            .filter(|slot| slot.is_adaptive())
+            .map(|_| Instant::now());
         Guarded {
             body,
             timer,
             policy,
             permit,
             slot,
+            slot_granted,
         }
     }
 }
@@ -132,16 +139,30 @@ impl<T, E: Any, F: Future<Output = Result<T, E>>> Future for Guarded<'_, F> {
             if let Some(permit) = this.permit.take() {
                 permit.record_result(&result);
             }
-            *this.slot = None;
+            give_back(this.slot.take(), *this.slot_granted, result.is_ok());
             return Poll::Ready(Attempt::Done(result));
         }
         let kind = ready!(poll_timer(this.timer.as_mut(), this.policy, cx));
-        *this.slot = None;
+        match kind {
+            // The dependency's own slowness: an adaptive limit hears of it.
+            TimeoutKind::Attempt => give_back(this.slot.take(), *this.slot_granted, false),
+            // The caller's budget ran out: says nothing certain, so no signal.
+            _ => *this.slot = None,
+        }
         Poll::Ready(Attempt::Rejected(timed_out(
             this.policy,
             this.permit.take(),
             kind,
         )))
+    }
+}
+
+/// Gives a bulkhead slot back, telling an adaptive limit how the attempt went.
+#[inline]
+fn give_back(slot: Option<BulkheadPermit<'_>>, granted: Option<Instant>, ok: bool) {
+    match (slot, granted) {
+        (Some(slot), Some(granted)) => slot.record(granted.elapsed(), ok),
+        (slot, _) => drop(slot),
     }
 }
 

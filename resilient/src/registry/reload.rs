@@ -333,6 +333,9 @@ fn bulkhead_fields_changed(old: &BulkheadConfig, new: &BulkheadConfig) -> Vec<&'
     if old.max_wait != new.max_wait {
         fields.push("max_wait");
     }
+    if old.adaptive != new.adaptive {
+        fields.push("adaptive");
+    }
     fields
 }
 

@@ -125,6 +125,7 @@ pub struct CallSiteStats {
     calls: AtomicU64,
     retries: AtomicU64,
     fallbacks: AtomicU64,
+    stale_served: AtomicU64,
     bypassed: AtomicBool,
     latency: LatencyHistogram,
     /// What [`start_timer`](Self::start_timer) measures from, on tokio's clock.
@@ -137,6 +138,7 @@ impl Default for CallSiteStats {
             calls: AtomicU64::default(),
             retries: AtomicU64::default(),
             fallbacks: AtomicU64::default(),
+            stale_served: AtomicU64::default(),
             bypassed: AtomicBool::default(),
             latency: LatencyHistogram::default(),
             epoch: tokio::time::Instant::now(),
@@ -185,6 +187,11 @@ impl CallSiteStats {
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a stale cached value served after a failure (see [`crate::cache`]).
+    pub(crate) fn record_stale_served(&self) {
+        self.stale_served.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Whether an operator switched this call site's policies off: calls then run once, plain,
     /// with no timeout, retry, breaker or bulkhead.
     pub fn is_bypassed(&self) -> bool {
@@ -208,6 +215,7 @@ impl CallSiteStats {
             calls: self.calls.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
             fallbacks: self.fallbacks.load(Ordering::Relaxed),
+            stale_served: self.stale_served.load(Ordering::Relaxed),
             bypassed: self.is_bypassed(),
             latency_samples: self.latency.count(),
             p50: self.latency.quantile(0.5),
@@ -230,6 +238,8 @@ pub struct CallSiteMetrics {
     pub retries: u64,
     /// Fallbacks served.
     pub fallbacks: u64,
+    /// Stale cached values served after a failure (see [`crate::cache`]).
+    pub stale_served: u64,
     /// Whether its policies are switched off.
     pub bypassed: bool,
     /// Calls timed for the histogram.

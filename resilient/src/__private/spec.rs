@@ -117,6 +117,14 @@ impl Spec {
         if let Some(name) = &overrides.bulkhead {
             builder = builder.bulkhead(name.clone());
         }
+        match overrides.cache {
+            Some(Some(max_age)) => builder = builder.cache(max_age),
+            Some(None) => builder = builder.no_cache(),
+            None => {}
+        }
+        if let Some(capacity) = overrides.cache_capacity {
+            builder = builder.cache_capacity(capacity);
+        }
         builder
     }
 }

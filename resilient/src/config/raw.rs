@@ -107,6 +107,8 @@ raw_table! {
         jitter: JitterKind,
         breaker: String,
         bulkhead: String,
+        cache: OptionalDuration,
+        cache_capacity: usize,
     }
 }
 

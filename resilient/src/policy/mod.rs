@@ -19,11 +19,13 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::breaker::CircuitBreaker;
 use crate::bulkhead::Bulkhead;
+use crate::cache::{Attached, CacheConfig, StaleCache};
 use crate::callsite::CallSiteStats;
 use crate::error::Rejection;
 use crate::event::Listeners;
@@ -85,6 +87,8 @@ pub struct Policy {
     stats: Arc<CallSiteStats>,
     /// The registry's listeners, told about retries and fallbacks.
     listeners: Arc<Listeners>,
+    /// The stale-while-failing cache, when [`PolicyBuilder::cache`] set one.
+    cache: Option<Attached>,
 }
 
 impl fmt::Debug for Policy {
@@ -95,6 +99,7 @@ impl fmt::Debug for Policy {
             .field("bulkhead", &self.bulkhead)
             .field("retry", &self.retry)
             .field("timeouts", &self.timeouts)
+            .field("cache", &self.cache_config())
             .finish_non_exhaustive()
     }
 }
@@ -109,6 +114,10 @@ pub struct PolicyBuilder {
     retry: RetryConfig,
     timeouts: TimeoutConfig,
     retry_if: Vec<RetryPredicate>,
+    /// `cache`'s max age; `None`: no stale cache.
+    cache: Option<Duration>,
+    /// `cache_capacity`, checked even without `cache`.
+    cache_capacity: Option<usize>,
 }
 
 impl Policy {
@@ -121,6 +130,8 @@ impl Policy {
             retry: RetryConfig::default(),
             timeouts: TimeoutConfig::default(),
             retry_if: Vec::new(),
+            cache: None,
+            cache_capacity: None,
         }
     }
 
@@ -147,6 +158,51 @@ impl Policy {
     /// The time limits.
     pub fn timeouts(&self) -> &TimeoutConfig {
         &self.timeouts
+    }
+
+    /// The stale cache's limits, if the policy has one.
+    pub fn cache_config(&self) -> Option<CacheConfig> {
+        self.cache.as_ref().map(|cache| cache.config)
+    }
+
+    /// The call site's stale-while-failing cache for keys `K` and values `V`, under this
+    /// policy's limits; `None` without [`PolicyBuilder::cache`], or when the call site's cache
+    /// already holds another pair of types (a generic function instantiated twice: one warning,
+    /// those calls are not cached). See [`crate::cache`].
+    pub fn stale_cache<K, V>(&self) -> Option<StaleCache<'_, K, V>>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        self.cache.as_ref()?.typed()
+    }
+
+    /// [`call`](Self::call), with the stale-while-failing cache: a success is stored under
+    /// `key`, and an error (a failure or a rejection) is answered with the value stored under
+    /// `key` when it is at most the cache's max age old ([`StaleCache::serve`]). Without a
+    /// cache, or while an operator has switched the call site off, this is `call`.
+    pub async fn call_cached<K, T, E, F, Fut>(&self, key: K, make: F) -> Result<T, E>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        T: Clone + Send + Sync + 'static,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<Rejection> + 'static,
+    {
+        let cache = self
+            .stale_cache::<K, T>()
+            .filter(|_| !self.stats.is_bypassed());
+        let result = self.call(make).await;
+        let Some(cache) = cache else {
+            return result;
+        };
+        match result {
+            Ok(value) => {
+                cache.store(key, &value);
+                Ok(value)
+            }
+            Err(error) => cache.serve(&key).map(|stale| stale.value).ok_or(error),
+        }
     }
 
     /// The call site's counters, shared by every policy built under the same name in one

@@ -378,6 +378,17 @@ fn the_file_fields_parse_and_bad_values_are_refused_naming_the_field() {
         (Some(Some(5 * MINUTE)), Some(10))
     );
     assert_eq!(config.call_site("other").unwrap().cache, Some(None));
+    let from_env = config
+        .with_env([
+            ("RESILIENT_CALL_SITE_QUOTE_CACHE", "1m"),
+            ("RESILIENT_CALL_SITE_QUOTE_CACHE_CAPACITY", "20"),
+        ])
+        .unwrap();
+    let quote = from_env.call_site("quote").unwrap();
+    assert_eq!(
+        (quote.cache, quote.cache_capacity),
+        (Some(Some(MINUTE)), Some(20))
+    );
 
     for (text, field) in [
         ("cache = \"0s\"", "cache"),

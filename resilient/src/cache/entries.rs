@@ -50,17 +50,18 @@ pub(super) enum Lookup<V> {
 
 impl<K: Hash + Eq + Clone, V> Entries<K, V> {
     /// Stores `value` for `key` at `now`, evicting the entries stored longest ago past
-    /// `capacity`. Returns the value it replaced, to be dropped outside the lock.
+    /// `capacity`. `queued` is a clone of `key`, made by the caller before taking the lock.
+    /// Returns the value it replaced, to be dropped outside the lock.
     pub(super) fn store(
         &mut self,
-        key: K,
+        (key, queued): (K, K),
         value: Arc<V>,
         now: Instant,
         capacity: usize,
     ) -> Option<Arc<V>> {
         let stamp = self.next_stamp;
         self.next_stamp += 1;
-        self.order.push_back((key.clone(), stamp));
+        self.order.push_back((queued, stamp));
         let replaced = self.map.insert(
             key,
             Entry {
@@ -141,11 +142,11 @@ mod tests {
         let now = Instant::now();
         let mut entries = Entries::default();
         for key in 0..3 {
-            entries.store(key, Arc::new(key), now, 3);
+            entries.store((key, key), Arc::new(key), now, 3);
         }
         // Storing 0 again makes 1 the oldest.
-        entries.store(0, Arc::new(10), now, 3);
-        entries.store(3, Arc::new(3), now, 3);
+        entries.store((0, 0), Arc::new(10), now, 3);
+        entries.store((3, 3), Arc::new(3), now, 3);
         assert_eq!(entries.len(), 3);
         assert_eq!(value(entries.lookup(&1, now, Duration::MAX)), None);
         assert_eq!(value(entries.lookup(&0, now, Duration::MAX)), Some(10));
@@ -157,7 +158,7 @@ mod tests {
         let now = Instant::now();
         let mut entries = Entries::default();
         for round in 0..10_000 {
-            entries.store(7, Arc::new(round), now, 100);
+            entries.store((7, 7), Arc::new(round), now, 100);
         }
         assert_eq!(entries.len(), 1);
         assert!(
@@ -172,9 +173,9 @@ mod tests {
         let now = Instant::now();
         let mut entries = Entries::default();
         for key in 0..10 {
-            entries.store(key, Arc::new(key), now, 10);
+            entries.store((key, key), Arc::new(key), now, 10);
         }
-        entries.store(10, Arc::new(10), now, 4);
+        entries.store((10, 10), Arc::new(10), now, 4);
         assert_eq!(entries.len(), 4);
         assert_eq!(value(entries.lookup(&6, now, Duration::MAX)), None);
         assert_eq!(value(entries.lookup(&7, now, Duration::MAX)), Some(7));
@@ -184,7 +185,7 @@ mod tests {
     fn an_expired_entry_is_removed_when_looked_up() {
         let now = Instant::now();
         let mut entries = Entries::default();
-        entries.store(1, Arc::new(1), now, 10);
+        entries.store((1, 1), Arc::new(1), now, 10);
         let later = now + Duration::from_secs(2);
         assert!(matches!(
             entries.lookup(&1, later, Duration::from_secs(1)),

@@ -175,12 +175,13 @@ where
     /// cache, a new key evicts the entry stored longest ago.
     pub fn store(&self, key: K, value: &V) {
         let value = Arc::new(value.clone());
+        let queued = key.clone();
         let now = tokio::time::Instant::now();
         let replaced = self
             .storage
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .store(key, value, now, self.config.capacity);
+            .store((key, queued), value, now, self.config.capacity);
         // Dropped here, outside the lock: a value's drop may be slow.
         drop(replaced);
     }

@@ -120,6 +120,32 @@ async fn a_rejection_is_answered_from_the_cache_without_calling() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_permanent_error_is_an_answer_and_is_not_covered_up() {
+    let policy = common::build(
+        Policy::builder("quote")
+            .cache(5 * MINUTE)
+            .retry_if(|error: &TestError| *error != TestError::Fatal),
+    );
+    let ask = |answer: Result<u32, TestError>| {
+        policy.call_cached("ada", move || {
+            let answer = answer.clone();
+            async move { answer }
+        })
+    };
+    ask(Ok(1)).await.unwrap();
+    assert_eq!(
+        ask(Err(TestError::Fatal)).await,
+        Err(TestError::Fatal),
+        "not transient (a 404): returned as it is"
+    );
+    assert_eq!(
+        ask(Err(TestError::Down(0))).await,
+        Ok(1),
+        "transient: served"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn different_keys_do_not_share_values() {
     let policy = cached_for(5 * MINUTE);
     let upstream = Upstream::default();

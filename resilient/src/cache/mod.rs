@@ -7,8 +7,9 @@
 //! store and serve uses those of the policy it goes through.
 //!
 //! * [`Policy::call_cached`](crate::Policy::call_cached) runs a call, stores its success under
-//!   a key, and on an error answers with the value stored under that key when it is fresh
-//!   enough.
+//!   a key, and on a transient error or a rejection answers with the value stored under that
+//!   key when it is fresh enough (a permanent error, such as a 404, is an answer: it comes
+//!   through).
 //! * [`Policy::stale_cache`](crate::Policy::stale_cache) gives the cache itself, to
 //!   [`store`](StaleCache::store) and [`serve`](StaleCache::serve) by hand.
 //! * [`observe`] tells the caller that an answer was stale, and how old, without changing any

@@ -178,9 +178,14 @@ impl Policy {
     }
 
     /// [`call`](Self::call), with the stale-while-failing cache: a success is stored under
-    /// `key`, and an error (a failure or a rejection) is answered with the value stored under
-    /// `key` when it is at most the cache's max age old ([`StaleCache::serve`]). Without a
-    /// cache, or while an operator has switched the call site off, this is `call`.
+    /// `key`, and a transient error (a failure worth retrying, or a rejection) is answered with
+    /// the value stored under `key` when it is at most the cache's max age old
+    /// ([`StaleCache::serve`]). A permanent error ([`classify`](Self::classify) says not
+    /// transient, such as a 404) is an answer, not an outage: it is returned as it is, as HTTP's
+    /// `stale-if-error` serves only server errors. Without a cache, or while an operator has
+    /// switched the call site off, this is `call`.
+    ///
+    /// A success costs a clone of the value and of the key, an allocation and a short lock.
     pub async fn call_cached<K, T, E, F, Fut>(&self, key: K, make: F) -> Result<T, E>
     where
         K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -201,7 +206,10 @@ impl Policy {
                 cache.store(key, &value);
                 Ok(value)
             }
-            Err(error) => cache.serve(&key).map(|stale| stale.value).ok_or(error),
+            Err(error) if self.classify(&error).transient => {
+                cache.serve(&key).map(|stale| stale.value).ok_or(error)
+            }
+            Err(error) => Err(error),
         }
     }
 

@@ -106,6 +106,8 @@ async fn a_rejection_is_answered_from_the_cache_without_calling() {
     let policy = Policy::builder("quote")
         .cache(5 * MINUTE)
         .breaker("quotes")
+        // Rejections are not worth a retry here; an open breaker is still an outage.
+        .retry_if(|error: &TestError| !matches!(error, TestError::Rejected(_)))
         .build_in(&registry)
         .unwrap();
     let upstream = Upstream::default();
@@ -117,6 +119,28 @@ async fn a_rejection_is_answered_from_the_cache_without_calling() {
     let (answer, age) = upstream.ask(&policy, "ada").await;
     assert_eq!((answer, age), (Ok(7), Some(10 * SEC)), "the open breaker");
     assert_eq!(upstream.calls(), 2, "the open breaker let no call through");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_call_is_answered_from_the_cache() {
+    let policy = common::build(
+        Policy::builder("quote")
+            .cache(5 * MINUTE)
+            .timeout(SEC)
+            .retry_if(|error: &TestError| !matches!(error, TestError::Rejected(_))),
+    );
+    let ask = |delay: Duration| {
+        observe(policy.call_cached("ada", move || async move {
+            tokio::time::sleep(delay).await;
+            Ok::<u32, TestError>(delay.as_secs() as u32)
+        }))
+    };
+    assert_eq!(ask(Duration::ZERO).await, (Ok(0), None));
+    assert_eq!(
+        ask(MINUTE).await,
+        (Ok(0), Some(SEC)),
+        "cut short after 1 s: the value stored 1 s before"
+    );
 }
 
 #[tokio::test(start_paused = true)]

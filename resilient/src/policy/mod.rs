@@ -178,15 +178,16 @@ impl Policy {
     }
 
     /// [`call`](Self::call), with the stale-while-failing cache: a success is stored under
-    /// `key`, and a transient error (a failure worth retrying, or a rejection) is answered with
-    /// the value stored under `key` when it is at most the cache's max age old
-    /// ([`StaleCache::serve`]). A permanent error ([`classify`](Self::classify) says not
-    /// transient, such as a 404) is an answer, not an outage: it is returned as it is, as HTTP's
-    /// `stale-if-error` serves only server errors. Without a cache, or while an operator has
-    /// switched the call site off, this is `call`.
+    /// `key`, and an outage is answered with the value stored under `key` when it is at most
+    /// the cache's max age old ([`StaleCache::serve`]). An outage is a call whose last attempt
+    /// was rejected (open breaker, full bulkhead, timeout) or failed with an error
+    /// [`classify`](Self::classify) calls transient. A permanent error (such as a 404) is an
+    /// answer, not an outage: it comes through as it is, as HTTP's `stale-if-error` serves only
+    /// server errors. Without a cache, or while an operator has switched the call site off,
+    /// this is `call`.
     ///
     /// A success costs a clone of the value and of the key, an allocation and a short lock.
-    pub async fn call_cached<K, T, E, F, Fut>(&self, key: K, make: F) -> Result<T, E>
+    pub async fn call_cached<K, T, E, F, Fut>(&self, key: K, mut make: F) -> Result<T, E>
     where
         K: Hash + Eq + Clone + Send + Sync + 'static,
         T: Clone + Send + Sync + 'static,
@@ -194,21 +195,32 @@ impl Policy {
         Fut: Future<Output = Result<T, E>>,
         E: From<Rejection> + 'static,
     {
-        let cache = self
+        let Some(cache) = self
             .stale_cache::<K, T>()
-            .filter(|_| !self.stats.is_bypassed());
-        let result = self.call(make).await;
-        let Some(cache) = cache else {
-            return result;
+            .filter(|_| !self.stats.is_bypassed())
+        else {
+            return self.call(make).await;
+        };
+        // The public step-wise API, so that the last attempt's kind is known: a rejection
+        // becomes an `E` the classifier may call permanent, and is still an outage.
+        let mut execution = self.execution();
+        let (result, outage) = loop {
+            let attempt = execution.attempt(make()).await;
+            let outage = match &attempt {
+                Attempt::Rejected(_) => true,
+                Attempt::Done(Err(error)) => self.classify(error).transient,
+                Attempt::Done(Ok(_)) => false,
+            };
+            if let Next::Return(result) = execution.next(attempt, |e| self.classify(e)).await {
+                break (result, outage);
+            }
         };
         match result {
             Ok(value) => {
                 cache.store(key, &value);
                 Ok(value)
             }
-            Err(error) if self.classify(&error).transient => {
-                cache.serve(&key).map(|stale| stale.value).ok_or(error)
-            }
+            Err(error) if outage => cache.serve(&key).map(|stale| stale.value).ok_or(error),
             Err(error) => Err(error),
         }
     }

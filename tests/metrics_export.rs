@@ -159,6 +159,7 @@ async fn a_scripted_run_is_exported_under_the_documented_names() {
     assert_eq!(get("resilient_retries_total{call_site=fetch}"), 1.0);
     assert_eq!(get("resilient_hedges_total{call_site=fetch}"), 0.0);
     assert_eq!(get("resilient_fallbacks_total{call_site=fetch}"), 1.0);
+    assert_eq!(get("resilient_stale_served_total{call_site=fetch}"), 0.0);
     assert_eq!(get("resilient_call_site_bypassed{call_site=fetch}"), 0.0);
 
     // Latency quantiles are sampled: exported exactly when the snapshot has them.
@@ -197,6 +198,7 @@ async fn a_scripted_run_is_exported_under_the_documented_names() {
             "resilient_fallbacks_total",
             "resilient_hedges_total",
             "resilient_retries_total",
+            "resilient_stale_served_total",
         ]
         .into_iter()
         .filter(|name| { *name != "resilient_call_duration_seconds" || site.p50.is_some() })

@@ -44,6 +44,8 @@ const CALL_SITE_FIELDS: &[&str] = &[
     "jitter",
     "breaker",
     "bulkhead",
+    "cache",
+    "cache_capacity",
 ];
 
 /// Values of every shape a field could be given, weighted towards the edges.
@@ -167,6 +169,7 @@ fn value_for(field: &'static str) -> BoxedStrategy<String> {
         || field.contains("duration")
         || field.ends_with("window")
         || field == "max_half_open"
+        || field == "cache"
     {
         prop_oneof![
             12 => (1..5_000u64).prop_map(|ms| format!("\"{ms}ms\"")),

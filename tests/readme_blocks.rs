@@ -341,3 +341,55 @@ let receipt: Result<Receipt, PaymentError> = policy
     .await;
     }
 }
+
+#[rustfmt::skip]
+mod stale_while_failing {
+    use std::time::Duration;
+    use resilient::{Policy, Rejection};
+
+    #[derive(Debug)]
+    pub enum ModelError { Down, Rejected(Rejection) }
+    impl From<Rejection> for ModelError {
+        fn from(rejection: Rejection) -> Self { ModelError::Rejected(rejection) }
+    }
+    pub struct Model;
+    impl Model {
+        async fn score(&self, _user_id: u64) -> Result<f64, ModelError> { Err(ModelError::Down) }
+    }
+
+    async fn run(model: &Model, user_id: u64) -> Result<(), Box<dyn std::error::Error>> {
+        let policy = Policy::builder("model::score")
+            .cache(Duration::from_secs(300)) // serve values up to 5 minutes old
+            .cache_capacity(10_000)          // keys kept (default 1 000)
+            .build()?;
+
+        // A success is stored under the key; an error is answered with the value stored under it.
+        // `observe` tells the caller that the answer was stale, and how old, without changing types.
+        let (score, stale_for) = resilient::cache::observe(
+            policy.call_cached(user_id, || async move { model.score(user_id).await }),
+        )
+        .await;
+        if let Some(age) = stale_for {
+            tracing::info!(?age, "served a cached score");
+        }
+        Ok(())
+    }
+}
+
+#[rustfmt::skip]
+mod stale_attribute {
+    use resilient::{Rejection, resilient};
+
+    #[derive(Debug)]
+    pub enum ModelError { Down, Rejected(Rejection) }
+    impl From<Rejection> for ModelError {
+        fn from(rejection: Rejection) -> Self { ModelError::Rejected(rejection) }
+    }
+    async fn model_score(_user_id: u64, _features: &str) -> Result<f64, ModelError> { Err(ModelError::Down) }
+    fn default_score(_user_id: u64, _features: &str, _error: ModelError) -> Result<f64, ModelError> { Ok(0.5) }
+
+    #[resilient(timeout = "800ms", breaker = "model", cache = "5m", fallback = default_score)]
+    async fn score(user_id: u64, features: &str) -> Result<f64, ModelError> {
+        model_score(user_id, features).await
+    }
+}

@@ -193,6 +193,8 @@ struct Arguments {
     copies: Vec<TokenStream>,
     /// The arguments handed to the fallback, receiver first.
     passed: Vec<TokenStream>,
+    /// Each named argument as an owned value, for the cache's default key.
+    owned: Vec<TokenStream>,
 }
 
 impl Arguments {
@@ -208,7 +210,9 @@ impl Arguments {
         let mut arguments = Arguments {
             copies: Vec::new(),
             passed: Vec::new(),
+            owned: Vec::new(),
         };
+        let default_key = options.cache.is_some() && options.cache_key.is_none();
         let mut errors: Option<syn::Error> = None;
         for input in &mut sig.inputs {
             match input {
@@ -234,6 +238,9 @@ impl Arguments {
                             (Some(_), None) => Access::Copy,
                             (None, _) => access_of(&typed.ty),
                         };
+                        if default_key {
+                            arguments.owned.push(owned_key_part(&binding.ident, access));
+                        }
                         let mentioned_here =
                             body::mentions(mentioned.clone(), &binding.ident.to_string());
                         if options.hedged() && access == Access::Reborrow && mentioned_here {
@@ -246,6 +253,13 @@ impl Arguments {
                                 .push(copy(binding, access, Some(&typed.ty)));
                         }
                     }
+                    pattern if default_key => combine(
+                        &mut errors,
+                        syn::Error::new_spanned(
+                            &*pattern,
+                            "`cache` keys its values by the arguments, so each needs a name: write `name: Type` here, or give the key yourself with `cache_key = <expression>`",
+                        ),
+                    ),
                     pattern if options.fallback.is_some() => combine(
                         &mut errors,
                         syn::Error::new_spanned(
@@ -263,6 +277,17 @@ impl Arguments {
             }
         }
         errors.map_or(Ok(arguments), Err)
+    }
+}
+
+/// An argument as an owned value (`str` becomes `String`), for the cache's default key.
+fn owned_key_part(ident: &Ident, access: Access) -> TokenStream {
+    let span = ident.span();
+    match access {
+        Access::Copy | Access::Reborrow => {
+            quote_spanned!(span=> ::resilient::__private::owned(#ident))
+        }
+        Access::Clone => quote_spanned!(span=> ::resilient::__private::owned(&#ident)),
     }
 }
 
@@ -398,6 +423,10 @@ fn wrap(
         );
         quote!(#run.#once(#make).await)
     };
+    let (cache_key, calls) = match &options.cache {
+        None => (None, calls),
+        Some(_) => cached(options, &run, &arguments, calls),
+    };
     let finish = match &options.fallback {
         None => calls,
         Some(fallback) => {
@@ -419,6 +448,7 @@ fn wrap(
         #name_after
         let mut #run = #start;
         #use_key
+        #cache_key
         #finish
     };
     Ok(match &options.krate {
@@ -474,6 +504,53 @@ fn retry_loop(options: &Options, run: &Ident, attempt: &TokenStream) -> TokenStr
             }
         }
     }
+}
+
+/// The cache around `calls`: the key is taken before any argument moves into an attempt, a
+/// success is stored under it, and a failed call is answered with the value stored under it
+/// while it is fresh enough (before any fallback).
+fn cached(
+    options: &Options,
+    run: &Ident,
+    arguments: &Arguments,
+    calls: TokenStream,
+) -> (Option<TokenStream>, TokenStream) {
+    let key = Ident::new("__resilient_cache_key", Span::mixed_site());
+    let result = Ident::new("__resilient_result", Span::mixed_site());
+    let value = Ident::new("__resilient_value", Span::mixed_site());
+    let error = Ident::new("__resilient_error", Span::mixed_site());
+    let key_value = match &options.cache_key {
+        Some(given) => {
+            let expr = &given.value;
+            quote_spanned!(given.span=> ::resilient::__private::owned(&(#expr)))
+        }
+        None => {
+            let parts = &arguments.owned;
+            quote!((#(#parts,)*))
+        }
+    };
+    let transient = classify(options, &error);
+    let statement = quote!(let #key = #key_value;);
+    let calls = quote! {{
+        let #result = #calls;
+        match #result {
+            ::core::result::Result::Ok(#value) => {
+                #run.cache_store(#key, &#value);
+                ::core::result::Result::Ok(#value)
+            }
+            ::core::result::Result::Err(#error) => {
+                let transient = {
+                    let #error = &#error;
+                    (#transient).transient
+                };
+                match #run.cache_serve(&#key, transient) {
+                    ::core::option::Option::Some(#value) => ::core::result::Result::Ok(#value),
+                    ::core::option::Option::None => ::core::result::Result::Err(#error),
+                }
+            }
+        }
+    }};
+    (Some(statement), calls)
 }
 
 /// The loop over hedged attempts: `make` builds each attempt, hedges included, so each owns

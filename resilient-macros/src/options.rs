@@ -11,7 +11,7 @@ use syn::spanned::Spanned;
 use syn::{ExprPath, Meta};
 
 use crate::values::{
-    CrateArg, DurationArg, HedgesArg, JitterArg, KeyArg, NameArg, PathArg, RetriesArg,
+    CapacityArg, CrateArg, DurationArg, HedgesArg, JitterArg, KeyArg, NameArg, PathArg, RetriesArg,
 };
 
 /// Every key, for "did you mean" and the list in the unknown-key error.
@@ -25,6 +25,9 @@ const KEYS: &[&str] = &[
     "retry_if",
     "hedge",
     "hedges",
+    "cache",
+    "cache_capacity",
+    "cache_key",
     "breaker",
     "breaker_key",
     "bulkhead",
@@ -37,6 +40,9 @@ const KEYS: &[&str] = &[
 pub(crate) const MAX_RETRIES: u32 = 100;
 /// Kept in step with `resilient::hedge::MAX_HEDGES` (a test of `resilient::__private` checks).
 pub(crate) const MAX_HEDGES: u32 = 10;
+/// Kept in step with `resilient::cache::MAX_CACHE_CAPACITY` (a test of `resilient::__private`
+/// checks).
+pub(crate) const MAX_CACHE_CAPACITY: usize = 1_000_000;
 /// Kept in step with `resilient::__private::DEFAULT_BACKOFF` and `DEFAULT_MAX_BACKOFF`.
 pub(crate) const DEFAULT_BACKOFF: Duration = Duration::from_millis(100);
 pub(crate) const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -74,6 +80,12 @@ pub(crate) struct Options {
     pub(crate) hedge: Option<Setting<Duration>>,
     /// How many hedges (with `hedge`).
     pub(crate) hedges: Option<Setting<u32>>,
+    /// How old a cached value may be and still answer a failed call.
+    pub(crate) cache: Option<Setting<Duration>>,
+    /// How many keys the cache keeps (with `cache`).
+    pub(crate) cache_capacity: Option<Setting<usize>>,
+    /// The cache's key, evaluated per call (with `cache`); the arguments by default.
+    pub(crate) cache_key: Option<Setting<syn::Expr>>,
     pub(crate) breaker: Option<Setting<String>>,
     /// An expression evaluated per call: its value picks the key's breaker in the family
     /// `breaker` names.
@@ -152,6 +164,9 @@ impl Options {
             "retry_if" => set(&mut self.retry_if, meta, errors, PathArg::get),
             "hedge" => set(&mut self.hedge, meta, errors, DurationArg::get),
             "hedges" => set(&mut self.hedges, meta, errors, HedgesArg::get),
+            "cache" => set(&mut self.cache, meta, errors, DurationArg::get),
+            "cache_capacity" => set(&mut self.cache_capacity, meta, errors, CapacityArg::get),
+            "cache_key" => set(&mut self.cache_key, meta, errors, KeyArg::get),
             "breaker" => set(&mut self.breaker, meta, errors, NameArg::get),
             "breaker_key" => set(&mut self.breaker_key, meta, errors, KeyArg::get),
             "bulkhead" => set(&mut self.bulkhead, meta, errors, NameArg::get),
@@ -175,6 +190,22 @@ impl Options {
 
     /// The rules across keys.
     fn check_rules(&self, errors: &mut darling::error::Accumulator) {
+        for (given, key) in [
+            (
+                self.cache_capacity.as_ref().map(|s| s.key),
+                "cache_capacity",
+            ),
+            (self.cache_key.as_ref().map(|s| s.key), "cache_key"),
+        ] {
+            if let (Some(span), None) = (given, &self.cache) {
+                errors.push(at_span(
+                    span,
+                    format!(
+                        "`{key}` shapes the stale-while-failing cache, which needs `cache`, the age up to which a cached value may answer a failed call: add `cache = \"5m\"` (or another age)"
+                    ),
+                ));
+            }
+        }
         if let (Some(hedges), None) = (&self.hedges, &self.hedge) {
             errors.push(at_span(
                 hedges.key,

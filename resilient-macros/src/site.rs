@@ -127,6 +127,14 @@ pub(crate) fn spec(options: &Options, sig: &Signature) -> TokenStream {
     let hedges = grouped(u64::from(
         options.hedges.as_ref().map_or(1, |hedges| hedges.value),
     ));
+    let cache = optional_duration(options.cache.as_ref());
+    let cache_capacity = match &options.cache_capacity {
+        None => quote!(::core::option::Option::None),
+        Some(capacity) => {
+            let capacity = grouped(capacity.value as u64);
+            quote!(::core::option::Option::Some(#capacity))
+        }
+    };
     quote! {
         ::resilient::__private::Spec {
             name: #name,
@@ -140,6 +148,8 @@ pub(crate) fn spec(options: &Options, sig: &Signature) -> TokenStream {
             jitter: #jitter,
             hedge: #hedge,
             hedges: #hedges,
+            cache: #cache,
+            cache_capacity: #cache_capacity,
         }
     }
 }

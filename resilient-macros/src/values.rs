@@ -10,7 +10,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprPath, Lit, Meta};
 
 use crate::duration;
-use crate::options::{JITTERS, Jitter, MAX_HEDGES, MAX_RETRIES, at, at_span};
+use crate::options::{JITTERS, Jitter, MAX_CACHE_CAPACITY, MAX_HEDGES, MAX_RETRIES, at, at_span};
 
 /// Parses a `key = value` item with `T`'s [`FromMeta`], explaining the other shapes.
 fn value<T: FromMeta>(meta: &Meta, example: &str) -> darling::Result<T> {
@@ -364,12 +364,48 @@ pub(crate) struct KeyArg;
 
 impl KeyArg {
     pub(crate) fn get(meta: &Meta) -> darling::Result<Expr> {
+        let key = meta
+            .path()
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         match meta {
             Meta::NameValue(pair) => Ok(pair.value.clone()),
-            _ => Err(Error::custom(
-                "expected `breaker_key = <expression>`, such as `breaker_key = host`",
-            )
+            _ => Err(Error::custom(format!(
+                "expected `{key} = <expression>`, such as `{key} = host`"
+            ))
             .with_span(meta)),
+        }
+    }
+}
+
+/// `cache_capacity`: a whole number from 1 to [`MAX_CACHE_CAPACITY`].
+pub(crate) struct CapacityArg(usize);
+
+impl CapacityArg {
+    pub(crate) fn get(meta: &Meta) -> darling::Result<usize> {
+        value::<CapacityArg>(meta, "1000").map(|arg| arg.0)
+    }
+}
+
+impl FromMeta for CapacityArg {
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        let Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) = expr
+        else {
+            return Err(expected("an integer", "cache_capacity = 1000", expr));
+        };
+        match int.base10_parse::<usize>() {
+            Ok(n) if int.suffix().is_empty() && (1..=MAX_CACHE_CAPACITY).contains(&n) => {
+                Ok(CapacityArg(n))
+            }
+            _ => Err(at(
+                int,
+                format!(
+                    "`cache_capacity` counts the keys the cache keeps, from 1 to {MAX_CACHE_CAPACITY}"
+                ),
+            )),
         }
     }
 }

@@ -129,6 +129,7 @@ pub struct CallSiteStats {
     retries: AtomicU64,
     hedges: AtomicU64,
     fallbacks: AtomicU64,
+    stale_served: AtomicU64,
     bypassed: AtomicBool,
     latency: LatencyHistogram,
     /// What [`start_timer`](Self::start_timer) measures from, on tokio's clock.
@@ -142,6 +143,7 @@ impl Default for CallSiteStats {
             retries: AtomicU64::default(),
             hedges: AtomicU64::default(),
             fallbacks: AtomicU64::default(),
+            stale_served: AtomicU64::default(),
             bypassed: AtomicBool::default(),
             latency: LatencyHistogram::default(),
             epoch: tokio::time::Instant::now(),
@@ -195,6 +197,11 @@ impl CallSiteStats {
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a stale cached value served after a failure (see [`crate::cache`]).
+    pub(crate) fn record_stale_served(&self) {
+        self.stale_served.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Whether an operator switched this call site's policies off: calls then run once, plain,
     /// with no timeout, retry, breaker or bulkhead.
     pub fn is_bypassed(&self) -> bool {
@@ -219,6 +226,7 @@ impl CallSiteStats {
             retries: self.retries.load(Ordering::Relaxed),
             hedges: self.hedges.load(Ordering::Relaxed),
             fallbacks: self.fallbacks.load(Ordering::Relaxed),
+            stale_served: self.stale_served.load(Ordering::Relaxed),
             bypassed: self.is_bypassed(),
             latency_samples: self.latency.count(),
             p50: self.latency.quantile(0.5),
@@ -243,6 +251,8 @@ pub struct CallSiteMetrics {
     pub hedges: u64,
     /// Fallbacks served.
     pub fallbacks: u64,
+    /// Stale cached values served after a failure (see [`crate::cache`]).
+    pub stale_served: u64,
     /// Whether its policies are switched off.
     pub bypassed: bool,
     /// Calls timed for the histogram.

@@ -32,6 +32,8 @@
 //! | `resilient::retry` | DEBUG | no retry: the retry budget is spent | `call_site`, `budget` |
 //! | `resilient::timeout` | DEBUG | an attempt ran out of time | `call_site`, `limit` |
 //! | `resilient::fallback` | DEBUG | a fallback was served | `call_site`, `error` |
+//! | `resilient::cache` | WARN | a call failed and a stale cached value was served instead | `call_site`, `age` |
+//! | `resilient::cache` | WARN | a call site's cache was asked for a second pair of key and value types (once) | `call_site`, `cached`, `refused` |
 //! | `resilient::registry` | WARN | a breaker or bulkhead was used without being declared | `breaker` or `bulkhead` |
 //! | `resilient::registry` | INFO | a configuration was applied (`Registry::reload`) | counts of created / reconfigured entries |
 //! | `resilient::event` | ERROR | an event listener panicked (the event is skipped for it) | `panic` |
@@ -120,6 +122,14 @@ pub enum Event {
         /// The final error's type name.
         error: &'static str,
     },
+    /// A call failed or was rejected, and its call site's stale cache answered with a value
+    /// stored `age` ago (see [`crate::cache`]).
+    StaleServed {
+        /// The call site.
+        call_site: Arc<str>,
+        /// How long ago the value was stored.
+        age: Duration,
+    },
     /// A breaker has been rejecting calls (open, half-open, or forced open) without closing
     /// for longer than the threshold set with
     /// [`Listeners::alert_when_open_longer_than`]. Sent once per outage: again only after the
@@ -163,6 +173,12 @@ impl fmt::Display for Event {
             ),
             Event::Fallback { call_site, error } => {
                 write!(f, "`{call_site}`: fallback served after {error}")
+            }
+            Event::StaleServed { call_site, age } => {
+                write!(
+                    f,
+                    "`{call_site}`: call failed, served a value cached {age:?} ago"
+                )
             }
             Event::OpenTooLong {
                 breaker,

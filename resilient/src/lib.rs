@@ -27,6 +27,7 @@
 pub mod backoff;
 pub mod breaker;
 pub mod bulkhead;
+pub mod cache;
 pub mod callsite;
 #[cfg(feature = "serde")]
 pub mod config;
@@ -64,6 +65,7 @@ pub mod __private;
 pub use backoff::{Backoff, Jitter};
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, SlidingWindow, TripPolicy};
 pub use bulkhead::{Bulkhead, BulkheadConfig};
+pub use cache::{CacheConfig, Stale, StaleCache};
 pub use context::{CallContext, IdempotencyKey, context};
 pub use error::{ConfigError, RegistryError, Rejection, TimeoutKind, UnknownName, ValidationError};
 pub use event::{Event, Listeners};

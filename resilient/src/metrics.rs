@@ -20,6 +20,7 @@
 //! | `resilient_retries_total` | counter | `call_site` | retries made |
 //! | `resilient_hedges_total` | counter | `call_site` | hedges started |
 //! | `resilient_fallbacks_total` | counter | `call_site` | fallbacks served |
+//! | `resilient_stale_served_total` | counter | `call_site` | stale cached values served after a failure |
 //! | `resilient_call_site_bypassed` | gauge | `call_site` | 1 while an operator has switched its policies off |
 //! | `resilient_call_duration_seconds` | gauge | `call_site`, `quantile` | latency at `quantile` 0.5, 0.9 and 0.99 (a Prometheus summary's quantiles, from the sampled histogram) |
 //!
@@ -120,6 +121,8 @@ pub fn export(snapshot: &Snapshot) {
         counter!("resilient_retries_total", "call_site" => name.clone()).absolute(site.retries);
         counter!("resilient_hedges_total", "call_site" => name.clone()).absolute(site.hedges);
         counter!("resilient_fallbacks_total", "call_site" => name.clone()).absolute(site.fallbacks);
+        counter!("resilient_stale_served_total", "call_site" => name.clone())
+            .absolute(site.stale_served);
         gauge!("resilient_call_site_bypassed", "call_site" => name.clone()).set(if site.bypassed {
             1.0
         } else {
@@ -197,6 +200,10 @@ fn describe() {
     describe_counter!(
         "resilient_fallbacks_total",
         "Fallbacks served, per call site."
+    );
+    describe_counter!(
+        "resilient_stale_served_total",
+        "Stale cached values served after a failure, per call site."
     );
     describe_gauge!(
         "resilient_call_site_bypassed",

@@ -28,6 +28,7 @@
 //! |---|---|
 //! | `name` | the call site (`name = "..."` of the attribute, or the policy's name) |
 //! | `calls`, `retries`, `hedges`, `fallbacks` | since creation |
+//! | `stale_served` | stale cached values served after a failure, since creation |
 //! | `bypassed` | whether an operator has switched its policies off |
 //! | `latency_samples`, `p50`, `p90`, `p99` | sampled latency (one call in 32 per thread) |
 //!

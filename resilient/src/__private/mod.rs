@@ -38,6 +38,8 @@ pub use self::dispatch::{
     AsyncFallback, Classify, ClassifyAny, ClassifyTransient, CloneArg, FallbackIsFuture,
     FallbackIsValue, PlainFallback, clone_arg, retry_if,
 };
-pub use self::run::{AbsorbsRejection, Failure, ResilientResult, Run, start};
+pub use self::run::{
+    AbsorbsRejection, CacheKey, CacheValue, Failure, ResilientResult, Run, owned, start,
+};
 pub use self::site::{CallSite, SELF_PLACEHOLDER};
 pub use self::spec::{DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF, Spec};

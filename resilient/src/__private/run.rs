@@ -54,6 +54,7 @@ where
 {
     Run {
         driver: Driver::new(site.policy()),
+        last_rejected: false,
         reject: <R::Err as From<Rejection>>::from,
         types: PhantomData,
     }
@@ -63,6 +64,8 @@ where
 #[derive(Debug)]
 pub struct Run<T, E> {
     driver: Driver<'static>,
+    /// The last attempt was refused or cut short by `resilient` (an outage for the cache).
+    last_rejected: bool,
     reject: fn(Rejection) -> E,
     // A function pointer, so that `Run` is `Send` and `Sync` whatever `T` is.
     types: PhantomData<fn() -> T>,
@@ -116,6 +119,7 @@ impl<T, E: Any> Run<T, E> {
     where
         C: FnOnce(&E) -> Classification,
     {
+        self.last_rejected = matches!(attempt, Attempt::Rejected(_));
         let attempt = match attempt {
             Attempt::Done(result) => Attempt::Done(result.map_err(Failure::Error)),
             Attempt::Rejected(rejection) => Attempt::Rejected(rejection),
@@ -155,10 +159,16 @@ impl<T, E: Any> Run<T, E> {
                 self.driver.finish_once();
                 match attempt {
                     Attempt::Done(result) => result,
-                    Attempt::Rejected(rejection) => Err((self.reject)(rejection)),
+                    Attempt::Rejected(rejection) => {
+                        self.last_rejected = true;
+                        Err((self.reject)(rejection))
+                    }
                 }
             }
-            Err(Ok(rejection)) => Err((self.reject)(rejection)),
+            Err(Ok(rejection)) => {
+                self.last_rejected = true;
+                Err((self.reject)(rejection))
+            }
             Err(Err(make)) => Box::pin(self.stepwise_once(make)).await,
         }
     }
@@ -172,7 +182,10 @@ impl<T, E: Any> Run<T, E> {
     {
         let attempt = match self.driver.attempt(make()).await {
             Attempt::Done(result) => Attempt::Done(result.map_err(Failure::Error)),
-            Attempt::Rejected(rejection) => Attempt::Rejected(rejection),
+            Attempt::Rejected(rejection) => {
+                self.last_rejected = true;
+                Attempt::Rejected(rejection)
+            }
         };
         match self.driver.next(attempt, |_| Classification::STOP).await {
             Next::Return(result) => result.map_err(|failure| convert(self.reject, failure)),
@@ -201,6 +214,40 @@ impl<T, E: Any> Run<T, E> {
         self.once(make).await
     }
 
+    /// Stores a success under `key` in the call site's stale-while-failing cache (`cache`).
+    pub fn cache_store<K: CacheKey>(&self, key: K, value: &T)
+    where
+        T: CacheValue,
+    {
+        if let Some(cache) = self.live_cache::<K>() {
+            cache.store(key, value);
+        }
+    }
+
+    /// The value stored under `key`, to answer a failed call with, when the call was an outage
+    /// (its last attempt rejected, or its error `transient`) and the value is fresh enough.
+    /// [`StaleCache::serve`](crate::StaleCache::serve) logs, counts and reports it.
+    pub fn cache_serve<K: CacheKey>(&self, key: &K, transient: bool) -> Option<T>
+    where
+        T: CacheValue,
+    {
+        if !(transient || self.last_rejected) {
+            return None;
+        }
+        Some(self.live_cache::<K>()?.serve(key)?.value)
+    }
+
+    /// The cache, unless an operator switched the call site off when the call started.
+    fn live_cache<K: CacheKey>(&self) -> Option<crate::StaleCache<'static, K, T>>
+    where
+        T: CacheValue,
+    {
+        if self.driver.bypassed() {
+            return None;
+        }
+        self.driver.policy().stale_cache::<K, T>()
+    }
+
     /// Counts a fallback served, logs it and tells the registry's listeners.
     pub fn fallback_served(&self) {
         self.driver.policy().fallback_served::<E>();
@@ -212,6 +259,31 @@ fn convert<E>(reject: fn(Rejection) -> E, failure: Failure<E>) -> E {
         Failure::Error(error) => error,
         Failure::Rejected(rejection) => reject(rejection),
     }
+}
+
+/// Says, at the attribute, what a cached success value needs.
+#[diagnostic::on_unimplemented(
+    message = "`cache` keeps the last good value to answer failed calls, so `{Self}` must be `Clone + Send + Sync + 'static`",
+    label = "the success value of a `#[resilient(cache = ...)]` function"
+)]
+pub trait CacheValue: Clone + Send + Sync + 'static {}
+
+impl<T: Clone + Send + Sync + 'static> CacheValue for T {}
+
+/// Says, at the attribute, what the cache's key needs.
+#[diagnostic::on_unimplemented(
+    message = "`cache` keys its values by `{Self}`, which must be `Hash + Eq + Clone + Send + Sync + 'static`",
+    label = "the key: the arguments as owned values, or `cache_key`",
+    note = "give the key yourself with `cache_key = <expression>` (an id, a tuple of the arguments that matter)"
+)]
+pub trait CacheKey: Hash + Eq + Clone + Send + Sync + 'static {}
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> CacheKey for K {}
+
+/// An argument as an owned value for the cache's key: `&str` gives a `String`, `&[T]` a
+/// `Vec<T>`, any `Clone` value its clone.
+pub fn owned<T: ToOwned + ?Sized>(value: &T) -> T::Owned {
+    value.to_owned()
 }
 
 /// The breaker of `key` in `family`, or the rejection that stands for a refused family or key.

@@ -40,6 +40,10 @@ pub struct Spec {
     pub hedge: Option<Duration>,
     /// How many hedges, with `hedge`.
     pub hedges: u32,
+    /// How old a cached value may be and still answer a failed call.
+    pub cache: Option<Duration>,
+    /// How many keys the cache keeps, with `cache`.
+    pub cache_capacity: Option<usize>,
 }
 
 impl Spec {
@@ -62,6 +66,12 @@ impl Spec {
         }
         if let Some(delay) = self.hedge {
             builder = builder.hedge(delay).hedges(self.hedges);
+        }
+        if let Some(max_age) = self.cache {
+            builder = builder.cache(max_age);
+        }
+        if let Some(capacity) = self.cache_capacity {
+            builder = builder.cache_capacity(capacity);
         }
         if let Some(name) = self.breaker {
             builder = builder.breaker(name);
@@ -137,6 +147,20 @@ impl Spec {
         }
         if let Some(name) = &overrides.bulkhead {
             builder = builder.bulkhead(name.clone());
+        }
+        match (self.cache, overrides.cache) {
+            // Only a function whose attribute caches stores and serves values.
+            (None, Some(Some(_))) => tracing::warn!(
+                target: "resilient::registry",
+                call_site = name,
+                "a configuration file gives this call site `cache`, but its attribute has none: add `cache` to the attribute to cache its answers"
+            ),
+            (Some(_), Some(Some(max_age))) => builder = builder.cache(max_age),
+            (_, Some(None)) => builder = builder.no_cache(),
+            (_, None) => {}
+        }
+        if let Some(capacity) = overrides.cache_capacity {
+            builder = builder.cache_capacity(capacity);
         }
         builder
     }

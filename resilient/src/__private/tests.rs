@@ -11,8 +11,9 @@ fn the_macros_retry_limit_matches_the_runtimes() {
     // `resilient-macros` refuses `retries` above 100 at compile time, so that `policy()`
     // never meets a limit `build` would refuse.
     assert_eq!(crate::retry::MAX_RETRIES, 100);
-    // Likewise `hedges` above 10.
+    // Likewise `hedges` above 10, and `cache_capacity` above a million.
     assert_eq!(crate::hedge::MAX_HEDGES, 10);
+    assert_eq!(crate::cache::MAX_CACHE_CAPACITY, 1_000_000);
 }
 
 #[test]
@@ -71,6 +72,8 @@ fn a_method_is_named_after_its_type_without_generic_arguments() {
         jitter: None,
         hedge: None,
         hedges: 1,
+        cache: None,
+        cache_capacity: None,
     });
     assert_eq!(SITE.name(), "__private::tests::{Self}::get");
     SITE.name_after(|| "app::Orders<u8>");
@@ -94,6 +97,8 @@ fn a_spec_builds_the_policy_it_describes() {
         jitter: Some(Jitter::Equal),
         hedge: Some(Duration::from_millis(40)),
         hedges: 2,
+        cache: Some(Duration::from_secs(60)),
+        cache_capacity: Some(10),
     });
     let policy = SITE.policy();
     assert!(std::ptr::eq(policy, SITE.policy()), "built once");

@@ -105,6 +105,11 @@ pub struct CallSiteOverrides {
     pub breaker: Option<String>,
     /// The bulkhead's name.
     pub bulkhead: Option<String>,
+    /// `cache`: `Some(Some(max_age))` serves stale values up to `max_age` old,
+    /// `Some(None)` (`cache = "off"`) turns the attribute's cache off (see [`crate::cache`]).
+    pub cache: Option<Option<Duration>>,
+    /// `cache_capacity`: how many keys the stale cache keeps.
+    pub cache_capacity: Option<usize>,
 }
 
 /// A validated configuration: profiles merged, every entry checked. Apply it with

@@ -117,6 +117,8 @@ raw_table! {
         hedges: u32,
         breaker: String,
         bulkhead: String,
+        cache: OptionalDuration,
+        cache_capacity: usize,
     }
 }
 

@@ -404,6 +404,8 @@ pub(super) fn call_site_overrides(
         hedges: merged.hedges,
         breaker: merged.breaker.clone(),
         bulkhead: merged.bulkhead.clone(),
+        cache: merged.cache.map(|d| d.0),
+        cache_capacity: merged.cache_capacity,
     };
     TimeoutConfig {
         attempt: site.timeout,
@@ -434,6 +436,12 @@ pub(super) fn call_site_overrides(
         if name.as_deref().is_some_and(|name| name.trim().is_empty()) {
             return Err(Issue::new(field, "must not be empty"));
         }
+    }
+    if let Some(Some(max_age)) = site.cache {
+        crate::cache::check_max_age(&subject, max_age)?;
+    }
+    if let Some(capacity) = site.cache_capacity {
+        crate::cache::check_capacity(&subject, capacity)?;
     }
     Ok(site)
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backoff::{Backoff, Jitter};
+use crate::cache::{Attached, CacheConfig, DEFAULT_CACHE_CAPACITY, check_capacity};
 use crate::error::ConfigError;
 use crate::hedge::HedgeConfig;
 use crate::name::check_field;
@@ -86,6 +87,29 @@ impl PolicyBuilder {
         self
     }
 
+    /// Keeps the last good value per key and serves it when a call fails or is rejected, while
+    /// it is at most `max_age` old (see [`crate::cache`]); positive and at most
+    /// [`MAX_DURATION`](crate::MAX_DURATION).
+    pub fn cache(mut self, max_age: Duration) -> Self {
+        self.cache = Some(max_age);
+        self
+    }
+
+    /// How many keys the stale cache keeps (from 1 to
+    /// [`MAX_CACHE_CAPACITY`](crate::cache::MAX_CACHE_CAPACITY); default
+    /// [`DEFAULT_CACHE_CAPACITY`](crate::cache::DEFAULT_CACHE_CAPACITY)). Without
+    /// [`cache`](Self::cache) there is no cache to size.
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = Some(capacity);
+        self
+    }
+
+    /// No stale cache (what a configuration file's `cache = "off"` sets).
+    pub fn no_cache(mut self) -> Self {
+        self.cache = None;
+        self
+    }
+
     /// Decides, for errors of type `E`, which are worth retrying. Predicates apply in the
     /// order added; an error no predicate speaks for is retried.
     pub fn retry_if<E: Any>(
@@ -122,6 +146,7 @@ impl PolicyBuilder {
             hedge.validate(&subject)?;
         }
         self.retry.validate(&subject)?;
+        let cache = self.cache_config(&subject)?;
         // The policy's own name first: refused, it leaves no breaker or bulkhead behind.
         let stats = registry.policy_stats(&self.name)?;
         let breaker = match self.breaker.as_deref() {
@@ -144,6 +169,10 @@ impl PolicyBuilder {
             }
             _ => None,
         };
+        let cache = cache.map(|config| Attached {
+            config,
+            slot: registry.cache_slot(&self.name, &stats),
+        });
         let simple = self.timeouts == TimeoutConfig::default()
             && bulkhead.is_none()
             && self.retry.max_retries == 0
@@ -160,6 +189,21 @@ impl PolicyBuilder {
             retry_if: self.retry_if,
             stats,
             listeners: registry.listeners().clone(),
+            cache,
         })
+    }
+
+    /// The stale cache's limits, checked; `None` without [`cache`](Self::cache).
+    fn cache_config(&self, subject: &str) -> Result<Option<CacheConfig>, ConfigError> {
+        if let Some(capacity) = self.cache_capacity {
+            check_capacity(subject, capacity)?;
+        }
+        let Some(max_age) = self.cache else {
+            return Ok(None);
+        };
+        let config = CacheConfig::new(max_age)
+            .with_capacity(self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY));
+        config.validate(subject)?;
+        Ok(Some(config))
     }
 }

@@ -76,6 +76,12 @@ impl<'p> Driver<'p> {
         self.policy
     }
 
+    /// Whether an operator had switched the call site off when the call started.
+    #[inline]
+    pub(crate) fn bypassed(&self) -> bool {
+        self.bypassed
+    }
+
     /// See [`Execution::single_attempt`].
     pub(crate) fn single_attempt(&mut self) {
         self.single = true;

@@ -19,11 +19,13 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::breaker::CircuitBreaker;
 use crate::bulkhead::Bulkhead;
+use crate::cache::{Attached, CacheConfig, StaleCache};
 use crate::callsite::CallSiteStats;
 use crate::context::IdempotencyKey;
 use crate::error::Rejection;
@@ -89,6 +91,8 @@ pub struct Policy {
     stats: Arc<CallSiteStats>,
     /// The registry's listeners, told about retries and fallbacks.
     listeners: Arc<Listeners>,
+    /// The stale-while-failing cache, when [`PolicyBuilder::cache`] set one.
+    cache: Option<Attached>,
 }
 
 impl fmt::Debug for Policy {
@@ -99,6 +103,7 @@ impl fmt::Debug for Policy {
             .field("bulkhead", &self.bulkhead)
             .field("retry", &self.retry)
             .field("timeouts", &self.timeouts)
+            .field("cache", &self.cache_config())
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +119,10 @@ pub struct PolicyBuilder {
     timeouts: TimeoutConfig,
     hedge: Option<HedgeConfig>,
     retry_if: Vec<RetryPredicate>,
+    /// `cache`'s max age; `None`: no stale cache.
+    cache: Option<Duration>,
+    /// `cache_capacity`, checked even without `cache`.
+    cache_capacity: Option<usize>,
 }
 
 impl Policy {
@@ -127,6 +136,8 @@ impl Policy {
             timeouts: TimeoutConfig::default(),
             hedge: None,
             retry_if: Vec::new(),
+            cache: None,
+            cache_capacity: None,
         }
     }
 
@@ -158,6 +169,71 @@ impl Policy {
     /// The hedging settings, if the policy hedges its attempts.
     pub fn hedge(&self) -> Option<HedgeConfig> {
         self.hedge
+    }
+
+    /// The stale cache's limits, if the policy has one.
+    pub fn cache_config(&self) -> Option<CacheConfig> {
+        self.cache.as_ref().map(|cache| cache.config)
+    }
+
+    /// The call site's stale-while-failing cache for keys `K` and values `V`, under this
+    /// policy's limits; `None` without [`PolicyBuilder::cache`], or when the call site's cache
+    /// already holds another pair of types (a generic function instantiated twice: one warning,
+    /// those calls are not cached). See [`crate::cache`].
+    pub fn stale_cache<K, V>(&self) -> Option<StaleCache<'_, K, V>>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        self.cache.as_ref()?.typed()
+    }
+
+    /// [`call`](Self::call), with the stale-while-failing cache: a success is stored under
+    /// `key`, and an outage is answered with the value stored under `key` when it is at most
+    /// the cache's max age old ([`StaleCache::serve`]). An outage is a call whose last attempt
+    /// was rejected (open breaker, full bulkhead, timeout) or failed with an error
+    /// [`classify`](Self::classify) calls transient. A permanent error (such as a 404) is an
+    /// answer, not an outage: it comes through as it is, as HTTP's `stale-if-error` serves only
+    /// server errors. Without a cache, or while an operator has switched the call site off,
+    /// this is `call`.
+    ///
+    /// A success costs a clone of the value and of the key, an allocation and a short lock.
+    pub async fn call_cached<K, T, E, F, Fut>(&self, key: K, mut make: F) -> Result<T, E>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        T: Clone + Send + Sync + 'static,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<Rejection> + 'static,
+    {
+        let Some(cache) = self
+            .stale_cache::<K, T>()
+            .filter(|_| !self.stats.is_bypassed())
+        else {
+            return self.call(make).await;
+        };
+        // The public step-wise API, so that the last attempt's kind is known: a rejection
+        // becomes an `E` the classifier may call permanent, and is still an outage.
+        let mut execution = self.execution();
+        let (result, outage) = loop {
+            let attempt = execution.attempt(make()).await;
+            let outage = match &attempt {
+                Attempt::Rejected(_) => true,
+                Attempt::Done(Err(error)) => self.classify(error).transient,
+                Attempt::Done(Ok(_)) => false,
+            };
+            if let Next::Return(result) = execution.next(attempt, |e| self.classify(e)).await {
+                break (result, outage);
+            }
+        };
+        match result {
+            Ok(value) => {
+                cache.store(key, &value);
+                Ok(value)
+            }
+            Err(error) if outage => cache.serve(&key).map(|stale| stale.value).ok_or(error),
+            Err(error) => Err(error),
+        }
     }
 
     /// The call site's counters, shared by every policy built under the same name in one

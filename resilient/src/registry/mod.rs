@@ -33,6 +33,7 @@ use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use crate::breaker::{BreakerConfig, CircuitBreaker};
 use crate::bulkhead::{Bulkhead, BulkheadConfig};
+use crate::cache::CacheSlot;
 use crate::callsite::{CallSiteDescription, CallSiteStats, annotated_call_sites};
 use crate::error::{ConfigError, RegistryError, UnknownName, ValidationError};
 use crate::event::Listeners;
@@ -66,6 +67,9 @@ pub struct Registry {
     families: Table<crate::family::BreakerFamily>,
     budgets: RwLock<HashMap<Arc<str>, Arc<RetryBudget>>>,
     pub(super) call_sites: RwLock<HashMap<Arc<str>, Arc<CallSiteStats>>>,
+    /// The stale caches of the call sites whose policy has one, next to their counters and
+    /// bounded by them (a cache is made only for a name `call_sites` accepted).
+    stale_caches: RwLock<HashMap<Arc<str>, Arc<CacheSlot>>>,
     /// How many breakers, bulkheads and call sites may be created on first use (each kind
     /// counted apart).
     implicit_limit: AtomicUsize,
@@ -116,6 +120,7 @@ impl Registry {
             families: Table::default(),
             budgets: RwLock::default(),
             call_sites: RwLock::default(),
+            stale_caches: RwLock::default(),
             implicit_limit: AtomicUsize::new(DEFAULT_IMPLICIT_LIMIT),
             default_breaker: RwLock::new(BreakerConfig::default()),
             default_bulkhead: RwLock::new(BulkheadConfig::default()),
@@ -427,7 +432,27 @@ impl Registry {
     /// keep counting into theirs, unseen; a policy built under the name afterwards starts from
     /// zero. Frees room under the [implicit limit](Self::set_implicit_limit).
     pub fn remove_call_site(&self, name: &str) -> bool {
+        write(&self.stale_caches).remove(name);
         write(&self.call_sites).remove(name).is_some()
+    }
+
+    /// The stale cache of call site `name`, whose counters are `stats`: one per name, kept
+    /// across rebuilds of its policy, dropped with its counters by
+    /// [`remove_call_site`](Self::remove_call_site).
+    pub(crate) fn cache_slot(&self, name: &str, stats: &Arc<CallSiteStats>) -> Arc<CacheSlot> {
+        if let Some(existing) = read(&self.stale_caches).get(name) {
+            return existing.clone();
+        }
+        write(&self.stale_caches)
+            .entry(name.into())
+            .or_insert_with_key(|name| {
+                Arc::new(CacheSlot::new(
+                    name.clone(),
+                    stats.clone(),
+                    self.listeners.clone(),
+                ))
+            })
+            .clone()
     }
 
     /// Switches the policies of call site `name` off (`true`: calls run once, plain) or back

@@ -352,6 +352,8 @@ fn call_site_fields_changed(old: &CallSiteOverrides, new: &CallSiteOverrides) ->
         ("hedges", old.hedges != new.hedges),
         ("breaker", old.breaker != new.breaker),
         ("bulkhead", old.bulkhead != new.bulkhead),
+        ("cache", old.cache != new.cache),
+        ("cache_capacity", old.cache_capacity != new.cache_capacity),
     ];
     changed
         .into_iter()

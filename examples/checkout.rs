@@ -1,6 +1,7 @@
 //! A checkout service prices carts through a feature store that is healthy, then fails hard,
 //! then turns slow, then recovers. Watch the breaker fail fast while the store is down, serve
-//! cached prices from the fallback, and recover through half-open probes without a stampede.
+//! the last good prices from its stale-while-failing cache, pass each call's idempotency key and
+//! remaining time to the store, and recover through half-open probes without a stampede.
 //!
 //! ```sh
 //! cargo run --example checkout

@@ -258,3 +258,28 @@ async fn an_annotated_functions_attempts_see_the_context_too() {
     let keys = seen.keys();
     assert!(keys.iter().all(|key| *key == keys[0]), "{keys:?}");
 }
+
+/// The caller's own key, from an argument: a request id it already has.
+#[resilient::resilient(retries = 2, backoff = "1ms", idempotency_key = request_key.clone())]
+async fn annotated_with_key(seen: Seen, request_key: IdempotencyKey) -> Result<u32, TestError> {
+    let _ = &request_key;
+    flaky(seen, 2).await
+}
+
+/// The lean path: a breaker only, no retries.
+#[resilient::resilient(breaker = "context::lean", idempotency_key = IdempotencyKey::new("order-9").unwrap())]
+async fn lean_with_key(seen: Seen) -> Result<u32, TestError> {
+    flaky(seen, 1).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_attributes_idempotency_key_is_the_one_every_attempt_sees() {
+    let seen = Seen::default();
+    let key = IdempotencyKey::new("request-42").unwrap();
+    assert_eq!(annotated_with_key(seen.clone(), key).await, Ok(2));
+    assert_eq!(seen.keys(), ["request-42", "request-42"]);
+
+    let lean = Seen::default();
+    assert_eq!(lean_with_key(lean.clone()).await, Ok(1));
+    assert_eq!(lean.keys(), ["order-9"]);
+}

@@ -6,7 +6,7 @@
 //! here that one example reaches is reached by the other too (directly or through
 //! [`Scenario::run_phase`]), so neither build warns about dead code.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fmt::Display;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,19 +20,16 @@ use tokio::time::Instant;
 /// One checkout request every this often (200 requests per second).
 const REQUEST_EVERY: Duration = Duration::from_millis(5);
 
-/// A price in cents, and whether it came from the cache.
+/// A price in cents.
 #[derive(Debug, Clone, Copy)]
 struct Price {
+    #[allow(dead_code)] // read by nobody: the scenario counts answers, not prices
     cents: u64,
-    cached: bool,
 }
 
 impl Price {
     fn fresh(cents: u64) -> Self {
-        Price {
-            cents,
-            cached: false,
-        }
+        Price { cents }
     }
 }
 
@@ -40,6 +37,8 @@ impl Price {
 enum PricingError {
     #[error("feature store unavailable")]
     Unavailable,
+    #[error("never priced, and the feature store cannot answer")]
+    NeverPriced,
     #[error(transparent)]
     Rejected(#[from] Rejection),
 }
@@ -87,6 +86,11 @@ pub const SCHEDULE: [Phase; 4] = [
 struct FeatureStore {
     health: AtomicU8,
     calls: AtomicU64,
+    /// The idempotency keys it has seen: a retry sends its call's key again, so a store that
+    /// applies writes could apply each call's once.
+    keys: Mutex<HashSet<String>>,
+    /// Requests that came with a key seen before: retries of one call.
+    repeated_keys: AtomicU64,
 }
 
 impl FeatureStore {
@@ -102,8 +106,28 @@ impl FeatureStore {
         }
     }
 
-    async fn fetch_price(&self, sku: &str) -> Result<Price, PricingError> {
+    /// Prices `sku` for the call whose idempotency key is `key`, giving up when the caller's
+    /// `remaining` time runs out (as a database honours a statement timeout).
+    async fn fetch_price(
+        &self,
+        sku: &str,
+        key: &str,
+        remaining: Option<Duration>,
+    ) -> Result<Price, PricingError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        if !self.keys.lock().expect("keys lock").insert(key.to_owned()) {
+            self.repeated_keys.fetch_add(1, Ordering::Relaxed);
+        }
+        let answer = self.answer(sku);
+        match remaining {
+            Some(remaining) => tokio::time::timeout(remaining, answer)
+                .await
+                .unwrap_or(Err(PricingError::Unavailable)),
+            None => answer.await,
+        }
+    }
+
+    async fn answer(&self, sku: &str) -> Result<Price, PricingError> {
         match self.health() {
             Health::Healthy => {
                 tokio::time::sleep(Duration::from_millis(4)).await;
@@ -123,13 +147,12 @@ impl FeatureStore {
 
 struct Checkout {
     store: Arc<FeatureStore>,
-    /// Last known prices in cents, served when the store cannot answer.
-    cache: Mutex<HashMap<String, u64>>,
 }
 
 impl Checkout {
     /// Prices one item: 100 ms per attempt, two retries with backoff, the `feature_store`
-    /// breaker and bulkhead, and the cache as the fallback.
+    /// breaker and bulkhead; when all that fails, the last price seen in the past minute
+    /// (`cache`), and only then the fallback.
     #[resilient::resilient(
         timeout = "100ms",
         total_timeout = "500ms",
@@ -138,26 +161,22 @@ impl Checkout {
         breaker = "feature_store",
         bulkhead = "feature_store",
         name = "checkout::price",
-        fallback = Checkout::cached_price
+        cache = "1m",
+        fallback = Checkout::never_priced
     )]
     async fn price(&self, sku: &str) -> Result<Price, PricingError> {
-        let price = self.store.fetch_price(sku).await?;
-        self.cache
-            .lock()
-            .expect("cache lock")
-            .insert(sku.to_owned(), price.cents);
-        Ok(price)
+        // The attempt's context: its call's idempotency key (the same on every retry) and the
+        // time left before the total timeout, both passed on to the store.
+        let context = resilient::context().expect("an attempt has a context");
+        self.store
+            .fetch_price(sku, context.idempotency_key().as_str(), context.remaining())
+            .await
     }
 
-    /// The fallback: the last price seen, or the error if the item was never priced.
-    fn cached_price(&self, sku: &str, error: PricingError) -> Result<Price, PricingError> {
-        let cached = self.cache.lock().expect("cache lock").get(sku).copied();
-        cached
-            .map(|cents| Price {
-                cents,
-                cached: true,
-            })
-            .ok_or(error)
+    /// The fallback, for an item the cache has no fresh price of.
+    fn never_priced(&self, sku: &str, error: PricingError) -> Result<Price, PricingError> {
+        let _ = (sku, error);
+        Err(PricingError::NeverPriced)
     }
 }
 
@@ -167,6 +186,8 @@ struct PhaseStats {
     latencies: Vec<Duration>,
     fresh: u64,
     cached: u64,
+    /// The age of the oldest cached price served.
+    oldest_cached: Duration,
     failed: u64,
 }
 
@@ -185,6 +206,8 @@ pub struct PhaseReport {
     stats: PhaseStats,
     store_calls: u64,
     retries: u64,
+    /// Store requests that repeated a call's idempotency key (its retries).
+    repeated_keys: u64,
 }
 
 /// The running scenario: the store, the service in front of it, and the clock the timeline
@@ -229,10 +252,11 @@ impl Scenario {
         let store = Arc::new(FeatureStore {
             health: AtomicU8::new(Health::Healthy as u8),
             calls: AtomicU64::new(0),
+            keys: Mutex::new(HashSet::new()),
+            repeated_keys: AtomicU64::new(0),
         });
         let checkout = Arc::new(Checkout {
             store: store.clone(),
-            cache: Mutex::new(HashMap::new()),
         });
         println!(
             "checkout: 200 requests/s over {} phases of {phase:?}; breaker `feature_store` opens at ≥ 50 % failures (or slow calls) over the last 20 calls\n",
@@ -256,6 +280,7 @@ impl Scenario {
     pub async fn run_phase(&self, phase: &Phase) -> PhaseReport {
         self.store.set(phase.health);
         let calls_before = self.store.calls.load(Ordering::Relaxed);
+        let repeated_before = self.store.repeated_keys.load(Ordering::Relaxed);
         let retries_before = retries_so_far();
         self.log(format_args!("── phase `{}`: {}", phase.name, phase.what));
 
@@ -271,14 +296,18 @@ impl Scenario {
             let (checkout, stats) = (self.checkout.clone(), stats.clone());
             requests.push(tokio::spawn(async move {
                 let begun = Instant::now();
-                let result = checkout.price(sku).await;
+                // `observe` says whether the answer came from the cache, and how old it was.
+                let (result, stale) = resilient::cache::observe(checkout.price(sku)).await;
                 let latency = begun.elapsed();
                 let mut stats = stats.lock().expect("stats lock");
                 stats.latencies.push(latency);
-                match result {
-                    Ok(price) if price.cached => stats.cached += 1,
-                    Ok(_) => stats.fresh += 1,
-                    Err(_) => stats.failed += 1,
+                match (result, stale) {
+                    (Ok(_), Some(age)) => {
+                        stats.cached += 1;
+                        stats.oldest_cached = stats.oldest_cached.max(age);
+                    }
+                    (Ok(_), None) => stats.fresh += 1,
+                    (Err(_), _) => stats.failed += 1,
                 }
             }));
         }
@@ -295,6 +324,7 @@ impl Scenario {
             stats,
             store_calls: self.store.calls.load(Ordering::Relaxed) - calls_before,
             retries: retries_so_far() - retries_before,
+            repeated_keys: self.store.repeated_keys.load(Ordering::Relaxed) - repeated_before,
         }
     }
 }
@@ -302,26 +332,38 @@ impl Scenario {
 /// Prints the per-phase table and what it shows.
 pub fn print_summary(reports: &[PhaseReport]) {
     println!(
-        "\n{:<10} {:>8} {:>7} {:>7} {:>6} {:>11} {:>8} {:>9} {:>9}",
-        "phase", "requests", "fresh", "cached", "failed", "store calls", "retries", "p50", "p99"
+        "\n{:<10} {:>8} {:>7} {:>7} {:>10} {:>6} {:>11} {:>8} {:>9} {:>9} {:>9}",
+        "phase",
+        "requests",
+        "fresh",
+        "cached",
+        "oldest",
+        "failed",
+        "store calls",
+        "retries",
+        "same key",
+        "p50",
+        "p99"
     );
     for report in reports {
         let stats = &report.stats;
         println!(
-            "{:<10} {:>8} {:>7} {:>7} {:>6} {:>11} {:>8} {:>9} {:>9}",
+            "{:<10} {:>8} {:>7} {:>7} {:>10} {:>6} {:>11} {:>8} {:>9} {:>9} {:>9}",
             report.phase,
             stats.latencies.len(),
             stats.fresh,
             stats.cached,
+            format!("{:.1?}", stats.oldest_cached),
             stats.failed,
             report.store_calls,
             report.retries,
+            report.repeated_keys,
             format!("{:.1?}", stats.percentile(0.5)),
             format!("{:.1?}", stats.percentile(0.99)),
         );
     }
     println!(
-        "\nWhile the breaker was open, requests got cached prices at once instead of waiting on a dead store;\nafter recovery, three half-open probes closed it again."
+        "\nWhile the breaker was open, requests got the last good prices from the cache at once (`cached`, at most\n`oldest` old) instead of waiting on a dead store; every retry carried its call's idempotency key (`same key`)\nand its remaining time; after recovery, three half-open probes closed the breaker again."
     );
 }
 

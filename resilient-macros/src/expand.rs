@@ -435,6 +435,10 @@ fn wrap(
         }
     };
     let use_key = use_key(options, &run);
+    let idempotency_key = options.idempotency_key.as_ref().map(|key| {
+        let value = &key.value;
+        quote_spanned!(key.span=> #run.use_idempotency_key(#value);)
+    });
     let named_after_self = named_after_self(options, sig);
     let registration = registration(options, sig, &site);
     let name_after = named_after_self.then(|| {
@@ -448,6 +452,7 @@ fn wrap(
         #name_after
         let mut #run = #start;
         #use_key
+        #idempotency_key
         #cache_key
         #finish
     };

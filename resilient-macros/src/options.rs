@@ -28,6 +28,7 @@ const KEYS: &[&str] = &[
     "cache",
     "cache_capacity",
     "cache_key",
+    "idempotency_key",
     "breaker",
     "breaker_key",
     "bulkhead",
@@ -86,6 +87,9 @@ pub(crate) struct Options {
     pub(crate) cache_capacity: Option<Setting<usize>>,
     /// The cache's key, evaluated per call (with `cache`); the arguments by default.
     pub(crate) cache_key: Option<Setting<syn::Expr>>,
+    /// The call's idempotency key (a `resilient::IdempotencyKey`), evaluated per call; one is
+    /// generated when an attempt first asks otherwise.
+    pub(crate) idempotency_key: Option<Setting<syn::Expr>>,
     pub(crate) breaker: Option<Setting<String>>,
     /// An expression evaluated per call: its value picks the key's breaker in the family
     /// `breaker` names.
@@ -167,6 +171,7 @@ impl Options {
             "cache" => set(&mut self.cache, meta, errors, DurationArg::get),
             "cache_capacity" => set(&mut self.cache_capacity, meta, errors, CapacityArg::get),
             "cache_key" => set(&mut self.cache_key, meta, errors, KeyArg::get),
+            "idempotency_key" => set(&mut self.idempotency_key, meta, errors, KeyArg::get),
             "breaker" => set(&mut self.breaker, meta, errors, NameArg::get),
             "breaker_key" => set(&mut self.breaker_key, meta, errors, KeyArg::get),
             "bulkhead" => set(&mut self.bulkhead, meta, errors, NameArg::get),

@@ -196,11 +196,18 @@ pub(crate) struct CallScope {
 
 impl CallScope {
     /// A call with the caller's key, or one generated on first use, and its total deadline.
+    #[inline]
     pub(crate) fn new(key: Option<IdempotencyKey>, deadline: Option<Instant>) -> Self {
         CallScope {
             key: key.map_or_else(OnceLock::new, OnceLock::from),
             deadline,
         }
+    }
+
+    /// The call's total deadline.
+    #[inline]
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// Gives the call a key of the caller's, unless an attempt already asked for one.
@@ -234,6 +241,7 @@ pin_project_lite::pin_project! {
 impl<F: Future> Future for WithContext<'_, F> {
     type Output = F::Output;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let frame = Frame {
@@ -260,6 +268,7 @@ struct Entered<'s> {
 }
 
 impl Drop for Entered<'_> {
+    #[inline]
     fn drop(&mut self) {
         let outer = self.outer.take();
         let ours = CURRENT

@@ -205,6 +205,12 @@ impl<T, E: Any> Run<T, E> {
         self.driver.use_breaker(breaker);
     }
 
+    /// Gives this call the caller's idempotency key (`idempotency_key`): every attempt's
+    /// [`context()`](crate::context::context) gives it.
+    pub fn use_idempotency_key(&mut self, key: crate::context::IdempotencyKey) {
+        self.driver.use_idempotency_key(key);
+    }
+
     /// [`once`](Self::once) for a call site with `breaker_key`.
     pub async fn once_keyed<F, A>(&mut self, make: F) -> Result<T, E>
     where

@@ -38,7 +38,6 @@ pub(crate) struct Driver<'p> {
     single: bool,
     /// See [`CallSiteStats::start_timer`](crate::callsite::CallSiteStats).
     started: u64,
-    deadline: Option<Instant>,
     /// This call's place in the retry budget's count of calls in flight, taken by its first
     /// attempt.
     call_guard: Option<CallGuard<'p>>,
@@ -63,7 +62,6 @@ impl<'p> Driver<'p> {
             bypassed,
             single: false,
             started: policy.stats.start_timer(),
-            deadline,
             call_guard: None,
             scope: CallScope::new(None, deadline),
             stepwise: None,
@@ -111,7 +109,7 @@ impl<'p> Driver<'p> {
                 scope: &self.scope,
                 permit,
                 slot,
-                deadline: self.deadline,
+                deadline: self.scope.deadline(),
             })),
             Admission::Refused(rejection) => {
                 self.policy.stats.stop_timer(self.started);
@@ -158,7 +156,13 @@ impl<'p> Driver<'p> {
                 Admission::Admitted(permit, slot) => {
                     let future = self.scope.attempt(1, future);
                     return AttemptFuture::Guarded {
-                        guarded: Guarded::new(self.policy, future, permit, slot, self.deadline),
+                        guarded: Guarded::new(
+                            self.policy,
+                            future,
+                            permit,
+                            slot,
+                            self.scope.deadline(),
+                        ),
                     };
                 }
                 Admission::Refused(rejection) => {
@@ -269,7 +273,8 @@ impl<'p> Driver<'p> {
     fn stepwise(&mut self) -> &mut Execution<'p> {
         if self.stepwise.is_none() {
             self.lean = false;
-            let mut execution = self.policy.resumed_execution(self.started, self.deadline);
+            let deadline = self.scope.deadline();
+            let mut execution = self.policy.resumed_execution(self.started, deadline);
             execution.bypassed = self.bypassed;
             execution.call_guard = self.call_guard.take();
             // With the key a lean attempt may have drawn, so that every retry sends it too.
@@ -354,7 +359,7 @@ impl std::fmt::Debug for Driver<'_> {
         f.debug_struct("Driver")
             .field("policy", &self.policy.name)
             .field("lean", &self.lean)
-            .field("deadline", &self.deadline)
+            .field("deadline", &self.scope.deadline())
             .finish_non_exhaustive()
     }
 }

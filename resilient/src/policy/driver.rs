@@ -3,9 +3,9 @@
 //! A call starts *lean*: its first attempt is one hand-written future
 //! ([`Guarded`](super::attempt::Guarded)) admitted without waiting, and a success ends the
 //! call there, without the step-wise driver. Everything else (a failure worth a retry, a
-//! bulkhead that makes the call wait, a call site an operator switched off, a call traced at
-//! DEBUG, a retry budget, a key's own breaker) moves the call onto an [`Execution`], created
-//! then and boxed, so that its state and its `async` steps add nothing to the size of a call
+//! bulkhead that makes the call wait, a hedge, a call site an operator switched off, a call
+//! traced at DEBUG, a key's own breaker) moves the call onto an [`Execution`], created then and
+//! boxed, so that its state and its `async` steps add nothing to the size of a call
 //! that never needs them, and are compiled once per result type rather than inlined into every
 //! caller's future.
 

@@ -290,3 +290,32 @@ async fn a_configuration_file_sets_the_hedge_delay_and_refuses_bad_values() {
     let many = FileConfig::from_toml("[call_sites.x]\nhedges = 11\n").unwrap_err();
     assert_eq!(many.field_name(), Some("hedges"), "{many}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_is_the_same_attempt_with_the_same_idempotency_key() {
+    let registry = Registry::new();
+    let policy = Policy::builder("hedge::context")
+        .hedge(50 * MS)
+        .build_in(&registry)
+        .unwrap();
+    let attempts = AtomicU32::new(0);
+    let seen = std::sync::Mutex::new(Vec::new());
+    let result: Result<u32, TestError> = policy
+        .call(|| async {
+            let context = resilient::context().expect("inside an attempt");
+            seen.lock()
+                .unwrap()
+                .push((context.attempt(), context.idempotency_key().to_string()));
+            first_slow(&attempts).await
+        })
+        .await;
+    assert_eq!(result, Ok(1));
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen.len(), 2, "the first attempt and its hedge");
+    assert_eq!(
+        (seen[0].0, seen[1].0),
+        (1, 1),
+        "a hedge shares its attempt's number"
+    );
+    assert_eq!(seen[0].1, seen[1].1, "and its call's key: {seen:?}");
+}

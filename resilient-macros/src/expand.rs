@@ -413,15 +413,7 @@ fn wrap(
                 }
             }
         };
-        let once = Ident::new(
-            if options.breaker_key.is_some() {
-                "once_keyed"
-            } else {
-                "once"
-            },
-            Span::call_site(),
-        );
-        quote!(#run.#once(#make).await)
+        quote!(#run.once(#make).await)
     };
     let (cache_key, calls) = match &options.cache {
         None => (None, calls),

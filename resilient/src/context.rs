@@ -244,25 +244,35 @@ impl<F: Future> Future for WithContext<'_, F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        let scope = *this.scope;
         let frame = Frame {
             attempt: *this.number,
-            deadline: this.scope.deadline,
-            key: this.scope.key.get().cloned(),
+            deadline: scope.deadline,
+            key: scope.key.get().cloned(),
         };
-        let _entered = Entered {
-            scope: this.scope,
-            outer: CURRENT
-                .try_with(|current| current.replace(Some(frame)))
-                .ok()
-                .flatten(),
-        };
-        this.future.poll(cx)
+        let mut future = this.future;
+        // One thread-local access for the whole poll: the guard restores the outer frame
+        // through the same reference.
+        let polled = CURRENT.try_with(|current| {
+            let _entered = Entered {
+                current,
+                scope,
+                outer: current.replace(Some(frame)),
+            };
+            future.as_mut().poll(cx)
+        });
+        match polled {
+            Ok(polled) => polled,
+            // The thread-local is gone (thread teardown): no context, as outside a call.
+            Err(_) => future.poll(cx),
+        }
     }
 }
 
 /// Restores the outer context when the poll returns, or unwinds: a panicking body must not
 /// leave its context current for whatever the thread polls next.
 struct Entered<'s> {
+    current: &'s Cell<Option<Frame>>,
     scope: &'s CallScope,
     outer: Option<Frame>,
 }
@@ -270,11 +280,7 @@ struct Entered<'s> {
 impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
-        let outer = self.outer.take();
-        let ours = CURRENT
-            .try_with(|current| current.replace(outer))
-            .ok()
-            .flatten();
+        let ours = self.current.replace(self.outer.take());
         // A key generated during this poll belongs to the whole call: later attempts reuse it.
         if let Some(key) = ours.and_then(|frame| frame.key) {
             let _ = self.scope.key.set(key);

@@ -211,15 +211,6 @@ impl<T, E: Any> Run<T, E> {
         self.driver.use_idempotency_key(key);
     }
 
-    /// [`once`](Self::once) for a call site with `breaker_key`.
-    pub async fn once_keyed<F, A>(&mut self, make: F) -> Result<T, E>
-    where
-        F: FnOnce() -> A,
-        A: Future<Output = Result<T, E>>,
-    {
-        self.once(make).await
-    }
-
     /// Stores a success under `key` in the call site's stale-while-failing cache (`cache`).
     pub fn cache_store<K: CacheKey>(&self, key: K, value: &T)
     where

@@ -67,6 +67,7 @@ fn main() {
         if repeats > 1 {
             eprintln!("== run {} of {repeats} ==", index + 1);
         }
+        report::set_run(index + 1);
         all_runs.push(run_groups(&run, &mut c, &criterion_dir, &rt, &out));
     }
     let results = if repeats > 1 {

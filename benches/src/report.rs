@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What a group's values measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,10 +219,37 @@ impl Target {
 
 /// The median time per iteration criterion measured for `group/id`, in nanoseconds.
 pub fn criterion_median(root: &Path, group: &str, id: &str) -> Option<f64> {
-    let path = root.join(group).join(id).join("new").join("estimates.json");
+    let path = root
+        .join(group)
+        .join(criterion_dir_name(id, current_run()))
+        .join("new")
+        .join("estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json["median"]["point_estimate"].as_f64()
+}
+
+/// Which run of a repeated invocation is measuring, from 1 (see [`set_run`]).
+static RUN: AtomicUsize = AtomicUsize::new(1);
+
+/// Says which run of a repeated invocation (`RESILIENT_BENCH_RUNS`) the groups measure now, so
+/// that each run reads its own criterion estimates.
+pub fn set_run(run: usize) {
+    RUN.store(run.max(1), Ordering::Relaxed);
+}
+
+fn current_run() -> usize {
+    RUN.load(Ordering::Relaxed)
+}
+
+/// Where criterion keeps an entry's estimates: an id measured again in the same process gets
+/// `_2`, `_3`, … (criterion's own suffix for a repeated id), so run n reads `id_n`.
+fn criterion_dir_name(id: &str, run: usize) -> String {
+    if run <= 1 {
+        id.to_owned()
+    } else {
+        format!("{id}_{run}")
+    }
 }
 
 /// The run's summary as Markdown: one table per group with every pairwise ratio, then the
@@ -310,6 +338,26 @@ fn group_table(out: &mut String, group: &Group) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_run_reads_the_estimates_criterion_wrote_for_it() {
+        let root = std::env::temp_dir().join(format!("resilient-bench-{}", std::process::id()));
+        for (dir, median) in [("entry", 10.0), ("entry_2", 20.0), ("entry_3", 30.0)] {
+            let new = root.join("g").join(dir).join("new");
+            std::fs::create_dir_all(&new).unwrap();
+            let json = format!("{{\"median\": {{\"point_estimate\": {median}}}}}");
+            std::fs::write(new.join("estimates.json"), json).unwrap();
+        }
+        let medians: Vec<_> = (1..=3)
+            .map(|run| {
+                set_run(run);
+                criterion_median(&root, "g", "entry")
+            })
+            .collect();
+        set_run(1);
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(medians, [Some(10.0), Some(20.0), Some(30.0)]);
+    }
 
     #[test]
     fn the_table_holds_every_pairwise_ratio() {

@@ -3,7 +3,7 @@
 //! operator so that it makes the plain call.
 //!
 //! Counting stays cheap enough for the hot path: a plain load and store per call on the calling
-//! thread's own stripe of a [`StripedCounter`], so threads calling one function never share a
+//! thread's own stripe of a striped counter, so threads calling one function never share a
 //! counter's cache line. Latency needs two clock readings, so it is sampled: one call in
 //! [`LATENCY_SAMPLE_EVERY`] per thread is timed (a thread-local countdown, no shared write).
 //! Percentiles from a sample are estimates; at the traffic where they matter the sample is

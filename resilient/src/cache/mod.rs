@@ -14,7 +14,7 @@
 //!   [`store`](StaleCache::store) and [`serve`](StaleCache::serve) by hand.
 //! * [`observe`] tells the caller that an answer was stale, and how old, without changing any
 //!   signature. Each stale answer is also logged (WARN on `resilient::cache`), counted in the
-//!   call site's `stale_served` and sent as [`Event::StaleServed`](crate::Event::StaleServed).
+//!   call site's `stale_served` and sent as [`Event::StaleServed`].
 //!
 //! An entry is served while its age is at most `max_age`, the limit included: with
 //! `max_age` = 5 minutes, a value stored at 12:00:00 is served until 12:05:00 and not after.

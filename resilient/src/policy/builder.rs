@@ -97,7 +97,7 @@ impl PolicyBuilder {
 
     /// How many keys the stale cache keeps (from 1 to
     /// [`MAX_CACHE_CAPACITY`](crate::cache::MAX_CACHE_CAPACITY); default
-    /// [`DEFAULT_CACHE_CAPACITY`](crate::cache::DEFAULT_CACHE_CAPACITY)). Without
+    /// [`DEFAULT_CACHE_CAPACITY`]). Without
     /// [`cache`](Self::cache) there is no cache to size.
     pub fn cache_capacity(mut self, capacity: usize) -> Self {
         self.cache_capacity = Some(capacity);

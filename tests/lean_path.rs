@@ -112,3 +112,46 @@ async fn every_distinct_setting_reaches_the_call_site_beyond_the_fast_slots() {
         );
     }
 }
+
+#[resilient(name = "lean::sized::breaker", breaker = "lean::sized")]
+async fn breaker_only(x: u64) -> Result<u64, TestError> {
+    Ok(x)
+}
+
+#[resilient(
+    name = "lean::sized::full",
+    timeout = "1s",
+    retries = 3,
+    breaker = "lean::sized",
+    bulkhead = "lean::sized",
+    fallback = sized_fallback
+)]
+async fn full_attribute(x: u64) -> Result<u64, TestError> {
+    Ok(x)
+}
+
+fn sized_fallback(_x: u64, _error: TestError) -> Result<u64, TestError> {
+    Ok(0)
+}
+
+async fn plain(x: u64) -> Result<u64, TestError> {
+    Ok(x)
+}
+
+/// Issue 9's budgets for the annotated function's future, over the same function unannotated:
+/// 256 bytes with a breaker only, 512 with the full attribute. The step-wise driver is boxed
+/// and entered only when a call needs it, so nothing of it may creep back into these futures.
+#[test]
+fn the_annotated_futures_stay_within_their_size_budgets() {
+    let plain = size_of_val(&plain(1));
+    let breaker = size_of_val(&breaker_only(1));
+    let full = size_of_val(&full_attribute(1));
+    assert!(
+        breaker <= plain + 256,
+        "breaker only: {breaker} B, plain {plain} B"
+    );
+    assert!(
+        full <= plain + 512,
+        "full attribute: {full} B, plain {plain} B"
+    );
+}

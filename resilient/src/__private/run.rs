@@ -148,28 +148,24 @@ impl<T, E: Any> Run<T, E> {
         A: Future<Output = Result<T, E>>,
     {
         self.driver.single_attempt();
+        // Decided in a block of its own, so that nothing of the admission's result stays in
+        // this future across the await below.
         let lean = match self.driver.admit_once() {
-            Some(Ok(lean)) => Ok(lean.run(make()).await),
-            Some(Err(rejection)) => Err(Ok(rejection)),
-            // The maker comes back out: the step-wise driver builds the attempt.
-            None => Err(Err(make)),
-        };
-        match lean {
-            Ok(attempt) => {
-                self.driver.finish_once();
-                match attempt {
-                    Attempt::Done(result) => result,
-                    Attempt::Rejected(rejection) => {
-                        self.last_rejected = true;
-                        Err((self.reject)(rejection))
-                    }
-                }
+            Some(Ok(lean)) => lean,
+            Some(Err(rejection)) => {
+                self.last_rejected = true;
+                return Err((self.reject)(rejection));
             }
-            Err(Ok(rejection)) => {
+            None => return Box::pin(self.stepwise_once(make)).await,
+        };
+        let attempt = lean.run(&self.driver, make()).await;
+        self.driver.finish_once();
+        match attempt {
+            Attempt::Done(result) => result,
+            Attempt::Rejected(rejection) => {
                 self.last_rejected = true;
                 Err((self.reject)(rejection))
             }
-            Err(Err(make)) => Box::pin(self.stepwise_once(make)).await,
         }
     }
 

@@ -15,7 +15,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
-use tokio::time::Instant;
 
 use crate::breaker::CircuitBreaker;
 use crate::context::{CallScope, IdempotencyKey};
@@ -98,7 +97,7 @@ impl<'p> Driver<'p> {
     /// (see [`single_attempt`](Self::single_attempt)): then [`attempt`](Self::attempt) and
     /// [`next`](Self::next) run it.
     #[inline]
-    pub(crate) fn admit_once(&mut self) -> Option<Result<Lean<'_>, Rejection>> {
+    pub(crate) fn admit_once(&mut self) -> Option<Result<Lean<'p>, Rejection>> {
         if !self.lean {
             return None;
         }
@@ -106,10 +105,8 @@ impl<'p> Driver<'p> {
         match admit_now(self.policy, self.policy.breaker.as_ref()) {
             Admission::Admitted(permit, slot) => Some(Ok(Lean {
                 policy: self.policy,
-                scope: &self.scope,
                 permit,
                 slot,
-                deadline: self.scope.deadline(),
             })),
             Admission::Refused(rejection) => {
                 self.policy.stats.stop_timer(self.started);
@@ -291,23 +288,29 @@ impl<'p> Driver<'p> {
 }
 
 /// An attempt admitted on the lean path, waiting for its body; see [`Driver::admit_once`].
-pub(crate) struct Lean<'a> {
-    policy: &'a Policy,
-    scope: &'a CallScope,
-    permit: Option<crate::breaker::BreakerPermit<'a>>,
-    slot: Option<crate::bulkhead::BulkheadPermit<'a>>,
-    deadline: Option<Instant>,
+pub(crate) struct Lean<'p> {
+    policy: &'p Policy,
+    permit: Option<crate::breaker::BreakerPermit<'p>>,
+    slot: Option<crate::bulkhead::BulkheadPermit<'p>>,
 }
 
-impl<'a> Lean<'a> {
-    /// The attempt: `body`, guarded by what admitted it. Its outcome is recorded when it ends.
+impl<'p> Lean<'p> {
+    /// The attempt: `body`, guarded by what admitted it, in the context of `driver`'s call.
+    /// Its outcome is recorded when it ends.
     #[inline]
-    pub(crate) fn run<T, E: Any, F: Future<Output = Result<T, E>>>(
+    pub(crate) fn run<'d, T, E: Any, F: Future<Output = Result<T, E>>>(
         self,
+        driver: &'d Driver<'p>,
         body: F,
-    ) -> impl Future<Output = Attempt<T, E>> {
-        let body = self.scope.attempt(1, body);
-        Guarded::new(self.policy, body, self.permit, self.slot, self.deadline)
+    ) -> impl Future<Output = Attempt<T, E>> + use<'d, 'p, T, E, F> {
+        let body = driver.scope.attempt(1, body);
+        Guarded::new(
+            self.policy,
+            body,
+            self.permit,
+            self.slot,
+            driver.scope.deadline(),
+        )
     }
 }
 

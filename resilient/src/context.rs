@@ -153,38 +153,77 @@ impl CallContext {
 /// (never a panic, even from a thread-local destructor). In nested calls, the innermost
 /// attempt's.
 pub fn context() -> Option<CallContext> {
-    // `try_with`: during thread teardown the slot may be gone, and that is "no context".
-    CURRENT
-        .try_with(|current| {
-            let mut frame = current.take()?;
-            let key = frame
-                .key
-                .get_or_insert_with(IdempotencyKey::generate)
-                .clone();
-            let context = CallContext {
-                attempt: frame.attempt,
-                remaining: frame
-                    .deadline
-                    .map(|deadline| deadline.saturating_duration_since(Instant::now())),
-                key,
-            };
-            current.set(Some(frame));
-            Some(context)
+    let frame = CURRENT.with(Cell::get);
+    if frame.attempt == 0 {
+        return None;
+    }
+    let key = if frame.keyed {
+        // Set by the poll that made this frame current, or by an earlier ask in it.
+        KEY.try_with(|slot| {
+            let key = slot.take();
+            slot.set(key.clone());
+            key
         })
         .ok()
-        .flatten()
+        .flatten()?
+    } else {
+        generate_key(frame)
+    };
+    Some(CallContext {
+        attempt: frame.attempt,
+        remaining: frame
+            .deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now())),
+        key,
+    })
 }
 
-/// What [`context()`] reads while an attempt is polled.
+/// A key for the current frame's call, asked for the first time in this poll: kept in [`KEY`]
+/// and marked in the frame, so that the poll hands it to its call when it returns.
+#[cold]
+fn generate_key(frame: Frame) -> IdempotencyKey {
+    let key = IdempotencyKey::generate();
+    // The slot is empty here: a poll whose frame has no key empties it (see `Entered`).
+    if KEY.try_with(|slot| slot.set(Some(key.clone()))).is_ok() {
+        CURRENT.with(|current| {
+            current.set(Frame {
+                keyed: true,
+                generated: true,
+                ..frame
+            })
+        });
+    }
+    key
+}
+
+/// What [`context()`] reads while an attempt is polled: plain data, so that the thread-local
+/// needs no destructor and entering a frame is a copy. The key, when the call has one, waits
+/// in [`KEY`], which only calls with keys touch.
+#[derive(Clone, Copy)]
 struct Frame {
+    /// 0 outside any attempt; attempts count from 1.
     attempt: u32,
     deadline: Option<Instant>,
-    /// `None` until someone asks: most calls never do, and a random key costs a system call.
-    key: Option<IdempotencyKey>,
+    /// [`KEY`] holds this frame's key.
+    keyed: bool,
+    /// The key was generated during this poll: the call keeps it for its later attempts.
+    generated: bool,
+}
+
+impl Frame {
+    const NONE: Frame = Frame {
+        attempt: 0,
+        deadline: None,
+        keyed: false,
+        generated: false,
+    };
 }
 
 thread_local! {
-    static CURRENT: Cell<Option<Frame>> = const { Cell::new(None) };
+    static CURRENT: Cell<Frame> = const { Cell::new(Frame::NONE) };
+    /// The key of the current frame, when it is `keyed`. Polls nest on a thread, so each poll
+    /// that changes it puts the outer frame's back when it returns.
+    static KEY: Cell<Option<IdempotencyKey>> = const { Cell::new(None) };
 }
 
 /// One logical call: its deadline and its key, shared by its attempts.
@@ -241,48 +280,62 @@ pin_project_lite::pin_project! {
 impl<F: Future> Future for WithContext<'_, F> {
     type Output = F::Output;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let scope = *this.scope;
+        let key = scope.key.get();
         let frame = Frame {
             attempt: *this.number,
             deadline: scope.deadline,
-            key: scope.key.get().cloned(),
+            keyed: key.is_some(),
+            generated: false,
         };
-        let mut future = this.future;
-        // One thread-local access for the whole poll: the guard restores the outer frame
-        // through the same reference.
-        let polled = CURRENT.try_with(|current| {
-            let _entered = Entered {
-                current,
-                scope,
-                outer: current.replace(Some(frame)),
-            };
-            future.as_mut().poll(cx)
-        });
-        match polled {
-            Ok(polled) => polled,
-            // The thread-local is gone (thread teardown): no context, as outside a call.
-            Err(_) => future.poll(cx),
-        }
+        let outer = CURRENT.with(|current| current.replace(frame));
+        let _entered = Entered {
+            scope,
+            outer,
+            // Only calls with keys, or inside one, touch the key's slot.
+            outer_key: (frame.keyed || outer.keyed).then(|| swap_key(key.cloned())),
+        };
+        this.future.poll(cx)
     }
+}
+
+/// Puts `key` in the key's slot and returns what was there.
+#[cold]
+fn swap_key(key: Option<IdempotencyKey>) -> Option<IdempotencyKey> {
+    KEY.try_with(|slot| slot.replace(key)).ok().flatten()
 }
 
 /// Restores the outer context when the poll returns, or unwinds: a panicking body must not
 /// leave its context current for whatever the thread polls next.
 struct Entered<'s> {
-    current: &'s Cell<Option<Frame>>,
     scope: &'s CallScope,
-    outer: Option<Frame>,
+    outer: Frame,
+    /// The outer frame's key, taken out of the slot when this poll entered (`None` when the
+    /// slot was not touched then).
+    outer_key: Option<Option<IdempotencyKey>>,
 }
 
 impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
-        let ours = self.current.replace(self.outer.take());
-        // A key generated during this poll belongs to the whole call: later attempts reuse it.
-        if let Some(key) = ours.and_then(|frame| frame.key) {
+        let ours = CURRENT.with(|current| current.replace(self.outer));
+        if ours.keyed || self.outer_key.is_some() {
+            self.leave_key(ours);
+        }
+    }
+}
+
+impl Entered<'_> {
+    /// Puts the outer frame's key back in the slot; a key generated during this poll belongs
+    /// to the whole call, so later attempts reuse it.
+    #[cold]
+    fn leave_key(&mut self, ours: Frame) {
+        let outer_key = self.outer_key.take().flatten();
+        let key = swap_key(outer_key);
+        if let (true, Some(key)) = (ours.generated, key) {
             let _ = self.scope.key.set(key);
         }
     }
@@ -348,6 +401,76 @@ mod tests {
             )
         );
         assert!(context().is_none());
+    }
+
+    /// Whether this thread's key slot is empty (as it must be outside any attempt).
+    fn key_slot_is_empty() -> bool {
+        KEY.with(|slot| {
+            let key = slot.take();
+            let empty = key.is_none();
+            slot.set(key);
+            empty
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_keyless_call_nested_in_a_keyed_one_draws_its_own_key_and_leaves_the_outer_one() {
+        let outer = CallScope::new(IdempotencyKey::new("outer").ok(), None);
+        let inner = CallScope::default();
+        let key_of = || context().map(|c| c.idempotency_key().to_string());
+        let (drawn, after) = outer
+            .attempt(1, async {
+                let drawn = inner.attempt(1, async { key_of() }).await;
+                (drawn, key_of())
+            })
+            .await;
+        let drawn = drawn.expect("the nested attempt has a context");
+        assert_ne!(drawn, "outer");
+        assert_eq!(after.as_deref(), Some("outer"));
+        // The nested call keeps the key it drew for its next attempt.
+        assert_eq!(
+            inner.key.get().map(IdempotencyKey::to_string),
+            Some(drawn.clone())
+        );
+        let retried = inner.attempt(2, async { key_of() }).await;
+        assert_eq!(retried, Some(drawn));
+        assert!(key_slot_is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_drawn_by_nested_keyless_calls_stay_with_their_own_calls() {
+        let outer = CallScope::default();
+        let inner = CallScope::default();
+        let key_of = || context().map(|c| c.idempotency_key().to_string());
+        let (nested, own, again) = outer
+            .attempt(1, async {
+                let nested = inner.attempt(1, async { key_of() }).await;
+                (nested, key_of(), key_of())
+            })
+            .await;
+        assert!(nested.is_some() && own.is_some());
+        assert_ne!(nested, own);
+        assert_eq!(own, again);
+        assert_eq!(outer.key.get().map(IdempotencyKey::to_string), own);
+        assert_eq!(inner.key.get().map(IdempotencyKey::to_string), nested);
+        assert!(key_slot_is_empty());
+    }
+
+    #[test]
+    fn a_panicking_keyed_attempt_leaves_no_key_behind() {
+        let scope = CallScope::new(IdempotencyKey::new("mine").ok(), None);
+        let mut attempt = std::pin::pin!(scope.attempt(1, async {
+            assert!(context().is_some());
+            panic!("the body panics");
+        }));
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = attempt.as_mut().poll(&mut cx);
+        }));
+        assert!(result.is_err());
+        assert!(context().is_none());
+        assert!(key_slot_is_empty());
     }
 
     #[test]

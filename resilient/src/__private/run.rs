@@ -110,22 +110,22 @@ impl<T, E: Any> Run<T, E> {
     }
 
     /// Decides what follows an attempt; see [`Execution::next`](crate::Execution::next).
+    /// `classify` is a function pointer (the attribute's classifier captures nothing), so that
+    /// the step-wise driver behind this is compiled once per result type, not once per
+    /// annotated function.
     #[inline]
-    pub fn next<C>(
+    pub fn next(
         &mut self,
         attempt: Attempt<T, E>,
-        classify: C,
-    ) -> impl Future<Output = Next<T, E>>
-    where
-        C: FnOnce(&E) -> Classification,
-    {
+        classify: fn(&E) -> Classification,
+    ) -> impl Future<Output = Next<T, E>> {
         self.last_rejected = matches!(attempt, Attempt::Rejected(_));
         let attempt = match attempt {
             Attempt::Done(result) => Attempt::Done(result.map_err(Failure::Error)),
             Attempt::Rejected(rejection) => Attempt::Rejected(rejection),
         };
         let reject = self.reject;
-        let next = self.driver.next(attempt, |failure| match failure {
+        let next = self.driver.next(attempt, move |failure| match failure {
             Failure::Error(error) => classify(error),
             Failure::Rejected(rejection) => Classification::of(rejection),
         });

@@ -35,7 +35,7 @@ pub(super) enum Admission<'p> {
 /// Admits an attempt through `breaker` and the policy's bulkhead, without waiting. The breaker
 /// comes first, as in the step-wise driver; its permit drops unrecorded when the bulkhead
 /// refuses, since a full bulkhead is our capacity, not the dependency's failure.
-#[inline]
+#[inline(always)]
 pub(super) fn admit_now<'p>(
     policy: &'p Policy,
     breaker: Option<&'p CircuitBreaker>,
@@ -108,10 +108,10 @@ impl<'p, F> Guarded<'p, F> {
         } else {
             Timer::Lazy { total }
         };
-        let slot_granted = slot
-            .as_ref()
-            .filter(|slot| slot.is_adaptive())
-            .map(|_| Instant::now());
+        let slot_granted = match &slot {
+            Some(slot) if slot.is_adaptive() => Some(Instant::now()),
+            _ => None,
+        };
         Guarded {
             body,
             timer,

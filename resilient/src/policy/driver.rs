@@ -96,7 +96,7 @@ impl<'p> Driver<'p> {
     /// Admits the call's one attempt on the lean path, or `None` when it must go step-wise
     /// (see [`single_attempt`](Self::single_attempt)): then [`attempt`](Self::attempt) and
     /// [`next`](Self::next) run it.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn admit_once(&mut self) -> Option<Result<Lean<'p>, Rejection>> {
         if !self.lean {
             return None;
@@ -229,8 +229,9 @@ impl<'p> Driver<'p> {
             attempt
         };
         let execution = self.stepwise();
+        let outcome = execution.classify(attempt, classify);
         NextFuture::Stepwise {
-            future: Box::pin(execution.next(attempt, classify)),
+            future: Box::pin(execution.conclude(outcome)),
         }
     }
 

@@ -125,12 +125,7 @@ impl<'p> Execution<'p> {
         let reserved: Option<()> = None;
         let number = self.retries + 1;
         let future = future.instrument(self.span.clone());
-        tracing::trace!(
-            target: "resilient::call",
-            parent: &self.span,
-            attempt = number,
-            "attempt starts"
-        );
+        self.trace_start(number);
         if self.bypassed {
             return Attempt::Done(self.scope.attempt(number, future).await);
         }
@@ -147,14 +142,31 @@ impl<'p> Execution<'p> {
         };
         let future = self.scope.attempt(number, future);
         let attempt = Guarded::new(self.policy, future, permit, slot, self.deadline).await;
+        self.trace_end(matches!(attempt, Attempt::Done(Ok(_))));
+        attempt
+    }
+
+    // The two traces are functions of their own: in `attempt`, generic over every annotated
+    // function's body, their expansion would be compiled once per function.
+    #[inline(never)]
+    fn trace_start(&self, number: u32) {
+        tracing::trace!(
+            target: "resilient::call",
+            parent: &self.span,
+            attempt = number,
+            "attempt starts"
+        );
+    }
+
+    #[inline(never)]
+    fn trace_end(&self, ok: bool) {
         tracing::trace!(
             target: "resilient::call",
             parent: &self.span,
             attempt = self.retries + 1,
-            ok = matches!(attempt, Attempt::Done(Ok(_))),
+            ok,
             "attempt ended"
         );
-        attempt
     }
 
     /// Admits one attempt: the retry budget's count, the total deadline, the breaker, then the
@@ -203,11 +215,30 @@ impl<'p> Execution<'p> {
     where
         E: From<Rejection>,
     {
-        let (error, classification, error_kind) = match attempt {
-            Attempt::Done(Ok(value)) => return self.finish(Ok(value)),
+        let outcome = self.classify(attempt, classify);
+        self.conclude(outcome).await
+    }
+
+    /// The attempt's outcome, with its error classified. Synchronous and small: the only part
+    /// of [`next`](Self::next) generic over the classifier, which differs for every annotated
+    /// function, so that [`conclude`](Self::conclude) is compiled once per result type.
+    pub(crate) fn classify<T, E>(
+        &self,
+        attempt: Attempt<T, E>,
+        classify: impl FnOnce(&E) -> Classification,
+    ) -> Outcome<T, E>
+    where
+        E: From<Rejection>,
+    {
+        match attempt {
+            Attempt::Done(Ok(value)) => Outcome::Succeeded(value),
             Attempt::Done(Err(error)) => {
                 let classification = classify(&error);
-                (error, classification, std::any::type_name::<E>())
+                Outcome::Failed {
+                    error,
+                    classification,
+                    error_kind: std::any::type_name::<E>(),
+                }
             }
             Attempt::Rejected(rejection) => {
                 let retryable = match &rejection {
@@ -227,13 +258,31 @@ impl<'p> Execution<'p> {
                 } else {
                     "rejected"
                 };
-                (E::from(rejection), classification, error_kind)
+                Outcome::Failed {
+                    error: E::from(rejection),
+                    classification,
+                    error_kind,
+                }
             }
-        };
-        if self.back_off(classification, error_kind).await {
-            Next::Retry
-        } else {
-            self.finish(Err(error))
+        }
+    }
+
+    /// Returns a success, or sleeps the backoff before a retry, or returns the error when the
+    /// call must end.
+    pub(crate) async fn conclude<T, E>(&mut self, outcome: Outcome<T, E>) -> Next<T, E> {
+        match outcome {
+            Outcome::Succeeded(value) => self.finish(Ok(value)),
+            Outcome::Failed {
+                error,
+                classification,
+                error_kind,
+            } => {
+                if self.back_off(classification, error_kind).await {
+                    Next::Retry
+                } else {
+                    self.finish(Err(error))
+                }
+            }
         }
     }
 
@@ -323,4 +372,15 @@ impl<'p> Execution<'p> {
             limit: self.policy.timeouts.total.unwrap_or_default(),
         }
     }
+}
+
+/// An attempt's outcome as [`Execution::conclude`] takes it: a success, or an error with what
+/// its classification said.
+pub(crate) enum Outcome<T, E> {
+    Succeeded(T),
+    Failed {
+        error: E,
+        classification: Classification,
+        error_kind: &'static str,
+    },
 }

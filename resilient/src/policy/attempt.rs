@@ -20,7 +20,9 @@ use crate::breaker::{BreakerPermit, CircuitBreaker};
 use crate::bulkhead::BulkheadPermit;
 use crate::error::{Rejection, TimeoutKind};
 
-use super::{Attempt, Policy};
+use crate::context::WithContext;
+
+use super::{Attempt, Execution, Policy};
 
 /// What admitting an attempt without waiting gave.
 pub(super) enum Admission<'p> {
@@ -219,22 +221,127 @@ fn timed_out(policy: &Policy, permit: Option<BreakerPermit<'_>>, kind: TimeoutKi
     }
 }
 
+/// What a step-wise attempt got before its body runs; see
+/// [`Execution::prepare_attempt`](super::Execution::prepare_attempt).
+pub(super) enum Prepared<'a> {
+    /// The call site is switched off: the body runs plain.
+    Bypassed,
+    /// The attempt may run, holding these.
+    Admitted(Option<BreakerPermit<'a>>, Option<BulkheadPermit<'a>>),
+    /// The breaker, the bulkhead or the deadline refused it.
+    Refused(Rejection),
+}
+
 pin_project! {
-    /// An attempt as the driver runs it: admitted at once and guarded in place, settled
-    /// before it started, or handed to the step-wise driver (boxed, so that its machinery adds
-    /// nothing to the size of a call that never needs it).
-    #[project = AttemptProj]
-    pub(super) enum AttemptFuture<'p, F, T, E, S> {
-        Guarded { #[pin] guarded: Guarded<'p, F> },
-        Settled { attempt: Option<Attempt<T, E>> },
-        Stepwise { future: Pin<Box<S>> },
+    /// A step-wise attempt: its preparation `P` (admission, which may wait), then its body
+    /// guarded as on the lean path, inside the call's span. Only the body's type makes it
+    /// generic, and what is generic is this small future: the preparation is compiled once.
+    #[project = StepwiseProj]
+    pub(super) enum StepwiseAttempt<'a, 'p, F, P> {
+        Preparing { #[pin] prepare: P, body: Option<F> },
+        Running {
+            #[pin]
+            guarded: Guarded<'a, WithContext<'a, F>>,
+            execution: &'a Execution<'p>,
+        },
+        Bypassed {
+            #[pin]
+            body: WithContext<'a, F>,
+            execution: &'a Execution<'p>,
+        },
+        Done,
     }
 }
 
-impl<T, E: Any, F, S> Future for AttemptFuture<'_, F, T, E, S>
+impl<'a, 'p: 'a, F, P> StepwiseAttempt<'a, 'p, F, P> {
+    /// The attempt of `body` once `prepare` has admitted it.
+    pub(super) fn new(prepare: P, body: F) -> Self {
+        StepwiseAttempt::Preparing {
+            prepare,
+            body: Some(body),
+        }
+    }
+}
+
+impl<'a, 'p: 'a, T, E, F, P> Future for StepwiseAttempt<'a, 'p, F, P>
+where
+    E: Any,
+    F: Future<Output = Result<T, E>>,
+    P: Future<Output = (Prepared<'a>, &'a Execution<'p>)>,
+{
+    type Output = Attempt<T, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt<T, E>> {
+        loop {
+            match self.as_mut().project() {
+                StepwiseProj::Preparing { prepare, body } => {
+                    let (prepared, execution) = ready!(prepare.poll(cx));
+                    let body = body
+                        .take()
+                        .expect("a step-wise attempt's body is taken once");
+                    let number = execution.retries + 1;
+                    let body = execution.scope.attempt(number, body);
+                    let next = match prepared {
+                        Prepared::Bypassed => StepwiseAttempt::Bypassed { body, execution },
+                        Prepared::Admitted(permit, slot) => StepwiseAttempt::Running {
+                            guarded: Guarded::new(
+                                execution.policy,
+                                body,
+                                permit,
+                                slot,
+                                execution.deadline,
+                            ),
+                            execution,
+                        },
+                        Prepared::Refused(rejection) => {
+                            self.set(StepwiseAttempt::Done);
+                            return Poll::Ready(Attempt::Rejected(rejection));
+                        }
+                    };
+                    self.set(next);
+                }
+                StepwiseProj::Running { guarded, execution } => {
+                    let execution = *execution;
+                    let attempt = {
+                        let _entered = execution.span.enter();
+                        ready!(guarded.poll(cx))
+                    };
+                    self.set(StepwiseAttempt::Done);
+                    execution.trace_end(matches!(attempt, Attempt::Done(Ok(_))));
+                    return Poll::Ready(attempt);
+                }
+                StepwiseProj::Bypassed { body, execution } => {
+                    let result = {
+                        let _entered = execution.span.enter();
+                        ready!(body.poll(cx))
+                    };
+                    self.set(StepwiseAttempt::Done);
+                    return Poll::Ready(Attempt::Done(result));
+                }
+                StepwiseProj::Done => {
+                    panic!("a step-wise attempt is not polled after it completed")
+                }
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// An attempt as the driver runs it: admitted at once and guarded in place, settled
+    /// before it started, or step-wise, with its preparation boxed (so that the admission's
+    /// waiting adds nothing to the size of a call that never needs it).
+    #[project = AttemptProj]
+    pub(super) enum AttemptFuture<'a, 'p, F, T, E, P> {
+        Guarded { #[pin] guarded: Guarded<'a, WithContext<'a, F>> },
+        Settled { attempt: Option<Attempt<T, E>> },
+        Stepwise { #[pin] attempt: StepwiseAttempt<'a, 'p, F, Pin<Box<P>>> },
+    }
+}
+
+impl<'a, 'p: 'a, T, E: Any, F, P> Future for AttemptFuture<'a, 'p, F, T, E, P>
 where
     F: Future<Output = Result<T, E>>,
-    S: Future<Output = Attempt<T, E>>,
+    P: Future<Output = (Prepared<'a>, &'a Execution<'p>)>,
 {
     type Output = Attempt<T, E>;
 
@@ -247,7 +354,7 @@ where
                     .take()
                     .expect("an attempt future is not polled after it completed"),
             ),
-            AttemptProj::Stepwise { future } => future.as_mut().poll(cx),
+            AttemptProj::Stepwise { attempt } => attempt.poll(cx),
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::context::{CallScope, IdempotencyKey};
 use crate::error::{Rejection, TimeoutKind};
 use crate::retry::{CallGuard, Classification};
 
-use super::attempt::{Admission, AttemptFuture, Guarded, admit_now};
+use super::attempt::{Admission, AttemptFuture, Guarded, StepwiseAttempt, admit_now};
 use super::{Attempt, Execution, Next, Policy};
 
 /// One call of a policy in progress; see the [module](self).
@@ -172,7 +172,7 @@ impl<'p> Driver<'p> {
         }
         let execution = self.stepwise();
         AttemptFuture::Stepwise {
-            future: Box::pin(execution.attempt(future)),
+            attempt: StepwiseAttempt::new(Box::pin(execution.prepare_attempt(false)), future),
         }
     }
 

@@ -6,7 +6,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tracing::Instrument;
 
 use crate::backoff::Random;
 use crate::breaker::{BreakerPermit, CircuitBreaker};
@@ -17,7 +16,7 @@ use crate::retry::{CallGuard, Classification};
 use crate::timeout::run_until;
 
 use super::Policy;
-use super::attempt::Guarded;
+use super::attempt::{Prepared, StepwiseAttempt};
 
 /// How one attempt ended.
 #[derive(Debug)]
@@ -123,33 +122,39 @@ impl<'p> Execution<'p> {
         let reserved = self.reserved.take();
         #[cfg(not(feature = "tower"))]
         let reserved: Option<()> = None;
-        let number = self.retries + 1;
-        let future = future.instrument(self.span.clone());
-        self.trace_start(number);
+        StepwiseAttempt::new(self.prepare_attempt(reserved.is_some()), future).await
+    }
+
+    /// Everything of a step-wise attempt before its body: its trace, the kill switch, the key's
+    /// breaker, and admission, which may wait for a bulkhead slot. Not generic, so that it is
+    /// compiled once rather than once per attempt's type; it gives the execution back shared,
+    /// for the attempt to read while it runs.
+    pub(super) async fn prepare_attempt<'a>(
+        &'a mut self,
+        reserved: bool,
+    ) -> (Prepared<'a>, &'a Execution<'p>) {
+        self.trace_start(self.retries + 1);
         if self.bypassed {
-            return Attempt::Done(self.scope.attempt(number, future).await);
+            return (Prepared::Bypassed, self);
         }
-        // A clone (an `Arc`'s count), so the permit borrows this frame, not `self`.
-        let keyed = self.keyed.clone();
-        let breaker = match &keyed {
-            None => self.policy.breaker.as_ref(),
+        self.enter_budget();
+        let this: &'a Execution<'p> = self;
+        let breaker = match &this.keyed {
+            None => this.policy.breaker.as_ref(),
             Some(Ok(breaker)) => Some(breaker),
-            Some(Err(rejection)) => return Attempt::Rejected(rejection.clone()),
+            Some(Err(rejection)) => return (Prepared::Refused(rejection.clone()), this),
         };
-        let (permit, slot) = match self.admit(breaker, reserved.is_some()).await {
-            Ok(admitted) => admitted,
-            Err(rejection) => return Attempt::Rejected(rejection),
+        let prepared = match this.admit(breaker, reserved).await {
+            Ok((permit, slot)) => Prepared::Admitted(permit, slot),
+            Err(rejection) => Prepared::Refused(rejection),
         };
-        let future = self.scope.attempt(number, future);
-        let attempt = Guarded::new(self.policy, future, permit, slot, self.deadline).await;
-        self.trace_end(matches!(attempt, Attempt::Done(Ok(_))));
-        attempt
+        (prepared, this)
     }
 
     // The two traces are functions of their own: in `attempt`, generic over every annotated
     // function's body, their expansion would be compiled once per function.
     #[inline(never)]
-    fn trace_start(&self, number: u32) {
+    pub(super) fn trace_start(&self, number: u32) {
         tracing::trace!(
             target: "resilient::call",
             parent: &self.span,
@@ -159,7 +164,7 @@ impl<'p> Execution<'p> {
     }
 
     #[inline(never)]
-    fn trace_end(&self, ok: bool) {
+    pub(super) fn trace_end(&self, ok: bool) {
         tracing::trace!(
             target: "resilient::call",
             parent: &self.span,
@@ -169,18 +174,23 @@ impl<'p> Execution<'p> {
         );
     }
 
-    /// Admits one attempt: the retry budget's count, the total deadline, the breaker, then the
-    /// bulkhead (waiting up to its `max_wait`, within the deadline). Not generic, so that it
-    /// is compiled once, not once per attempt's type.
+    /// Counts this call in its retry budget's calls in flight, once, before its first
+    /// attempt is admitted.
+    pub(super) fn enter_budget(&mut self) {
+        if let (Some(budget), None) = (&self.policy.budget, &self.call_guard) {
+            self.call_guard = Some(budget.enter());
+        }
+    }
+
+    /// Admits one attempt, after [`enter_budget`](Self::enter_budget): the total deadline,
+    /// the breaker, then the bulkhead (waiting up to its `max_wait`, within the deadline). Not
+    /// generic, so that it is compiled once, not once per attempt's type.
     pub(super) async fn admit<'b>(
-        &mut self,
+        &self,
         breaker: Option<&'b CircuitBreaker>,
         reserved: bool,
     ) -> Result<(Option<BreakerPermit<'b>>, Option<BulkheadPermit<'p>>), Rejection> {
         let policy = self.policy;
-        if let (Some(budget), None) = (&policy.budget, &self.call_guard) {
-            self.call_guard = Some(budget.enter());
-        }
         if let Some(deadline) = self.deadline
             && Instant::now() >= deadline
         {

@@ -41,6 +41,7 @@ impl<'p> Execution<'p> {
             Some(Err(rejection)) => return Attempt::Rejected(rejection.clone()),
         };
         // The first attempt is admitted as any attempt is (it may wait in the bulkhead).
+        self.enter_budget();
         let (permit, slot) = match self.admit(breaker, false).await {
             Ok(admitted) => admitted,
             Err(rejection) => return Attempt::Rejected(rejection),

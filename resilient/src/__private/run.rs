@@ -119,6 +119,28 @@ impl<T, E: Any> Run<T, E> {
         attempt: Attempt<T, E>,
         classify: fn(&E) -> Classification,
     ) -> impl Future<Output = Next<T, E>> {
+        // A success on the lean path ends the call here, without the conversions below.
+        let attempt = match attempt {
+            Attempt::Done(Ok(value)) if self.driver.on_lean_path() => {
+                self.last_rejected = false;
+                self.driver.finish_once();
+                return NextRun::Ready {
+                    next: Some(Next::Return(Ok(value))),
+                };
+            }
+            attempt => attempt,
+        };
+        NextRun::Deciding {
+            future: self.decide(attempt, classify),
+        }
+    }
+
+    /// [`next`](Self::next) for every outcome but a lean success.
+    fn decide(
+        &mut self,
+        attempt: Attempt<T, E>,
+        classify: fn(&E) -> Classification,
+    ) -> impl Future<Output = Next<T, E>> + use<'_, T, E> {
         self.last_rejected = matches!(attempt, Attempt::Rejected(_));
         let attempt = match attempt {
             Attempt::Done(result) => Attempt::Done(result.map_err(Failure::Error)),
@@ -291,4 +313,28 @@ fn key_breaker<K: Hash + Debug + ?Sized>(
     };
     let family = registry.breaker_family(family).map_err(|_| refused())?;
     family.breaker(key).map_err(Rejection::from)
+}
+
+pin_project_lite::pin_project! {
+    /// What [`Run::next`] gives: known at once, or decided by the driver.
+    #[project = NextRunProj]
+    enum NextRun<N, F> {
+        Ready { next: Option<N> },
+        Deciding { #[pin] future: F },
+    }
+}
+
+impl<N, F: Future<Output = N>> Future for NextRun<N, F> {
+    type Output = N;
+
+    #[inline]
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<N> {
+        match self.project() {
+            NextRunProj::Ready { next } => std::task::Poll::Ready(
+                next.take()
+                    .expect("a `next` future is not polled after it completed"),
+            ),
+            NextRunProj::Deciding { future } => future.poll(cx),
+        }
+    }
 }

@@ -124,6 +124,12 @@ impl<'p> Driver<'p> {
         }
     }
 
+    /// Whether no attempt of this call has left the lean path yet.
+    #[inline]
+    pub(crate) fn on_lean_path(&self) -> bool {
+        self.stepwise.is_none()
+    }
+
     /// Ends a call whose attempt ran on the lean path: stops its timer.
     #[inline]
     pub(crate) fn finish_once(&self) {

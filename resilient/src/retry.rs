@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::backoff::Backoff;
+use crate::counter::StripedCounter;
 use crate::error::{ConfigError, Rejection};
 
 /// Lets an error type say whether retrying can help, and when.
@@ -200,7 +201,12 @@ impl BudgetConfig {
 pub struct RetryBudget {
     name: Arc<str>,
     config: BudgetConfig,
-    calls: AtomicUsize,
+    /// Calls entered and calls ended; their difference is the calls in flight. Striped, since
+    /// every call of the dependency counts in them, from every thread: entering and leaving
+    /// are then a store to the calling thread's own cell, not two read-modify-writes of one
+    /// shared line. Only a retry reads them.
+    started: StripedCounter,
+    ended: StripedCounter,
     retries: AtomicUsize,
 }
 
@@ -211,7 +217,8 @@ impl RetryBudget {
         Ok(RetryBudget {
             name: name.into(),
             config,
-            calls: AtomicUsize::new(0),
+            started: StripedCounter::default(),
+            ended: StripedCounter::default(),
             retries: AtomicUsize::new(0),
         })
     }
@@ -222,29 +229,31 @@ impl RetryBudget {
     }
 
     /// Counts a call in flight until the guard drops.
+    #[inline]
     pub fn enter(&self) -> CallGuard<'_> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        CallGuard(&self.calls)
+        self.started.increment();
+        CallGuard(Held::Call(&self.ended))
+    }
+
+    fn calls_in_flight(&self) -> usize {
+        calls_in_flight(&self.started, &self.ended)
     }
 
     /// Asks for one retry. `None` means the budget is spent: stop retrying.
     pub fn try_retry(&self) -> Option<CallGuard<'_>> {
-        let calls = self.calls.load(Ordering::Relaxed);
+        let calls = self.calls_in_flight();
         let allowed = ((calls as f64 * self.config.ratio) as usize).max(self.config.min_retries);
         self.retries
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |retries| {
                 (retries < allowed).then_some(retries + 1)
             })
             .ok()
-            .map(|_| CallGuard(&self.retries))
+            .map(|_| CallGuard(Held::Retry(&self.retries)))
     }
 
     /// Calls and retries in flight right now.
     pub fn in_flight(&self) -> (usize, usize) {
-        (
-            self.calls.load(Ordering::Relaxed),
-            self.retries.load(Ordering::Relaxed),
-        )
+        (self.calls_in_flight(), self.retries.load(Ordering::Relaxed))
     }
 }
 
@@ -260,13 +269,38 @@ impl fmt::Debug for RetryBudget {
     }
 }
 
+/// Calls in flight, from the counts of calls started and ended. `ended` is read first: a call
+/// that ends meanwhile was started before, so on a machine that orders loads the difference
+/// stays ≥ 0; where relaxed loads may see an older `started`, it saturates at 0 rather than
+/// wrapping (a budget that briefly undercounts by the calls ending right then).
+pub(crate) fn calls_in_flight(started: &StripedCounter, ended: &StripedCounter) -> usize {
+    let ended = ended.get();
+    let started = started.get();
+    usize::try_from(started.saturating_sub(ended)).unwrap_or(usize::MAX)
+}
+
 /// Holds one call or one retry in a budget's count until dropped.
 #[derive(Debug)]
-pub struct CallGuard<'a>(&'a AtomicUsize);
+pub struct CallGuard<'a>(Held<'a>);
+
+/// What a [`CallGuard`] counts in.
+#[derive(Debug)]
+enum Held<'a> {
+    /// A call: counted as ended when the guard drops.
+    Call(&'a StripedCounter),
+    /// A retry in flight.
+    Retry(&'a AtomicUsize),
+}
 
 impl Drop for CallGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        match self.0 {
+            Held::Call(ended) => ended.increment(),
+            Held::Retry(retries) => {
+                retries.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -291,6 +325,25 @@ mod tests {
         drop(first);
         assert!(budget.try_retry().is_some(), "a finished retry frees room");
         drop((second, calls));
+        assert_eq!(budget.in_flight(), (0, 0));
+    }
+
+    #[test]
+    fn a_call_that_ends_on_another_thread_leaves_the_count() {
+        let budget = Arc::new(RetryBudget::new("db", BudgetConfig::default()).unwrap());
+        let guards: Vec<_> = (0..4).map(|_| budget.enter()).collect();
+        assert_eq!(budget.in_flight(), (4, 0));
+        // Ended on threads other than the one that entered them, as a call moved by a
+        // multi-thread runtime is.
+        std::thread::scope(|scope| {
+            for guard in guards {
+                scope.spawn(move || drop(guard));
+            }
+        });
+        assert_eq!(budget.in_flight(), (0, 0));
+        let again = std::thread::scope(|scope| scope.spawn(|| budget.enter()).join().unwrap());
+        assert_eq!(budget.in_flight(), (1, 0));
+        drop(again);
         assert_eq!(budget.in_flight(), (0, 0));
     }
 

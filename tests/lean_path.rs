@@ -155,3 +155,49 @@ fn the_annotated_futures_stay_within_their_size_budgets() {
         "full attribute: {full} B, plain {plain} B"
     );
 }
+
+static DEFERRED_POLLS: AtomicU32 = AtomicU32::new(0);
+
+#[resilient(name = "lean::deferred", breaker = "lean::deferred")]
+async fn deferred(fail: bool) -> Result<u32, TestError> {
+    DEFERRED_POLLS.fetch_add(1, Ordering::SeqCst);
+    if fail { Err(TestError::Down(1)) } else { Ok(1) }
+}
+
+/// Without a bulkhead, a lean attempt asks the breaker for its permit at its first poll: the
+/// outcome is still recorded, a probe still goes through in half-open, and an open breaker
+/// still rejects before the body runs.
+#[tokio::test(start_paused = true)]
+async fn a_breaker_asked_at_the_first_poll_records_and_rejects_as_before() {
+    let registry = Arc::new(Registry::new());
+    let breaker = registry
+        .declare_breaker(
+            "lean::deferred",
+            resilient::BreakerConfig::consecutive_failures(1)
+                .with_open_wait(SEC)
+                .with_half_open(1, 1),
+        )
+        .unwrap();
+    registry
+        .scope(async {
+            assert_eq!(deferred(false).await, Ok(1));
+            assert!(matches!(deferred(true).await, Err(TestError::Down(1))));
+            let metrics = breaker.metrics();
+            assert_eq!((metrics.successes, metrics.failures), (1, 1));
+            assert_eq!(metrics.state, resilient::BreakerState::Open);
+
+            let polls = DEFERRED_POLLS.load(Ordering::SeqCst);
+            let rejected = deferred(false).await;
+            assert!(
+                matches!(&rejected, Err(TestError::Rejected(resilient::Rejection::CircuitOpen { retry_after: Some(wait), .. })) if *wait == SEC),
+                "{rejected:?}"
+            );
+            assert_eq!(DEFERRED_POLLS.load(Ordering::SeqCst), polls, "the body ran");
+            assert_eq!(breaker.metrics().rejected, 1);
+
+            tokio::time::advance(SEC).await;
+            assert_eq!(deferred(false).await, Ok(1), "the probe after the open wait");
+            assert_eq!(breaker.metrics().state, resilient::BreakerState::Closed);
+        })
+        .await;
+}

@@ -6,7 +6,10 @@
 //! stores the body again and moves it on every call. This future holds it once, in place, and
 //! does at its first poll what a call ready at once needs: poll, record, release. A call that
 //! has to wait arms its timer then, so a ready call never reads the clock for its timeout nor
-//! registers a timer.
+//! registers a timer. Without a bulkhead, the attempt also asks the breaker for its permit at
+//! that first poll and writes it in place: handed through the driver, the freshly written
+//! permit was copied three times, each copy a load stalled on the store just before it
+//! (about 9 ns of a 85 ns call).
 
 use std::any::Any;
 use std::future::Future;
@@ -32,6 +35,20 @@ pub(super) enum Admission<'p> {
     Refused(Rejection),
     /// The bulkhead is full but lets calls wait: only the step-wise driver waits.
     MustWait,
+}
+
+/// Admits a lean attempt: as [`admit_now`], except that without a bulkhead the breaker's
+/// permit is asked for by the attempt itself, at its first poll (see [`Guarded`]'s
+/// `deferred`), and written straight into it rather than handed through the driver.
+#[inline(always)]
+pub(super) fn admit_lean<'p>(
+    policy: &'p Policy,
+    breaker: Option<&'p CircuitBreaker>,
+) -> Result<Admission<'p>, &'p CircuitBreaker> {
+    match (breaker, &policy.bulkhead) {
+        (Some(breaker), None) => Err(breaker),
+        _ => Ok(admit_now(policy, breaker)),
+    }
 }
 
 /// Admits an attempt through `breaker` and the policy's bulkhead, without waiting. The breaker
@@ -87,6 +104,9 @@ pin_project! {
         #[pin]
         timer: Timer,
         policy: &'p Policy,
+        // The breaker to ask for a permit at the first poll, when admission left it to the
+        // attempt (see `admit_lean`).
+        deferred: Option<&'p CircuitBreaker>,
         permit: Option<BreakerPermit<'p>>,
         slot: Option<BulkheadPermit<'p>>,
         // When an adaptive bulkhead's slot was granted: its limit learns from the latency.
@@ -118,10 +138,24 @@ impl<'p, F> Guarded<'p, F> {
             body,
             timer,
             policy,
+            deferred: None,
             permit,
             slot,
             slot_granted,
         }
+    }
+
+    /// `body`, admitted by `breaker` at its first poll; see [`admit_lean`].
+    #[inline]
+    pub(super) fn deferred(
+        policy: &'p Policy,
+        body: F,
+        breaker: &'p CircuitBreaker,
+        total: Option<Instant>,
+    ) -> Self {
+        let mut guarded = Guarded::new(policy, body, None, None, total);
+        guarded.deferred = Some(breaker);
+        guarded
     }
 }
 
@@ -131,6 +165,12 @@ impl<T, E: Any, F: Future<Output = Result<T, E>>> Future for Guarded<'_, F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt<T, E>> {
         let mut this = self.project();
+        if let Some(breaker) = this.deferred.take() {
+            match breaker.try_acquire() {
+                Ok(permit) => *this.permit = Some(permit),
+                Err(rejection) => return Poll::Ready(Attempt::Rejected(rejection)),
+            }
+        }
         let body = this.body;
         // Polled as the permit's call, so that only a panic out of the body is its failure.
         let polled = match this.permit.as_mut() {

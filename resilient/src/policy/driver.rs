@@ -21,7 +21,7 @@ use crate::context::{CallScope, IdempotencyKey};
 use crate::error::{Rejection, TimeoutKind};
 use crate::retry::{CallGuard, Classification};
 
-use super::attempt::{Admission, AttemptFuture, Guarded, StepwiseAttempt, admit_now};
+use super::attempt::{Admission, AttemptFuture, Guarded, StepwiseAttempt, admit_lean};
 use super::{Attempt, Execution, Next, Policy};
 
 /// One call of a policy in progress; see the [module](self).
@@ -102,11 +102,19 @@ impl<'p> Driver<'p> {
             return None;
         }
         self.enter_budget();
-        match admit_now(self.policy, self.policy.breaker.as_ref()) {
+        let admission = match admit_lean(self.policy, self.policy.breaker.as_ref()) {
+            Ok(admission) => admission,
+            Err(breaker) => {
+                return Some(Ok(Lean {
+                    policy: self.policy,
+                    admitted: Admitted::Deferred(breaker),
+                }));
+            }
+        };
+        match admission {
             Admission::Admitted(permit, slot) => Some(Ok(Lean {
                 policy: self.policy,
-                permit,
-                slot,
+                admitted: Admitted::Now(permit, slot),
             })),
             Admission::Refused(rejection) => {
                 self.policy.stats.stop_timer(self.started);
@@ -155,7 +163,21 @@ impl<'p> Driver<'p> {
     {
         if self.lean {
             self.enter_budget();
-            match admit_now(self.policy, self.policy.breaker.as_ref()) {
+            let admission = match admit_lean(self.policy, self.policy.breaker.as_ref()) {
+                Ok(admission) => admission,
+                Err(breaker) => {
+                    let future = self.scope.attempt(1, future);
+                    return AttemptFuture::Guarded {
+                        guarded: Guarded::deferred(
+                            self.policy,
+                            future,
+                            breaker,
+                            self.scope.deadline(),
+                        ),
+                    };
+                }
+            };
+            match admission {
                 Admission::Admitted(permit, slot) => {
                     let future = self.scope.attempt(1, future);
                     return AttemptFuture::Guarded {
@@ -297,8 +319,16 @@ impl<'p> Driver<'p> {
 /// An attempt admitted on the lean path, waiting for its body; see [`Driver::admit_once`].
 pub(crate) struct Lean<'p> {
     policy: &'p Policy,
-    permit: Option<crate::breaker::BreakerPermit<'p>>,
-    slot: Option<crate::bulkhead::BulkheadPermit<'p>>,
+    admitted: Admitted<'p>,
+}
+
+/// What a lean attempt holds, or the breaker it asks at its first poll.
+enum Admitted<'p> {
+    Now(
+        Option<crate::breaker::BreakerPermit<'p>>,
+        Option<crate::bulkhead::BulkheadPermit<'p>>,
+    ),
+    Deferred(&'p CircuitBreaker),
 }
 
 impl<'p> Lean<'p> {
@@ -311,13 +341,11 @@ impl<'p> Lean<'p> {
         body: F,
     ) -> impl Future<Output = Attempt<T, E>> + use<'d, 'p, T, E, F> {
         let body = driver.scope.attempt(1, body);
-        Guarded::new(
-            self.policy,
-            body,
-            self.permit,
-            self.slot,
-            driver.scope.deadline(),
-        )
+        let deadline = driver.scope.deadline();
+        match self.admitted {
+            Admitted::Now(permit, slot) => Guarded::new(self.policy, body, permit, slot, deadline),
+            Admitted::Deferred(breaker) => Guarded::deferred(self.policy, body, breaker, deadline),
+        }
     }
 }
 

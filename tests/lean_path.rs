@@ -201,3 +201,66 @@ async fn a_breaker_asked_at_the_first_poll_records_and_rejects_as_before() {
         })
         .await;
 }
+
+static BOTH_POLLS: AtomicU32 = AtomicU32::new(0);
+
+#[resilient(name = "lean::both", breaker = "lean::both", bulkhead = "lean::both")]
+async fn behind_both(gate: Arc<Notify>) -> Result<u32, TestError> {
+    BOTH_POLLS.fetch_add(1, Ordering::SeqCst);
+    gate.notified().await;
+    Ok(1)
+}
+
+/// With a bulkhead that never waits, a lean attempt takes the breaker's permit and then its
+/// slot at its first poll: a full bulkhead refuses the call before its body runs, and the
+/// breaker records nothing of it (our capacity, not the dependency's failure).
+#[tokio::test(start_paused = true)]
+async fn a_full_bulkhead_refuses_at_the_first_poll_and_the_breaker_records_nothing() {
+    let registry = Arc::new(Registry::new());
+    let breaker = registry
+        .declare_breaker(
+            "lean::both",
+            resilient::BreakerConfig::consecutive_failures(1),
+        )
+        .unwrap();
+    registry
+        .declare_bulkhead("lean::both", BulkheadConfig::new(1))
+        .unwrap();
+    let held = Arc::new(Notify::new());
+    let free = Arc::new(Notify::new());
+    free.notify_one();
+    registry
+        .scope(async {
+            let first = tokio::spawn(registry.scope(behind_both(held.clone())));
+            tokio::task::yield_now().await;
+            assert_eq!(
+                BOTH_POLLS.load(Ordering::SeqCst),
+                1,
+                "the first call holds the slot"
+            );
+
+            let refused = behind_both(free.clone()).await;
+            assert!(
+                matches!(
+                    &refused,
+                    Err(TestError::Rejected(resilient::Rejection::BulkheadFull {
+                        max_concurrent: 1,
+                        ..
+                    }))
+                ),
+                "{refused:?}"
+            );
+            assert_eq!(BOTH_POLLS.load(Ordering::SeqCst), 1, "the refused body ran");
+            let metrics = breaker.metrics();
+            assert_eq!(
+                (metrics.successes, metrics.failures, metrics.rejected),
+                (0, 0, 0)
+            );
+
+            held.notify_one();
+            assert_eq!(first.await.unwrap(), Ok(1));
+            assert_eq!(behind_both(free.clone()).await, Ok(1));
+            assert_eq!(breaker.metrics().successes, 2);
+        })
+        .await;
+}

@@ -232,6 +232,13 @@ impl Bulkhead {
         *lock(&self.shared.settings)
     }
 
+    /// Whether a call finding no free slot waits for one (`max_wait` above zero); one relaxed
+    /// load, for the call path.
+    #[inline]
+    pub(crate) fn lets_calls_wait(&self) -> bool {
+        self.shared.max_wait_nanos.load(Ordering::Relaxed) != 0
+    }
+
     /// Takes a slot, waiting up to `max_wait` for one, behind the calls already waiting.
     ///
     /// Cancel safe: dropping the future gives up the wait and holds no slot.

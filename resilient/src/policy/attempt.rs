@@ -37,17 +37,17 @@ pub(super) enum Admission<'p> {
     MustWait,
 }
 
-/// Admits a lean attempt: as [`admit_now`], except that without a bulkhead the breaker's
-/// permit is asked for by the attempt itself, at its first poll (see [`Guarded`]'s
-/// `deferred`), and written straight into it rather than handed through the driver.
+/// Admits a lean attempt, or `None` when nothing can make it wait (no bulkhead, or one that
+/// never waits): the attempt then admits itself at its first poll ([`Guarded::deferred`]),
+/// writing its permit and slot straight into itself rather than having them handed through
+/// the driver. Otherwise as [`admit_now`].
 #[inline(always)]
-pub(super) fn admit_lean<'p>(
-    policy: &'p Policy,
-    breaker: Option<&'p CircuitBreaker>,
-) -> Result<Admission<'p>, &'p CircuitBreaker> {
-    match (breaker, &policy.bulkhead) {
-        (Some(breaker), None) => Err(breaker),
-        _ => Ok(admit_now(policy, breaker)),
+pub(super) fn admit_lean(policy: &Policy) -> Option<Admission<'_>> {
+    match &policy.bulkhead {
+        Some(bulkhead) if bulkhead.lets_calls_wait() => {
+            Some(admit_now(policy, policy.breaker.as_ref()))
+        }
+        _ => None,
     }
 }
 
@@ -59,6 +59,17 @@ pub(super) fn admit_now<'p>(
     policy: &'p Policy,
     breaker: Option<&'p CircuitBreaker>,
 ) -> Admission<'p> {
+    admit_without_waiting(policy, breaker, true)
+}
+
+/// [`admit_now`]; with `may_wait` false, a full bulkhead refuses even if its configuration
+/// changed to let calls wait since the attempt was told it would not.
+#[inline(always)]
+fn admit_without_waiting<'p>(
+    policy: &'p Policy,
+    breaker: Option<&'p CircuitBreaker>,
+    may_wait: bool,
+) -> Admission<'p> {
     let permit = match breaker.map(CircuitBreaker::try_acquire) {
         None => None,
         Some(Ok(permit)) => Some(permit),
@@ -69,16 +80,20 @@ pub(super) fn admit_now<'p>(
     };
     match bulkhead.try_acquire() {
         Ok(slot) => Admission::Admitted(permit, Some(slot)),
-        Err(rejection) => full_bulkhead(bulkhead, rejection),
+        Err(rejection) => full_bulkhead(bulkhead, rejection, may_wait),
     }
 }
 
 #[cold]
-fn full_bulkhead<'p>(bulkhead: &crate::bulkhead::Bulkhead, rejection: Rejection) -> Admission<'p> {
-    if bulkhead.config().max_wait.is_zero() {
-        Admission::Refused(rejection)
-    } else {
+fn full_bulkhead<'p>(
+    bulkhead: &crate::bulkhead::Bulkhead,
+    rejection: Rejection,
+    may_wait: bool,
+) -> Admission<'p> {
+    if may_wait && bulkhead.lets_calls_wait() {
         Admission::MustWait
+    } else {
+        Admission::Refused(rejection)
     }
 }
 
@@ -104,9 +119,9 @@ pin_project! {
         #[pin]
         timer: Timer,
         policy: &'p Policy,
-        // The breaker to ask for a permit at the first poll, when admission left it to the
-        // attempt (see `admit_lean`).
-        deferred: Option<&'p CircuitBreaker>,
+        // Admission was left to the first poll, through the policy's breaker and bulkhead
+        // (see `admit_lean`).
+        deferred: bool,
         permit: Option<BreakerPermit<'p>>,
         slot: Option<BulkheadPermit<'p>>,
         // When an adaptive bulkhead's slot was granted: its limit learns from the latency.
@@ -130,31 +145,24 @@ impl<'p, F> Guarded<'p, F> {
         } else {
             Timer::Lazy { total }
         };
-        let slot_granted = match &slot {
-            Some(slot) if slot.is_adaptive() => Some(Instant::now()),
-            _ => None,
-        };
+        let slot_granted = granted(slot.as_ref());
         Guarded {
             body,
             timer,
             policy,
-            deferred: None,
+            deferred: false,
             permit,
             slot,
             slot_granted,
         }
     }
 
-    /// `body`, admitted by `breaker` at its first poll; see [`admit_lean`].
+    /// `body`, admitted at its first poll through the policy's breaker and bulkhead; see
+    /// [`admit_lean`].
     #[inline]
-    pub(super) fn deferred(
-        policy: &'p Policy,
-        body: F,
-        breaker: &'p CircuitBreaker,
-        total: Option<Instant>,
-    ) -> Self {
+    pub(super) fn deferred(policy: &'p Policy, body: F, total: Option<Instant>) -> Self {
         let mut guarded = Guarded::new(policy, body, None, None, total);
-        guarded.deferred = Some(breaker);
+        guarded.deferred = true;
         guarded
     }
 }
@@ -165,10 +173,26 @@ impl<T, E: Any, F: Future<Output = Result<T, E>>> Future for Guarded<'_, F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt<T, E>> {
         let mut this = self.project();
-        if let Some(breaker) = this.deferred.take() {
-            match breaker.try_acquire() {
-                Ok(permit) => *this.permit = Some(permit),
-                Err(rejection) => return Poll::Ready(Attempt::Rejected(rejection)),
+        if std::mem::take(this.deferred) {
+            let policy = *this.policy;
+            let admission = match (&policy.breaker, &policy.bulkhead) {
+                // The common case on its own: a breaker alone needs only its permit.
+                (Some(breaker), None) => match breaker.try_acquire() {
+                    Ok(permit) => Admission::Admitted(Some(permit), None),
+                    Err(rejection) => Admission::Refused(rejection),
+                },
+                (breaker, _) => admit_without_waiting(policy, breaker.as_ref(), false),
+            };
+            match admission {
+                Admission::Admitted(permit, slot) => {
+                    *this.slot_granted = granted(slot.as_ref());
+                    *this.permit = permit;
+                    *this.slot = slot;
+                }
+                Admission::Refused(rejection) => {
+                    return Poll::Ready(Attempt::Rejected(rejection));
+                }
+                Admission::MustWait => unreachable!("admission without waiting never waits"),
             }
         }
         let body = this.body;
@@ -196,6 +220,15 @@ impl<T, E: Any, F: Future<Output = Result<T, E>>> Future for Guarded<'_, F> {
             this.permit.take(),
             kind,
         )))
+    }
+}
+
+/// When `slot` was granted, if its limit is adaptive: the limit learns from the latency.
+#[inline]
+fn granted(slot: Option<&BulkheadPermit<'_>>) -> Option<Instant> {
+    match slot {
+        Some(slot) if slot.is_adaptive() => Some(Instant::now()),
+        _ => None,
     }
 }
 

@@ -102,14 +102,11 @@ impl<'p> Driver<'p> {
             return None;
         }
         self.enter_budget();
-        let admission = match admit_lean(self.policy, self.policy.breaker.as_ref()) {
-            Ok(admission) => admission,
-            Err(breaker) => {
-                return Some(Ok(Lean {
-                    policy: self.policy,
-                    admitted: Admitted::Deferred(breaker),
-                }));
-            }
+        let Some(admission) = admit_lean(self.policy) else {
+            return Some(Ok(Lean {
+                policy: self.policy,
+                admitted: Admitted::Deferred,
+            }));
         };
         match admission {
             Admission::Admitted(permit, slot) => Some(Ok(Lean {
@@ -163,19 +160,11 @@ impl<'p> Driver<'p> {
     {
         if self.lean {
             self.enter_budget();
-            let admission = match admit_lean(self.policy, self.policy.breaker.as_ref()) {
-                Ok(admission) => admission,
-                Err(breaker) => {
-                    let future = self.scope.attempt(1, future);
-                    return AttemptFuture::Guarded {
-                        guarded: Guarded::deferred(
-                            self.policy,
-                            future,
-                            breaker,
-                            self.scope.deadline(),
-                        ),
-                    };
-                }
+            let Some(admission) = admit_lean(self.policy) else {
+                let future = self.scope.attempt(1, future);
+                return AttemptFuture::Guarded {
+                    guarded: Guarded::deferred(self.policy, future, self.scope.deadline()),
+                };
             };
             match admission {
                 Admission::Admitted(permit, slot) => {
@@ -328,7 +317,7 @@ enum Admitted<'p> {
         Option<crate::breaker::BreakerPermit<'p>>,
         Option<crate::bulkhead::BulkheadPermit<'p>>,
     ),
-    Deferred(&'p CircuitBreaker),
+    Deferred,
 }
 
 impl<'p> Lean<'p> {
@@ -344,7 +333,7 @@ impl<'p> Lean<'p> {
         let deadline = driver.scope.deadline();
         match self.admitted {
             Admitted::Now(permit, slot) => Guarded::new(self.policy, body, permit, slot, deadline),
-            Admitted::Deferred(breaker) => Guarded::deferred(self.policy, body, breaker, deadline),
+            Admitted::Deferred => Guarded::deferred(self.policy, body, deadline),
         }
     }
 }

@@ -125,11 +125,13 @@ fn upper_bound(index: usize) -> Duration {
 /// What one call site counts.
 #[derive(Debug)]
 pub struct CallSiteStats {
+    // Striped, as every call (or, in an outage, every failed call) bumps them, from every
+    // thread: a shared atomic would be one contended line per call site.
     calls: StripedCounter,
-    retries: AtomicU64,
+    retries: StripedCounter,
     hedges: AtomicU64,
-    fallbacks: AtomicU64,
-    stale_served: AtomicU64,
+    fallbacks: StripedCounter,
+    stale_served: StripedCounter,
     bypassed: AtomicBool,
     latency: LatencyHistogram,
     /// What [`start_timer`](Self::start_timer) measures from, on tokio's clock.
@@ -140,10 +142,10 @@ impl Default for CallSiteStats {
     fn default() -> Self {
         CallSiteStats {
             calls: StripedCounter::default(),
-            retries: AtomicU64::default(),
+            retries: StripedCounter::default(),
             hedges: AtomicU64::default(),
-            fallbacks: AtomicU64::default(),
-            stale_served: AtomicU64::default(),
+            fallbacks: StripedCounter::default(),
+            stale_served: StripedCounter::default(),
             bypassed: AtomicBool::default(),
             latency: LatencyHistogram::default(),
             epoch: tokio::time::Instant::now(),
@@ -185,7 +187,7 @@ impl CallSiteStats {
     }
 
     pub(crate) fn record_retry(&self) {
-        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.retries.increment();
     }
 
     pub(crate) fn record_hedge(&self) {
@@ -194,12 +196,12 @@ impl CallSiteStats {
 
     /// Counts a fallback served.
     pub fn record_fallback(&self) {
-        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        self.fallbacks.increment();
     }
 
     /// Counts a stale cached value served after a failure (see [`crate::cache`]).
     pub(crate) fn record_stale_served(&self) {
-        self.stale_served.fetch_add(1, Ordering::Relaxed);
+        self.stale_served.increment();
     }
 
     /// Whether an operator switched this call site's policies off: calls then run once, plain,
@@ -223,10 +225,10 @@ impl CallSiteStats {
         CallSiteMetrics {
             name,
             calls: self.calls.get(),
-            retries: self.retries.load(Ordering::Relaxed),
+            retries: self.retries.get(),
             hedges: self.hedges.load(Ordering::Relaxed),
-            fallbacks: self.fallbacks.load(Ordering::Relaxed),
-            stale_served: self.stale_served.load(Ordering::Relaxed),
+            fallbacks: self.fallbacks.get(),
+            stale_served: self.stale_served.get(),
             bypassed: self.is_bypassed(),
             latency_samples: self.latency.count(),
             p50: self.latency.quantile(0.5),
@@ -413,6 +415,33 @@ pub struct CallSiteDescription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_from_many_threads_add_up() {
+        let stats = CallSiteStats::default();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..1000 {
+                        stats.record_call();
+                        stats.record_retry();
+                        stats.record_fallback();
+                        stats.record_stale_served();
+                    }
+                });
+            }
+        });
+        let metrics = stats.metrics("site".into());
+        assert_eq!(
+            (
+                metrics.calls,
+                metrics.retries,
+                metrics.fallbacks,
+                metrics.stale_served
+            ),
+            (4000, 4000, 4000, 4000)
+        );
+    }
 
     #[test]
     fn quantiles_land_within_the_bucket_error() {

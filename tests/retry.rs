@@ -219,6 +219,33 @@ async fn a_retry_after_too_long_for_the_clock_ends_the_call_instead_of_panicking
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_retry_after_too_long_for_the_clock_ends_the_call_without_a_total_timeout_too() {
+    let policy = build(fetch(3, constant(10 * MS)));
+    let attempts = Attempts::default();
+    let call = drive(&policy, || {
+        let attempts = attempts.clone();
+        async move {
+            attempts.start();
+            Err(TestError::RateLimited(Duration::MAX))
+        }
+    });
+    // Polled once: the call ends at its first attempt, it does not sleep for ever.
+    let result = futures_now(call);
+    assert_eq!(result, Some(Err(TestError::RateLimited(Duration::MAX))));
+    assert_eq!(attempts.count(), 1);
+}
+
+/// The output of `future` if it is ready at its first poll.
+fn futures_now<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_total_timeout_cuts_a_running_attempt_short_without_blaming_the_dependency() {
     let registry = Registry::new();
     let breaker = registry

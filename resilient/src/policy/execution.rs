@@ -341,12 +341,19 @@ impl<'p> Execution<'p> {
         if let Some(hint) = classification.retry_after {
             delay = delay.max(hint);
         }
+        // A delay too large for an `Instant` (a hostile `Retry-After`) would never end: the
+        // call ends now, with the error and its hint, deadline or not.
+        let Some(end) = Instant::now().checked_add(delay) else {
+            tracing::debug!(
+                target: "resilient::retry",
+                call_site = %self.policy.name, ?delay,
+                "no retry: the backoff is too long for the clock"
+            );
+            return None;
+        };
         // A backoff that ends at or after the deadline leaves the next attempt no time at all.
-        // A delay too large for an `Instant` (a hostile `Retry-After`) ends after any deadline.
         if let Some(deadline) = self.deadline
-            && Instant::now()
-                .checked_add(delay)
-                .is_none_or(|end| end >= deadline)
+            && end >= deadline
         {
             tracing::debug!(
                 target: "resilient::retry",

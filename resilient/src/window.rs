@@ -20,7 +20,7 @@
 //!   buckets.
 
 use crate::counter::{Stripe, new_stripes, stripe_count};
-use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, OnceLock, Ordering, fence};
+use crate::sync::{AtomicU32, AtomicU64, OnceLock, Ordering, fence};
 
 /// The outcome bit for a failure.
 pub(crate) const FAILURE: u8 = 0b01;
@@ -54,28 +54,58 @@ impl Tally {
     }
 }
 
-/// Low 24 bits of a generation, as stored in a count-window slot.
-const SLOT_GEN_MASK: u32 = 0x00FF_FFFF;
-/// Set in every slot that holds an outcome: an empty slot reads as generation 0's tag with no
-/// outcome bits, which would otherwise count as a success of a breaker's first closed period.
-const SLOT_FILLED: u32 = 0x80;
+/// Slots per count-window word: 16 slots of three bits (failure, slow, void) and a tag.
+const SLOTS_PER_WORD: usize = 16;
+/// A slot's three bits, for slot 0 of a word: failure (bit 0), slow (16), void (32).
+const SLOT_BITS: u64 = 0x0001_0001_0001;
+/// The void bit of slot 0: the slot was claimed by a caller of another generation, so it
+/// holds no outcome this round.
+const VOID: u64 = 1 << 32;
+/// A word's tag: the low 16 bits of the generation its bits belong to.
+const TAG_SHIFT: u32 = 48;
+/// Words kept on the claim counter's own cache lines (up to 224 slots): a window that small
+/// needs no other allocation.
+const INLINE_WORDS: usize = 14;
+
+/// The tag of `generation`'s words.
+fn word_tag(generation: u32) -> u64 {
+    u64::from(generation as u16) << TAG_SHIFT
+}
 
 /// The claim counter of a count window, alone on its cache line (128 bytes covers
 /// adjacent-line prefetching): every closed call writes it, so a line it shared with anything
 /// read on every call (the state word, this window's own fields) would move between cores on
-/// every call of every thread.
+/// every call of every thread. The rest of the line holds the outcomes of a small window:
+/// the success that has just claimed a slot reads its word on the line the claim brought in.
 #[repr(align(128))]
-struct Head(AtomicU64);
+struct Head {
+    /// The number of calls claimed so far (high 32 bits, wrapping) over the generation the
+    /// window belongs to (low 32 bits).
+    claims: AtomicU64,
+    /// The generation plus one whose claims wrapped past 2^32 (0: none): its window is full
+    /// although its claim count is small again.
+    wrapped: AtomicU64,
+    words: [AtomicU64; INLINE_WORDS],
+}
 
 /// The last `N` outcomes of one generation.
 ///
-/// `head` packs the number of calls claimed so far (high 32 bits, wrapping) over the generation
-/// the window belongs to (low 32 bits): adding `1 << 32` claims a slot and tells, atomically,
-/// whether the window still belongs to the caller's generation. Each slot packs the low 24 bits
-/// of the writer's generation over its outcome bits.
+/// `head.claims` packs the number of calls claimed so far over the generation the window
+/// belongs to: adding `1 << 32` claims a slot and tells, atomically, whether the window still
+/// belongs to the caller's generation. The window holds `min(claims, N)` calls, less the void
+/// slots (see [`VOID`]).
+///
+/// Outcomes are bits: a word holds 16 slots' failure, slow and void bits under the 16-bit tag
+/// of its generation, so 100 calls take 7 words, not 100. A success, the common outcome, finds
+/// its slot's bits already clear (a slot is rewritten only when its outcome changes) and
+/// writes nothing; other outcomes set their bits with a compare-and-swap that checks the tag,
+/// so a caller whose generation has ended writes nothing. [`reset`](Self::reset) tags every
+/// word with the new generation before handing the window over.
 pub(crate) struct CountWindow {
     head: Box<Head>,
-    slots: Box<[AtomicU32]>,
+    /// The words past the first [`INLINE_WORDS`], for a window larger than those hold.
+    spill: Box<[AtomicU64]>,
+    size: usize,
     /// `2^64 / N` rounded up, so that a slot index is two multiplications, not a division: the
     /// division sat between the claiming `fetch_add` and the slot's store on every closed
     /// success and cost about a tenth of it (see BENCHMARKS.md).
@@ -88,12 +118,46 @@ pub(crate) struct CountWindow {
 impl CountWindow {
     pub(crate) fn new(size: usize, generation: u32) -> Self {
         debug_assert!(size > 0);
+        let words = size.div_ceil(SLOTS_PER_WORD);
+        let tag = word_tag(generation);
+        let spilled = words.saturating_sub(INLINE_WORDS);
         CountWindow {
-            head: Box::new(Head(AtomicU64::new(u64::from(generation)))),
-            slots: (0..size).map(|_| AtomicU32::new(0)).collect(),
+            head: Box::new(Head {
+                claims: AtomicU64::new(u64::from(generation)),
+                wrapped: AtomicU64::new(0),
+                words: std::array::from_fn(|_| AtomicU64::new(tag)),
+            }),
+            spill: (0..spilled).map(|_| AtomicU64::new(tag)).collect(),
+            size,
             reciprocal: (u64::MAX / size as u64).wrapping_add(1),
             minimum: AtomicU32::new(0),
         }
+    }
+
+    /// How many outcomes it holds.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Every word of the window.
+    fn words(&self) -> impl Iterator<Item = &AtomicU64> {
+        let inline = self.size.div_ceil(SLOTS_PER_WORD).min(INLINE_WORDS);
+        self.head.words[..inline].iter().chain(self.spill.iter())
+    }
+
+    /// The word holding `slot`: on the claim's line for the first 224 slots.
+    #[inline]
+    fn word(&self, slot: usize) -> &AtomicU64 {
+        let index = slot / SLOTS_PER_WORD;
+        match self.head.words.get(index) {
+            Some(word) => word,
+            None => self.spilled(index),
+        }
+    }
+
+    #[inline]
+    fn spilled(&self, index: usize) -> &AtomicU64 {
+        &self.spill[index - INLINE_WORDS]
     }
 
     /// Sets the number of calls the window must hold before it is judged.
@@ -101,58 +165,112 @@ impl CountWindow {
         self.minimum.store(minimum, Ordering::Relaxed);
     }
 
-    /// Hands the window to `generation`, empty: slots tagged with older generations no longer
-    /// count. Call before publishing the new state, so no caller of `generation` races it.
+    /// Hands the window to `generation`, empty: every word is cleared under the new tag, then
+    /// the claims start over. Call before publishing the new state, so no caller of
+    /// `generation` races it; a caller of an older one finds the new tags and writes nothing.
+    ///
+    /// Swaps, not stores: the words and the claims race read-modify-writes of stale callers,
+    /// and loom only orders a plain store against those correctly when it is one too (its
+    /// model let a `fetch_add` ordered after a store read the value before it). A transition
+    /// is rare; the swaps cost it nothing worth keeping the model blind.
     pub(crate) fn reset(&self, generation: u32) {
-        self.head.0.store(u64::from(generation), Ordering::Release);
+        let tag = word_tag(generation);
+        for word in self.words() {
+            word.swap(tag, Ordering::AcqRel);
+        }
+        self.head
+            .claims
+            .swap(u64::from(generation), Ordering::AcqRel);
     }
 
     /// Records one outcome. Returns how many calls `generation` has claimed in the window with
     /// this one (wrapping at 2^32), or `None` when the window belongs to another generation and
     /// the outcome was discarded.
     ///
-    /// A stale caller must not claim a slot: the newer window would skip it and keep the
-    /// outcome it holds for another round, so the window would no longer be the last N. The
-    /// caller checks its generation against the breaker's state word first (a line written
-    /// only by transitions), not against `head`: a read of `head` before the claim would fetch
-    /// its contended line twice.
+    /// A stale caller must not claim a slot: the newer window would count it as a call it
+    /// never had. The caller checks its generation against the breaker's state word first (a
+    /// line written only by transitions), not against `head`: a read of `head` before the
+    /// claim would fetch its contended line twice. A claim that races a transition anyway is
+    /// voided.
     #[inline]
     pub(crate) fn record(&self, generation: u32, outcome: u8) -> Option<u32> {
-        let previous = self.head.0.fetch_add(1 << 32, Ordering::AcqRel);
+        let previous = self.head.claims.fetch_add(1 << 32, Ordering::AcqRel);
+        let index = (previous >> 32) as u32;
         if previous as u32 != generation {
             // The window changed hands between the check and the claim (a transition racing
-            // this very call): the skipped slot keeps one old outcome one round longer.
+            // this very call): the claimed slot holds nothing this round.
+            self.write(previous as u32, index, VOID);
             return None;
         }
-        let index = (previous >> 32) as u32;
-        let slot = &self.slots[self.slot_of(index)];
-        slot.store(
-            ((generation & SLOT_GEN_MASK) << 8) | SLOT_FILLED | u32::from(outcome),
-            Ordering::Release,
-        );
+        let slot = self.slot_of(index);
+        let shift = slot % SLOTS_PER_WORD;
+        let bits = (u64::from(outcome & FAILURE) | (u64::from(outcome & SLOW) << 15)) << shift;
+        // The common case, a success in a slot that held one, has nothing to write.
+        if self.word(slot).load(Ordering::Relaxed) & (SLOT_BITS << shift) != bits
+            && !self.write(generation, index, bits >> shift)
+        {
+            return None;
+        }
         Some(index.wrapping_add(1))
+    }
+
+    /// Sets the bits of the slot claimed as `index` to `bits` (for slot 0 of a word), if its
+    /// word still belongs to `generation`. Returns whether it does.
+    #[cold]
+    #[inline(never)]
+    fn write(&self, generation: u32, index: u32, bits: u64) -> bool {
+        let slot = self.slot_of(index);
+        let shift = slot % SLOTS_PER_WORD;
+        let (mask, bits) = (SLOT_BITS << shift, bits << shift);
+        let word = self.word(slot);
+        let tag = word_tag(generation);
+        let mut current = word.load(Ordering::Relaxed);
+        loop {
+            if current & (u64::MAX << TAG_SHIFT) != tag {
+                return false;
+            }
+            let next = (current & !mask) | bits;
+            if next == current {
+                return true;
+            }
+            match word.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
     }
 
     /// Whether a fast success that made the `claimed`-th claim may have to be judged: it is one
     /// of the first `minimum_calls` of its period. Any later one only adds a call to, or
     /// replaces an outcome of, a window that held its minimum and was judged below both
     /// thresholds, so it can only lower the rates. (After 2^32 claims the count wraps and a few
-    /// successes are judged for nothing.)
+    /// successes are judged for nothing; the first of them marks the window full, see
+    /// [`note_claim`](Self::note_claim).)
     #[inline]
     pub(crate) fn may_complete_minimum(&self, claimed: u32) -> bool {
         claimed <= self.minimum.load(Ordering::Relaxed)
+    }
+
+    /// Notes the `claimed`-th claim of `generation`, on the judging path every claim that
+    /// wraps the count takes: the window stays full once its claims wrap past 2^32.
+    pub(crate) fn note_claim(&self, generation: u32, claimed: u32) {
+        if claimed == 0 {
+            self.head
+                .wrapped
+                .store(u64::from(generation) + 1, Ordering::Relaxed);
+        }
     }
 
     /// Makes this caller's slot visible to every judge that comes after it, and tells whether
     /// `generation` has claimed its `minimum_calls`, so the caller must judge.
     ///
     /// The fence pairs with the one every other judging caller runs after its own slot's
-    /// store: of the callers racing over the first `minimum_calls` slots, the one whose fence
+    /// write: of the callers racing over the first `minimum_calls` slots, the one whose fence
     /// comes last sees every slot written and the full claim count, so the window is judged
     /// once complete even when the completing claim is not the last slot written.
     pub(crate) fn reached_minimum(&self, generation: u32) -> bool {
         fence(Ordering::SeqCst);
-        let head = self.head.0.load(Ordering::Acquire);
+        let head = self.head.claims.load(Ordering::Acquire);
         head as u32 == generation && (head >> 32) as u32 >= self.minimum.load(Ordering::Relaxed)
     }
 
@@ -160,21 +278,38 @@ impl CountWindow {
     #[inline]
     fn slot_of(&self, index: u32) -> usize {
         let low = self.reciprocal.wrapping_mul(u64::from(index));
-        ((u128::from(low) * self.slots.len() as u128) >> 64) as usize
+        ((u128::from(low) * self.size as u128) >> 64) as usize
     }
 
-    /// Counts the outcomes `generation` holds.
+    /// The bytes it holds on the heap (tests).
+    #[cfg(all(test, not(resilient_loom)))]
+    pub(crate) fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Head>() + std::mem::size_of_val(&*self.spill)
+    }
+
+    /// Counts the outcomes `generation` holds: nothing unless the window belongs to it.
     pub(crate) fn tally(&self, generation: u32) -> Tally {
-        let tag = generation & SLOT_GEN_MASK;
-        let mut tally = Tally::default();
-        for slot in self.slots.iter() {
-            let value = slot.load(Ordering::Acquire);
-            if value & SLOT_FILLED != 0 && value >> 8 == tag {
-                tally.calls += 1;
-                tally.failures += u64::from(value as u8 & FAILURE != 0);
-                tally.slow += u64::from(value as u8 & SLOW != 0);
+        let head = self.head.claims.load(Ordering::Acquire);
+        if head as u32 != generation {
+            return Tally::default();
+        }
+        let full = self.head.wrapped.load(Ordering::Relaxed) == u64::from(generation) + 1;
+        let claimed = if full {
+            self.size
+        } else {
+            ((head >> 32) as usize).min(self.size)
+        };
+        let tag = word_tag(generation);
+        let (mut tally, mut void) = (Tally::default(), 0);
+        for word in self.words() {
+            let value = word.load(Ordering::Acquire);
+            if value & (u64::MAX << TAG_SHIFT) == tag {
+                tally.failures += u64::from((value as u16).count_ones());
+                tally.slow += u64::from(((value >> 16) as u16).count_ones());
+                void += ((value >> 32) as u16).count_ones() as usize;
             }
         }
+        tally.calls = claimed.saturating_sub(void) as u64;
         tally
     }
 }
@@ -196,18 +331,26 @@ fn tag_tick(tag: u64) -> u64 {
     tag & TICK_MASK
 }
 
-/// One bucket: each counter carries its own tag so it is self-consistent without a lock.
-struct Bucket {
-    calls: AtomicU64,
-    failures: AtomicU64,
-    slow: AtomicU64,
+/// `count` tagged counters, all zero.
+fn counters(count: usize) -> Box<[AtomicU64]> {
+    (0..count).map(|_| AtomicU64::new(0)).collect()
 }
 
 /// Outcomes of the last `buckets × bucket_micros` microseconds of one generation.
+///
+/// Each bucket has a tagged counter (tag and count in one word, so it is self-consistent
+/// without a lock) for its calls, its failures and its slow calls, kept by column: the calls
+/// up front (none in a window that counts failures only), the failures and slow calls once the
+/// first of them is recorded. Until then they would all be zero: a breaker that only succeeds
+/// does not carry them.
 pub(crate) struct TimeWindow {
     bucket_micros: u64,
-    buckets: Box<[Bucket]>,
-    failures_only: bool,
+    /// Calls per bucket; empty for a window that counts failures only.
+    calls: Box<[AtomicU64]>,
+    /// Failures per bucket, then, for a window that counts calls, slow calls per bucket.
+    bad: OnceLock<Box<[AtomicU64]>>,
+    /// How many buckets.
+    span: u32,
     /// The latest tick anything was recorded in, plus one (0: never). Bucket tags keep only 24
     /// bits of their tick, so after a silence of 2^24 ticks an old tag could pass for a
     /// current one; a window that has been silent for a whole span is cleared instead.
@@ -217,7 +360,7 @@ pub(crate) struct TimeWindow {
     last_bad: AtomicU64,
     /// The slot plus one of the first thread to record a success (0: none yet). It counts on
     /// the buckets; a success from any other thread brings the stripes.
-    success_owner: AtomicUsize,
+    success_owner: AtomicU32,
     /// Per-thread success counts, allocated once a second thread records a success. Each is a
     /// tagged word like a bucket's counters, for the tick its thread last succeeded in; moving
     /// to another tick, the thread adds the old count to that tick's bucket.
@@ -228,26 +371,57 @@ impl TimeWindow {
     /// A window of `buckets` buckets of `bucket_micros` each; `failures_only` windows count
     /// failures and nothing else (the failure-count policy).
     pub(crate) fn new(bucket_micros: u64, buckets: usize, failures_only: bool) -> Self {
-        debug_assert!(bucket_micros > 0 && buckets > 0);
+        debug_assert!(bucket_micros > 0 && buckets > 0 && buckets <= u32::MAX as usize);
         TimeWindow {
             bucket_micros,
-            failures_only,
+            calls: counters(if failures_only { 0 } else { buckets }),
+            bad: OnceLock::new(),
+            span: buckets as u32,
             last_tick: AtomicU64::new(0),
             last_bad: AtomicU64::new(0),
-            success_owner: AtomicUsize::new(0),
+            success_owner: AtomicU32::new(0),
             success_stripes: OnceLock::new(),
-            buckets: (0..buckets)
-                .map(|_| Bucket {
-                    calls: AtomicU64::new(0),
-                    failures: AtomicU64::new(0),
-                    slow: AtomicU64::new(0),
-                })
-                .collect(),
         }
     }
 
+    /// The bytes it holds on the heap (tests).
+    #[cfg(all(test, not(resilient_loom)))]
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let stripes = self
+            .success_stripes
+            .get()
+            .map_or(0, |s| std::mem::size_of_val(&**s));
+        let bad = self
+            .bad
+            .get()
+            .map_or(0, |bad| std::mem::size_of_val(&**bad));
+        std::mem::size_of_val(&*self.calls) + bad + stripes
+    }
+
+    /// How many buckets, as a tick count.
+    fn span(&self) -> u64 {
+        u64::from(self.span)
+    }
+
+    /// The bucket index of `tick`.
+    fn index(&self, tick: u64) -> usize {
+        (tick % self.span()) as usize
+    }
+
+    /// The failure counters, then the slow-call counters (see the type's comment).
+    fn bad(&self) -> &[AtomicU64] {
+        let columns = if self.failures_only() { 1 } else { 2 };
+        self.bad
+            .get_or_init(|| counters(columns * self.span as usize))
+    }
+
+    /// The width of one bucket, in microseconds.
+    pub(crate) fn bucket_micros(&self) -> u64 {
+        self.bucket_micros
+    }
+
     pub(crate) fn failures_only(&self) -> bool {
-        self.failures_only
+        self.calls.is_empty()
     }
 
     /// Records an outcome at `now_micros` (microseconds since the breaker's epoch). `count_call`
@@ -255,16 +429,18 @@ impl TimeWindow {
     pub(crate) fn record(&self, generation: u32, now_micros: u64, outcome: u8, count_call: bool) {
         let tick = now_micros / self.bucket_micros;
         self.advance_to(tick);
-        let bucket = &self.buckets[(tick % self.buckets.len() as u64) as usize];
+        let index = self.index(tick);
         let tag = time_tag(generation, tick);
-        if count_call {
-            bump(&bucket.calls, tag, 1);
+        if count_call && let Some(calls) = self.calls.get(index) {
+            bump(calls, tag, 1);
         }
         if outcome & FAILURE != 0 {
-            bump(&bucket.failures, tag, 1);
+            bump(&self.bad()[index], tag, 1);
         }
-        if outcome & SLOW != 0 {
-            bump(&bucket.slow, tag, 1);
+        if outcome & SLOW != 0
+            && let Some(slow) = self.bad().get(self.span as usize + index)
+        {
+            bump(slow, tag, 1);
         }
         if outcome != 0 {
             self.last_bad.fetch_max(tick + 1, Ordering::AcqRel);
@@ -304,8 +480,9 @@ impl TimeWindow {
                 stripe.store((tag << COUNT_BITS) | 1, Ordering::Release);
             }
             None => {
-                let bucket = &self.buckets[(tick % self.buckets.len() as u64) as usize];
-                bump(&bucket.calls, tag, 1);
+                if let Some(calls) = self.calls.get(self.index(tick)) {
+                    bump(calls, tag, 1);
+                }
             }
         }
     }
@@ -317,13 +494,16 @@ impl TimeWindow {
         if let Some(stripes) = self.success_stripes.get() {
             return stripes.get(slot);
         }
+        // A slot past `u32::MAX - 1` never owns the buckets: it takes a stripe (or none).
+        let mine = u32::try_from(slot).map_or(0, |slot| slot.wrapping_add(1));
         let owner = self.success_owner.load(Ordering::Relaxed);
-        if owner == slot + 1
-            || (owner == 0
-                && self
-                    .success_owner
-                    .compare_exchange(0, slot + 1, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok())
+        if mine != 0
+            && (owner == mine
+                || (owner == 0
+                    && self
+                        .success_owner
+                        .compare_exchange(0, mine, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()))
         {
             return None;
         }
@@ -341,14 +521,13 @@ impl TimeWindow {
     /// Adds a stripe's `count` successes of the tick in `tag` to that tick's bucket, unless
     /// the tick has left the window ending at `now_tick` (they no longer count).
     fn flush(&self, tag: u64, count: u64, now_tick: u64) {
-        let span = self.buckets.len() as u64;
         let age = now_tick.wrapping_sub(tag_tick(tag)) & TICK_MASK;
-        if age >= span {
+        if age >= self.span() {
             return;
         }
-        let tick = now_tick - age;
-        let bucket = &self.buckets[(tick % span) as usize];
-        bump(&bucket.calls, tag, count);
+        if let Some(calls) = self.calls.get(self.index(now_tick - age)) {
+            bump(calls, tag, count);
+        }
     }
 
     /// Whether a failure or a slow call (of any generation: a stale one only costs a judgement)
@@ -363,7 +542,7 @@ impl TimeWindow {
     pub(crate) fn may_hold_bad_outcomes(&self, now_micros: u64) -> bool {
         let last_bad = self.last_bad.load(Ordering::Acquire);
         let now_tick = now_micros / self.bucket_micros;
-        last_bad != 0 && now_tick.saturating_sub(last_bad - 1) < self.buckets.len() as u64
+        last_bad != 0 && now_tick.saturating_sub(last_bad - 1) < self.span()
     }
 
     /// Notes that time reached `tick`, clearing every bucket when nothing was recorded for a
@@ -373,7 +552,7 @@ impl TimeWindow {
         if last > tick {
             return;
         }
-        let silent = last == 0 || tick - (last - 1) >= self.buckets.len() as u64;
+        let silent = last == 0 || tick - (last - 1) >= self.span();
         // One caller wins the move to the new tick; only it clears. A caller recording in the
         // same tick while the clearing runs may lose that one count: the window was empty.
         if self
@@ -382,10 +561,13 @@ impl TimeWindow {
             .is_ok()
             && silent
         {
-            for bucket in self.buckets.iter() {
-                bucket.calls.store(0, Ordering::Relaxed);
-                bucket.failures.store(0, Ordering::Relaxed);
-                bucket.slow.store(0, Ordering::Relaxed);
+            // Columns not allocated yet hold nothing to clear.
+            for counter in self
+                .calls
+                .iter()
+                .chain(self.bad.get().into_iter().flatten())
+            {
+                counter.store(0, Ordering::Relaxed);
             }
         }
     }
@@ -393,7 +575,7 @@ impl TimeWindow {
     /// Counts what `generation` recorded within the window ending at `now_micros`.
     pub(crate) fn tally(&self, generation: u32, now_micros: u64) -> Tally {
         let now_tick = now_micros / self.bucket_micros;
-        let span = self.buckets.len() as u64;
+        let span = self.span();
         let last = self.last_tick.load(Ordering::Relaxed);
         if last == 0 || now_tick.saturating_sub(last - 1) >= span {
             return Tally::default();
@@ -415,10 +597,16 @@ impl TimeWindow {
         for Stripe(stripe) in self.success_stripes.get().into_iter().flatten() {
             tally.calls += live(stripe.load(Ordering::Acquire));
         }
-        for bucket in self.buckets.iter() {
-            tally.calls += live(bucket.calls.load(Ordering::Acquire));
-            tally.failures += live(bucket.failures.load(Ordering::Acquire));
-            tally.slow += live(bucket.slow.load(Ordering::Acquire));
+        for calls in self.calls.iter() {
+            tally.calls += live(calls.load(Ordering::Acquire));
+        }
+        let bad = self.bad.get().map_or(&[][..], |bad| &bad[..]);
+        let (failures, slow) = bad.split_at(bad.len().min(self.span as usize));
+        for failure in failures {
+            tally.failures += live(failure.load(Ordering::Acquire));
+        }
+        for slow in slow {
+            tally.slow += live(slow.load(Ordering::Acquire));
         }
         tally
     }
@@ -454,11 +642,15 @@ fn is_newer_generation(stored: u16, tag: u64) -> bool {
 }
 
 /// The window a breaker judges by, chosen by its trip policy.
+///
+/// The count window comes first: its closed success, the one that does the most, then finds it
+/// with the fewest tests.
 pub(crate) enum Window {
-    /// No window: the consecutive-failures policy keeps one counter instead.
-    None,
     /// The last `N` calls.
     Count(CountWindow),
+    /// No window: the consecutive-failures policy keeps one counter instead, the failures in a
+    /// row tagged with their generation: `generation << 32 | count`.
+    None(AtomicU64),
     /// The calls (or only the failures) of the last `D`.
     Time(TimeWindow),
 }

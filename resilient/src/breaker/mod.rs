@@ -29,7 +29,6 @@ mod transition;
 use std::fmt;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::atomic::Ordering as StdOrdering;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -66,40 +65,57 @@ pub struct CircuitBreaker {
 /// an operator's action and costs one window's memory; a change of thresholds costs nothing.
 struct WindowCell {
     window: Window,
-    shape: WindowShape,
     next: OnceLock<Box<WindowCell>>,
 }
 
 impl WindowCell {
     fn new(shape: WindowShape, generation: u32, config: &BreakerConfig) -> Self {
         let window = match shape {
-            WindowShape::None => Window::None,
+            WindowShape::None => Window::None(crate::sync::AtomicU64::new(0)),
             WindowShape::Count(size) => Window::Count(CountWindow::new(size as usize, generation)),
             WindowShape::Time {
                 span,
                 failures_only,
-            } => {
-                let bucket = state::duration_micros(span).div_ceil(u64::from(TIME_BUCKETS));
-                Window::Time(TimeWindow::new(
-                    bucket.max(1),
-                    TIME_BUCKETS as usize,
-                    failures_only,
-                ))
-            }
+            } => Window::Time(TimeWindow::new(
+                time_bucket_micros(span),
+                TIME_BUCKETS as usize,
+                failures_only,
+            )),
         };
         let cell = WindowCell {
             window,
-            shape,
             next: OnceLock::new(),
         };
         cell.follow(config);
         cell
     }
 
+    /// Whether this window is the one `shape` would make (then a reconfiguration keeps it).
+    /// Asked of the window rather than stored beside it: every breaker would carry the shape
+    /// for the rare reconfiguration. Two time spans whose buckets round to the same number of
+    /// microseconds make the same window.
+    fn has_shape(&self, shape: WindowShape) -> bool {
+        match (&self.window, shape) {
+            (Window::None(_), WindowShape::None) => true,
+            (Window::Count(count), WindowShape::Count(size)) => count.size() == size as usize,
+            (
+                Window::Time(time),
+                WindowShape::Time {
+                    span,
+                    failures_only,
+                },
+            ) => {
+                time.bucket_micros() == time_bucket_micros(span)
+                    && time.failures_only() == failures_only
+            }
+            _ => false,
+        }
+    }
+
     /// Takes the parts of `config` the window itself keeps.
     fn follow(&self, config: &BreakerConfig) {
         if let (Window::Count(count), TripPolicy::FailureRate { minimum_calls, .. }) =
-            (&self.window, config.trip)
+            (&self.window, config.settings.trip)
         {
             count.set_minimum(minimum_calls);
         }
@@ -140,12 +156,6 @@ struct Shared {
     reconfigure: Mutex<()>,
     /// Where events go; `None` for a breaker made without listeners.
     listeners: Option<Arc<Listeners>>,
-    /// When the breaker last left the closed (or disabled) state, in microseconds since the
-    /// epoch plus one; 0 while it is closed. Re-openings after a failed probe keep it, so
-    /// "open too long" measures the whole outage, not the last open wait.
-    unhealthy_since: AtomicU64,
-    /// Whether this outage's open-too-long alert has fired.
-    open_alerted: AtomicBool,
 }
 
 impl Shared {
@@ -209,16 +219,20 @@ impl Shared {
     /// and it has not been sent yet. `now` is called only when the alert may fire.
     fn check_open_alert(&self, listeners: &Listeners, now: impl FnOnce() -> u64) {
         let limit = listeners.open_alert_micros();
-        if limit == 0 || self.open_alerted.load(StdOrdering::Relaxed) {
+        // No cold counters: the breaker never left the closed state.
+        let Some(cold) = self.counters.cold.get() else {
+            return;
+        };
+        if limit == 0 || cold.open_alerted.load(StdOrdering::Relaxed) {
             return;
         }
-        let since = self.unhealthy_since.load(StdOrdering::Acquire);
+        let since = cold.unhealthy_since.load(StdOrdering::Acquire);
         if since == 0 {
             return;
         }
         let open_for = now().saturating_sub(since - 1);
         if open_for < limit
-            || self
+            || cold
                 .open_alerted
                 .compare_exchange(false, true, StdOrdering::AcqRel, StdOrdering::Relaxed)
                 .is_err()
@@ -269,8 +283,8 @@ impl Env for SharedEnv<'_> {
     fn on_transition(&self, transition: Transition) {
         let shared = self.shared;
         let (from, to, reason) = (transition.from, transition.to, transition.reason);
-        shared.counters.cold().transitions[state_index(from)][state_index(to)]
-            .fetch_add(1, StdOrdering::Relaxed);
+        let cold = shared.counters.cold();
+        cold.transitions[state_index(from)][state_index(to)].fetch_add(1, StdOrdering::Relaxed);
         // Judged by the state now, not by this report's `to`: reports of racing transitions
         // (a trip and an operator's reset) can arrive in either order, and a late "closed →
         // open" must not start an outage clock for a breaker that is closed again.
@@ -279,11 +293,11 @@ impl Env for SharedEnv<'_> {
             BreakerState::Closed | BreakerState::Disabled
         );
         if now_healthy {
-            shared.unhealthy_since.store(0, StdOrdering::Release);
-            shared.open_alerted.store(false, StdOrdering::Relaxed);
+            cold.unhealthy_since.store(0, StdOrdering::Release);
+            cold.open_alerted.store(false, StdOrdering::Relaxed);
         } else {
             let since = shared.now_micros().saturating_add(1);
-            let _ = shared.unhealthy_since.compare_exchange(
+            let _ = cold.unhealthy_since.compare_exchange(
                 0,
                 since,
                 StdOrdering::AcqRel,
@@ -352,8 +366,6 @@ impl CircuitBreaker {
                 counters: Counters::default(),
                 reconfigure: Mutex::new(()),
                 listeners,
-                unhealthy_since: AtomicU64::new(0),
-                open_alerted: AtomicBool::new(false),
             }),
         })
     }
@@ -470,7 +482,7 @@ impl CircuitBreaker {
             .store(slow_micros(&config), StdOrdering::Relaxed);
         let config = Arc::new(config);
         shared.config.store(config.clone());
-        if current.shape == shape {
+        if current.has_shape(shape) {
             // The same window under new thresholds: judge what it holds by them now.
             current.follow(&config);
             shared.core.judge_window(shared.window(), &shared.env());
@@ -499,7 +511,7 @@ impl CircuitBreaker {
         let now = shared.now_micros();
         let tally = if word.state() == BreakerState::Closed {
             match shared.window() {
-                Window::None => Tally::default(),
+                Window::None(_) => Tally::default(),
                 Window::Count(count) => count.tally(word.generation()),
                 Window::Time(time) => time.tally(word.generation(), now),
             }
@@ -577,6 +589,13 @@ impl CircuitBreaker {
     }
 }
 
+/// The bucket width of a time window spanning `span`, in whole microseconds.
+fn time_bucket_micros(span: Duration) -> u64 {
+    state::duration_micros(span)
+        .div_ceil(u64::from(TIME_BUCKETS))
+        .max(1)
+}
+
 fn slow_micros(config: &BreakerConfig) -> u64 {
     config
         .slow_duration()
@@ -589,5 +608,77 @@ impl fmt::Debug for CircuitBreaker {
             .field("name", &self.name())
             .field("state", &self.state())
             .finish()
+    }
+}
+#[cfg(all(test, not(resilient_loom)))]
+mod tests {
+    use std::mem::size_of;
+
+    use super::*;
+
+    /// The heap a breaker holds, piece by piece: the benches' group 14 counts the same bytes
+    /// with a counting allocator, which the runtime cannot have (it needs `unsafe`).
+    fn heap_bytes(breaker: &CircuitBreaker) -> usize {
+        let counts = 2 * size_of::<usize>(); // an `Arc`'s strong and weak counts
+        let shared = &*breaker.shared;
+        let window = match shared.window() {
+            Window::Count(count) => count.heap_bytes(),
+            Window::Time(time) => time.heap_bytes(),
+            Window::None(_) => 0,
+        };
+        let cold = shared
+            .counters
+            .cold
+            .get()
+            .map_or(0, |_| size_of::<counters::ColdCounters>());
+        let stripes = shared.counters.successes.heap_bytes();
+        (counts + size_of::<Shared>())
+            + (counts + shared.name.len()).next_multiple_of(size_of::<usize>())
+            // The breaker's own `Arc` of the configuration; the settings are the caller's.
+            + (counts + size_of::<BreakerConfig>())
+            + window
+            + cold
+            + stripes
+    }
+
+    #[test]
+    fn a_breaker_called_from_one_thread_holds_at_most_512_bytes() {
+        let within = Duration::from_secs(10);
+        let configs = [
+            BreakerConfig::failure_rate(0.5, SlidingWindow::Time(within), 20),
+            BreakerConfig::failure_count(5, within),
+            BreakerConfig::consecutive_failures(5),
+            BreakerConfig::default(),
+        ];
+        for config in configs {
+            let breaker = CircuitBreaker::new("dependency-000000", config.clone()).unwrap();
+            breaker.try_acquire().unwrap().record_success();
+            let bytes = heap_bytes(&breaker);
+            assert!(bytes <= 512, "{bytes} bytes for {:?}", config.trip());
+            assert!(
+                Arc::ptr_eq(&breaker.config().settings, &config.settings),
+                "a breaker made from a configuration shares its settings"
+            );
+        }
+    }
+
+    #[test]
+    fn the_pieces_of_a_breaker_keep_their_size() {
+        // What every breaker carries inline: a regression here costs every breaker.
+        assert!(size_of::<Shared>() <= 272, "{}", size_of::<Shared>());
+        assert_eq!(size_of::<BreakerConfig>(), size_of::<usize>());
+        // A count window of up to 224 calls lives on its claim counter's 128 bytes.
+        let count = CountWindow::new(224, 0);
+        assert_eq!(count.heap_bytes(), 128);
+        assert_eq!(CountWindow::new(225, 0).heap_bytes(), 128 + 8);
+        // A time window carries its failure and slow-call columns from the first of them on.
+        let time = TimeWindow::new(1_000, 20, false);
+        assert_eq!(time.heap_bytes(), 20 * 8);
+        time.record(0, 0, crate::window::FAILURE, true);
+        assert_eq!(time.heap_bytes(), 3 * 20 * 8);
+        let failures_only = TimeWindow::new(1_000, 20, true);
+        assert_eq!(failures_only.heap_bytes(), 0);
+        failures_only.record(0, 0, crate::window::FAILURE, false);
+        assert_eq!(failures_only.heap_bytes(), 20 * 8);
     }
 }

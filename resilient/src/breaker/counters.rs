@@ -49,7 +49,9 @@ pub(super) struct ColdCounters {
     /// Of the failures, attempts that timed out.
     pub(super) timeouts: StdAtomicU64,
     pub(super) ignored: StdAtomicU64,
-    pub(super) rejected: StdAtomicU64,
+    /// Striped like the successes: an open breaker rejects every call of every thread, and a
+    /// shared `fetch_add` would pass its line between them on each one.
+    pub(super) rejected: StripedCounter,
     /// Transitions by `[from][to]`, indexed by [`state_index`].
     pub(super) transitions: [[StdAtomicU64; 5]; 5],
     /// When the breaker last left the closed (or disabled) state, in microseconds since the

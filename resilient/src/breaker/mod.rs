@@ -19,7 +19,6 @@
 
 mod config;
 mod counters;
-#[cfg(feature = "tower")]
 mod early;
 mod permit;
 mod slo;
@@ -174,19 +173,21 @@ impl Shared {
         u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// Microseconds since the epoch: every rejection reads it, so in 64-bit arithmetic, not
+    /// `Duration::as_micros`' 128-bit one (the same value, saturating past 584 000 years).
     fn now_micros(&self) -> u64 {
         let elapsed = Instant::now().saturating_duration_since(self.epoch);
-        u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+        elapsed
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(elapsed.subsec_micros()))
     }
 
-    /// Counts, logs and reports a rejected call; off the success path.
-    #[cold]
-    #[inline(never)]
+    /// Counts, logs and reports a rejected call; off the success path, and inlined into its
+    /// callers, themselves out of line: one call per rejection, not two.
+    #[inline(always)]
     fn rejected(&self, rejection: Rejection) -> Rejection {
-        self.counters
-            .cold()
-            .rejected
-            .fetch_add(1, StdOrdering::Relaxed);
+        self.counters.cold().rejected.increment();
         tracing::debug!(
             target: "resilient::breaker",
             breaker = %self.name,
@@ -415,22 +416,28 @@ impl CircuitBreaker {
 
     #[inline(never)]
     fn acquire<'a>(&self, shared: &'a Shared) -> Result<BreakerPermit<'a>, Rejection> {
+        // Open with its wait not over, or forced open: the state word and one clock read
+        // decide, without the admission loop or the configuration. Everything else, and an
+        // open wait that is over, goes through `admit`.
+        if let Some(retry_after) = shared.refusing(shared.core.load()) {
+            return Err(shared.rejected_open(retry_after));
+        }
+        Self::admit(shared)
+    }
+
+    /// Admission by the state machine, apart from [`acquire`](Self::acquire) so that the
+    /// open breaker's rejection does not pay for its frame.
+    #[inline(never)]
+    fn admit(shared: &Shared) -> Result<BreakerPermit<'_>, Rejection> {
         let admission = shared.core.admit(shared.window(), &shared.env());
         let kind = match admission {
             Admission::Closed(generation) => PermitKind::Closed(generation),
             Admission::Probe(generation) => PermitKind::Probe(generation),
             Admission::Passthrough => PermitKind::Passthrough,
             Admission::RejectedOpen(left) => {
-                return Err(shared.rejected(Rejection::CircuitOpen {
-                    breaker: shared.name.clone(),
-                    retry_after: left.map(Duration::from_micros),
-                }));
+                return Err(shared.rejected_open(left.map(Duration::from_micros)));
             }
-            Admission::RejectedHalfOpen => {
-                return Err(shared.rejected(Rejection::HalfOpenFull {
-                    breaker: shared.name.clone(),
-                }));
-            }
+            Admission::RejectedHalfOpen => return Err(shared.rejected_half_open()),
         };
         let started = if shared.slow_call_micros.load(StdOrdering::Relaxed) != 0
             && !matches!(kind, PermitKind::Passthrough)
@@ -548,7 +555,7 @@ impl CircuitBreaker {
             failures: counters.read(|cold| &cold.failures),
             timeouts: counters.read(|cold| &cold.timeouts),
             ignored: counters.read(|cold| &cold.ignored),
-            rejected: counters.read(|cold| &cold.rejected),
+            rejected: counters.cold.get().map_or(0, |cold| cold.rejected.get()),
             transitions: transition_counts.iter().map(|t| t.count).sum(),
             transition_counts,
             half_open_probes_in_flight: word.probes(),

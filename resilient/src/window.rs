@@ -82,9 +82,9 @@ struct Head {
     /// The number of calls claimed so far (high 32 bits, wrapping) over the generation the
     /// window belongs to (low 32 bits).
     claims: AtomicU64,
-    /// The generation plus one whose claims wrapped past 2^32 (0: none): its window is full
-    /// although its claim count is small again.
-    wrapped: AtomicU64,
+    /// The generation plus one whose window has been seen full (0: none): it stays full when
+    /// its claim count wraps past 2^32 and is small again.
+    full: AtomicU64,
     words: [AtomicU64; INLINE_WORDS],
 }
 
@@ -124,7 +124,7 @@ impl CountWindow {
         CountWindow {
             head: Box::new(Head {
                 claims: AtomicU64::new(u64::from(generation)),
-                wrapped: AtomicU64::new(0),
+                full: AtomicU64::new(0),
                 words: std::array::from_fn(|_| AtomicU64::new(tag)),
             }),
             spill: (0..spilled).map(|_| AtomicU64::new(tag)).collect(),
@@ -244,20 +244,25 @@ impl CountWindow {
     /// of the first `minimum_calls` of its period. Any later one only adds a call to, or
     /// replaces an outcome of, a window that held its minimum and was judged below both
     /// thresholds, so it can only lower the rates. (After 2^32 claims the count wraps and a few
-    /// successes are judged for nothing; the first of them marks the window full, see
-    /// [`note_claim`](Self::note_claim).)
+    /// successes are judged for nothing.)
     #[inline]
     pub(crate) fn may_complete_minimum(&self, claimed: u32) -> bool {
         claimed <= self.minimum.load(Ordering::Relaxed)
     }
 
-    /// Notes the `claimed`-th claim of `generation`, on the judging path every claim that
-    /// wraps the count takes: the window stays full once its claims wrap past 2^32.
+    /// Notes the `claimed`-th claim of `generation` on the judging path, so that a window its
+    /// claims have filled stays full when their count wraps past 2^32.
+    ///
+    /// Every failure and slow call is judged, so any of them still in the window when the
+    /// count wraps was noted after the window filled (the slots were rewritten since the first
+    /// round): a wrapped window with bad outcomes is known full. One without any has rates of
+    /// 0 whatever its call count. The claim that wraps the count is noted too.
     pub(crate) fn note_claim(&self, generation: u32, claimed: u32) {
-        if claimed == 0 {
-            self.head
-                .wrapped
-                .store(u64::from(generation) + 1, Ordering::Relaxed);
+        let full = u64::from(generation) + 1;
+        if (claimed == 0 || claimed as usize >= self.size)
+            && self.head.full.load(Ordering::Relaxed) != full
+        {
+            self.head.full.store(full, Ordering::Relaxed);
         }
     }
 
@@ -293,7 +298,7 @@ impl CountWindow {
         if head as u32 != generation {
             return Tally::default();
         }
-        let full = self.head.wrapped.load(Ordering::Relaxed) == u64::from(generation) + 1;
+        let full = self.head.full.load(Ordering::Relaxed) == u64::from(generation) + 1;
         let claimed = if full {
             self.size
         } else {
@@ -694,6 +699,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_count_window_stays_full_when_its_claims_wrap() {
+        let window = CountWindow::new(4, 3);
+        // Each outcome judged as the breaker judges them: failures always, and the claim
+        // noted first.
+        for outcome in [0, FAILURE, 0, FAILURE, 0, FAILURE] {
+            let claimed = window.record(3, outcome).unwrap();
+            if outcome != 0 {
+                window.note_claim(3, claimed);
+            }
+        }
+        assert_eq!((window.tally(3).calls, window.tally(3).failures), (4, 2));
+        // 2^32 claims later (the slots hold the same outcomes, as if they had been rewritten
+        // with them) the count starts over; the success that wrapped it has not been judged
+        // yet (a caller descheduled between its claim and its judgement).
+        window
+            .head
+            .claims
+            .store(((u64::from(u32::MAX) - 1) << 32) | 3, Ordering::Relaxed);
+        assert_eq!(window.record(3, 0), Some(u32::MAX));
+        assert_eq!(window.record(3, 0), Some(0));
+        assert_eq!(window.record(3, 0), Some(1));
+        // Still the last four outcomes: the window is full, not one call long with a failure
+        // rate of 100 %.
+        let tally = window.tally(3);
+        assert_eq!((tally.calls, tally.failures), (4, 1), "{tally:?}");
     }
 
     #[test]

@@ -112,30 +112,15 @@ pub(crate) fn new_stripes(count: usize) -> Box<[Stripe]> {
 ///
 /// Taking a second thread for contention, rather than a failed compare-and-swap, keeps the
 /// single-thread path free of any read-modify-write.
+#[derive(Default)]
 pub(crate) struct StripedCounter {
-    /// The slot plus one of the thread that owns `base`; [`NO_OWNER`] until the first count.
+    /// The slot plus one of the thread that owns `base`; 0 until the first count.
     owner: AtomicUsize,
     /// Counted by the owner before the stripes existed (and while it raced their creation).
     base: AtomicU64,
     stripes: OnceLock<Box<[Stripe]>>,
     /// For threads without a stripe of their own.
     shared: AtomicU64,
-}
-
-/// `StripedCounter::owner` before anyone counted: a value no thread's `SLOT` ever holds (not
-/// 0, a thread that has not counted yet; not `usize::MAX`, an exiting one), so the owner's
-/// test is one comparison with the thread-local value.
-const NO_OWNER: usize = usize::MAX - 1;
-
-impl Default for StripedCounter {
-    fn default() -> Self {
-        StripedCounter {
-            owner: AtomicUsize::new(NO_OWNER),
-            base: AtomicU64::new(0),
-            stripes: OnceLock::new(),
-            shared: AtomicU64::new(0),
-        }
-    }
 }
 
 impl std::fmt::Debug for StripedCounter {
@@ -148,15 +133,6 @@ impl StripedCounter {
     /// Adds one.
     #[inline]
     pub(crate) fn increment(&self) {
-        // The counter used from one thread, answered first: that thread owns `base`.
-        if self.stripes.get().is_none()
-            && self.owner.load(Ordering::Relaxed) == SLOT.with(Cell::get)
-        {
-            // This thread is the cell's only writer: a plain load and store cannot race.
-            self.base
-                .store(self.base.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            return;
-        }
         self.increment_in(slot());
     }
 
@@ -183,10 +159,10 @@ impl StripedCounter {
     fn unstriped(&self, slot: usize) -> &AtomicU64 {
         let owner = self.owner.load(Ordering::Relaxed);
         if owner == slot + 1
-            || (owner == NO_OWNER
+            || (owner == 0
                 && self
                     .owner
-                    .compare_exchange(NO_OWNER, slot + 1, Ordering::Relaxed, Ordering::Relaxed)
+                    .compare_exchange(0, slot + 1, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok())
         {
             return &self.base;

@@ -20,7 +20,7 @@
 //!   buckets.
 
 use crate::counter::{Stripe, new_stripes, stripe_count};
-use crate::sync::{AtomicU32, AtomicU64, OnceLock, Ordering, fence};
+use crate::sync::{AtomicU8, AtomicU32, AtomicU64, OnceLock, Ordering, fence};
 
 /// The outcome bit for a failure.
 pub(crate) const FAILURE: u8 = 0b01;
@@ -54,57 +54,47 @@ impl Tally {
     }
 }
 
-/// Slots per count-window word: 16 slots of three bits (failure, slow, void) and a tag.
-const SLOTS_PER_WORD: usize = 16;
-/// A slot's three bits, for slot 0 of a word: failure (bit 0), slow (16), void (32).
-const SLOT_BITS: u64 = 0x0001_0001_0001;
-/// The void bit of slot 0: the slot was claimed by a caller of another generation, so it
-/// holds no outcome this round.
-const VOID: u64 = 1 << 32;
-/// A word's tag: the low 16 bits of the generation its bits belong to.
-const TAG_SHIFT: u32 = 48;
-/// Words kept on the claim counter's own cache lines (up to 224 slots): a window that small
-/// needs no other allocation.
-const INLINE_WORDS: usize = 14;
+/// Set in every slot that holds an outcome: a slot cleared by [`CountWindow::reset`] reads 0.
+const SLOT_FILLED: u8 = 0x80;
+/// The generation's bits a slot keeps, above its two outcome bits.
+const SLOT_GEN_MASK: u32 = 0x1F;
+/// Slots kept on the claim counter's own cache lines: a window of up to 120 calls needs no
+/// other allocation.
+const INLINE_SLOTS: usize = 120;
 
-/// The tag of `generation`'s words.
-fn word_tag(generation: u32) -> u64 {
-    u64::from(generation as u16) << TAG_SHIFT
+/// What a slot holds for `generation`'s outcome: filled, the low 5 bits of the generation,
+/// the outcome bits.
+#[inline]
+fn slot_value(generation: u32, outcome: u8) -> u8 {
+    SLOT_FILLED | (((generation & SLOT_GEN_MASK) as u8) << 2) | (outcome & (FAILURE | SLOW))
 }
 
 /// The claim counter of a count window, alone on its cache line (128 bytes covers
 /// adjacent-line prefetching): every closed call writes it, so a line it shared with anything
 /// read on every call (the state word, this window's own fields) would move between cores on
-/// every call of every thread. The rest of the line holds the outcomes of a small window:
-/// the success that has just claimed a slot reads its word on the line the claim brought in.
+/// every call of every thread. The rest of the line holds the slots of a small window: the
+/// call that has just claimed a slot stores its outcome on the line the claim brought in.
 #[repr(align(128))]
 struct Head {
     /// The number of calls claimed so far (high 32 bits, wrapping) over the generation the
     /// window belongs to (low 32 bits).
     claims: AtomicU64,
-    /// The generation plus one whose window has been seen full (0: none): it stays full when
-    /// its claim count wraps past 2^32 and is small again.
-    full: AtomicU64,
-    words: [AtomicU64; INLINE_WORDS],
+    slots: [AtomicU8; INLINE_SLOTS],
 }
 
 /// The last `N` outcomes of one generation.
 ///
 /// `head.claims` packs the number of calls claimed so far over the generation the window
 /// belongs to: adding `1 << 32` claims a slot and tells, atomically, whether the window still
-/// belongs to the caller's generation. The window holds `min(claims, N)` calls, less the void
-/// slots (see [`VOID`]).
-///
-/// Outcomes are bits: a word holds 16 slots' failure, slow and void bits under the 16-bit tag
-/// of its generation, so 100 calls take 7 words, not 100. A success, the common outcome, finds
-/// its slot's bits already clear (a slot is rewritten only when its outcome changes) and
-/// writes nothing; other outcomes set their bits with a compare-and-swap that checks the tag,
-/// so a caller whose generation has ended writes nothing. [`reset`](Self::reset) tags every
-/// word with the new generation before handing the window over.
+/// belongs to the caller's generation. Each slot is one byte: filled, the low 5 bits of the
+/// writer's generation, its outcome bits. [`reset`](Self::reset) clears every slot before the
+/// new generation starts, so a slot only ever holds a tag of an older generation when its
+/// writer stalled between claim and store: 5 bits tell it apart unless 32 transitions passed
+/// meanwhile.
 pub(crate) struct CountWindow {
     head: Box<Head>,
-    /// The words past the first [`INLINE_WORDS`], for a window larger than those hold.
-    spill: Box<[AtomicU64]>,
+    /// The slots past the first [`INLINE_SLOTS`], for a window larger than those hold.
+    spill: Box<[AtomicU8]>,
     size: usize,
     /// `2^64 / N` rounded up, so that a slot index is two multiplications, not a division: the
     /// division sat between the claiming `fetch_add` and the slot's store on every closed
@@ -118,16 +108,12 @@ pub(crate) struct CountWindow {
 impl CountWindow {
     pub(crate) fn new(size: usize, generation: u32) -> Self {
         debug_assert!(size > 0);
-        let words = size.div_ceil(SLOTS_PER_WORD);
-        let tag = word_tag(generation);
-        let spilled = words.saturating_sub(INLINE_WORDS);
         CountWindow {
             head: Box::new(Head {
                 claims: AtomicU64::new(u64::from(generation)),
-                full: AtomicU64::new(0),
-                words: std::array::from_fn(|_| AtomicU64::new(tag)),
+                slots: std::array::from_fn(|_| AtomicU8::new(0)),
             }),
-            spill: (0..spilled).map(|_| AtomicU64::new(tag)).collect(),
+            spill: (INLINE_SLOTS..size).map(|_| AtomicU8::new(0)).collect(),
             size,
             reciprocal: (u64::MAX / size as u64).wrapping_add(1),
             minimum: AtomicU32::new(0),
@@ -139,25 +125,19 @@ impl CountWindow {
         self.size
     }
 
-    /// Every word of the window.
-    fn words(&self) -> impl Iterator<Item = &AtomicU64> {
-        let inline = self.size.div_ceil(SLOTS_PER_WORD).min(INLINE_WORDS);
-        self.head.words[..inline].iter().chain(self.spill.iter())
+    /// Every slot of the window.
+    fn slots(&self) -> impl Iterator<Item = &AtomicU8> {
+        let inline = self.size.min(INLINE_SLOTS);
+        self.head.slots[..inline].iter().chain(self.spill.iter())
     }
 
-    /// The word holding `slot`: on the claim's line for the first 224 slots.
+    /// Slot `index` (below `N`).
     #[inline]
-    fn word(&self, slot: usize) -> &AtomicU64 {
-        let index = slot / SLOTS_PER_WORD;
-        match self.head.words.get(index) {
-            Some(word) => word,
-            None => self.spilled(index),
+    fn slot(&self, index: usize) -> &AtomicU8 {
+        match self.head.slots.get(index) {
+            Some(slot) => slot,
+            None => &self.spill[index - INLINE_SLOTS],
         }
-    }
-
-    #[inline]
-    fn spilled(&self, index: usize) -> &AtomicU64 {
-        &self.spill[index - INLINE_WORDS]
     }
 
     /// Sets the number of calls the window must hold before it is judged.
@@ -165,18 +145,15 @@ impl CountWindow {
         self.minimum.store(minimum, Ordering::Relaxed);
     }
 
-    /// Hands the window to `generation`, empty: every word is cleared under the new tag, then
-    /// the claims start over. Call before publishing the new state, so no caller of
-    /// `generation` races it; a caller of an older one finds the new tags and writes nothing.
+    /// Hands the window to `generation`, empty: every slot is cleared, then the claims start
+    /// over. Call before publishing the new state, so no caller of `generation` races it.
     ///
-    /// Swaps, not stores: the words and the claims race read-modify-writes of stale callers,
-    /// and loom only orders a plain store against those correctly when it is one too (its
-    /// model let a `fetch_add` ordered after a store read the value before it). A transition
-    /// is rare; the swaps cost it nothing worth keeping the model blind.
+    /// The claims are swapped, not stored: they race the `fetch_add` of stale callers, and
+    /// loom orders a plain store against a read-modify-write wrongly (its model let a
+    /// `fetch_add` ordered after the store read the value before it).
     pub(crate) fn reset(&self, generation: u32) {
-        let tag = word_tag(generation);
-        for word in self.words() {
-            word.swap(tag, Ordering::AcqRel);
+        for slot in self.slots() {
+            slot.store(0, Ordering::Release);
         }
         self.head
             .claims
@@ -187,57 +164,23 @@ impl CountWindow {
     /// this one (wrapping at 2^32), or `None` when the window belongs to another generation and
     /// the outcome was discarded.
     ///
-    /// A stale caller must not claim a slot: the newer window would count it as a call it
-    /// never had. The caller checks its generation against the breaker's state word first (a
-    /// line written only by transitions), not against `head`: a read of `head` before the
-    /// claim would fetch its contended line twice. A claim that races a transition anyway is
-    /// voided.
+    /// A stale caller must not claim a slot: the newer window would skip it and keep the
+    /// outcome it holds for another round, so the window would no longer be the last N. The
+    /// caller checks its generation against the breaker's state word first (a line written
+    /// only by transitions), not against `head`: a read of `head` before the claim would fetch
+    /// its contended line twice.
     #[inline]
     pub(crate) fn record(&self, generation: u32, outcome: u8) -> Option<u32> {
         let previous = self.head.claims.fetch_add(1 << 32, Ordering::AcqRel);
-        let index = (previous >> 32) as u32;
         if previous as u32 != generation {
             // The window changed hands between the check and the claim (a transition racing
-            // this very call): the claimed slot holds nothing this round.
-            self.write(previous as u32, index, VOID);
+            // this very call): the skipped slot keeps what it holds one round longer.
             return None;
         }
-        let slot = self.slot_of(index);
-        let shift = slot % SLOTS_PER_WORD;
-        let bits = (u64::from(outcome & FAILURE) | (u64::from(outcome & SLOW) << 15)) << shift;
-        // The common case, a success in a slot that held one, has nothing to write.
-        if self.word(slot).load(Ordering::Relaxed) & (SLOT_BITS << shift) != bits
-            && !self.write(generation, index, bits >> shift)
-        {
-            return None;
-        }
+        let index = (previous >> 32) as u32;
+        self.slot(self.slot_of(index))
+            .store(slot_value(generation, outcome), Ordering::Release);
         Some(index.wrapping_add(1))
-    }
-
-    /// Sets the bits of the slot claimed as `index` to `bits` (for slot 0 of a word), if its
-    /// word still belongs to `generation`. Returns whether it does.
-    #[cold]
-    #[inline(never)]
-    fn write(&self, generation: u32, index: u32, bits: u64) -> bool {
-        let slot = self.slot_of(index);
-        let shift = slot % SLOTS_PER_WORD;
-        let (mask, bits) = (SLOT_BITS << shift, bits << shift);
-        let word = self.word(slot);
-        let tag = word_tag(generation);
-        let mut current = word.load(Ordering::Relaxed);
-        loop {
-            if current & (u64::MAX << TAG_SHIFT) != tag {
-                return false;
-            }
-            let next = (current & !mask) | bits;
-            if next == current {
-                return true;
-            }
-            match word.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return true,
-                Err(actual) => current = actual,
-            }
-        }
     }
 
     /// Whether a fast success that made the `claimed`-th claim may have to be judged: it is one
@@ -250,27 +193,11 @@ impl CountWindow {
         claimed <= self.minimum.load(Ordering::Relaxed)
     }
 
-    /// Notes the `claimed`-th claim of `generation` on the judging path, so that a window its
-    /// claims have filled stays full when their count wraps past 2^32.
-    ///
-    /// Every failure and slow call is judged, so any of them still in the window when the
-    /// count wraps was noted after the window filled (the slots were rewritten since the first
-    /// round): a wrapped window with bad outcomes is known full. One without any has rates of
-    /// 0 whatever its call count. The claim that wraps the count is noted too.
-    pub(crate) fn note_claim(&self, generation: u32, claimed: u32) {
-        let full = u64::from(generation) + 1;
-        if (claimed == 0 || claimed as usize >= self.size)
-            && self.head.full.load(Ordering::Relaxed) != full
-        {
-            self.head.full.store(full, Ordering::Relaxed);
-        }
-    }
-
     /// Makes this caller's slot visible to every judge that comes after it, and tells whether
     /// `generation` has claimed its `minimum_calls`, so the caller must judge.
     ///
     /// The fence pairs with the one every other judging caller runs after its own slot's
-    /// write: of the callers racing over the first `minimum_calls` slots, the one whose fence
+    /// store: of the callers racing over the first `minimum_calls` slots, the one whose fence
     /// comes last sees every slot written and the full claim count, so the window is judged
     /// once complete even when the completing claim is not the last slot written.
     pub(crate) fn reached_minimum(&self, generation: u32) -> bool {
@@ -292,29 +219,18 @@ impl CountWindow {
         std::mem::size_of::<Head>() + std::mem::size_of_val(&*self.spill)
     }
 
-    /// Counts the outcomes `generation` holds: nothing unless the window belongs to it.
+    /// Counts the outcomes `generation` holds.
     pub(crate) fn tally(&self, generation: u32) -> Tally {
-        let head = self.head.claims.load(Ordering::Acquire);
-        if head as u32 != generation {
-            return Tally::default();
-        }
-        let full = self.head.full.load(Ordering::Relaxed) == u64::from(generation) + 1;
-        let claimed = if full {
-            self.size
-        } else {
-            ((head >> 32) as usize).min(self.size)
-        };
-        let tag = word_tag(generation);
-        let (mut tally, mut void) = (Tally::default(), 0);
-        for word in self.words() {
-            let value = word.load(Ordering::Acquire);
-            if value & (u64::MAX << TAG_SHIFT) == tag {
-                tally.failures += u64::from((value as u16).count_ones());
-                tally.slow += u64::from(((value >> 16) as u16).count_ones());
-                void += ((value >> 32) as u16).count_ones() as usize;
+        let tag = slot_value(generation, 0);
+        let mut tally = Tally::default();
+        for slot in self.slots() {
+            let value = slot.load(Ordering::Acquire);
+            if value & !(FAILURE | SLOW) == tag {
+                tally.calls += 1;
+                tally.failures += u64::from(value & FAILURE != 0);
+                tally.slow += u64::from(value & SLOW != 0);
             }
         }
-        tally.calls = claimed.saturating_sub(void) as u64;
         tally
     }
 }
@@ -704,13 +620,8 @@ mod tests {
     #[test]
     fn a_count_window_stays_full_when_its_claims_wrap() {
         let window = CountWindow::new(4, 3);
-        // Each outcome judged as the breaker judges them: failures always, and the claim
-        // noted first.
         for outcome in [0, FAILURE, 0, FAILURE, 0, FAILURE] {
-            let claimed = window.record(3, outcome).unwrap();
-            if outcome != 0 {
-                window.note_claim(3, claimed);
-            }
+            window.record(3, outcome).unwrap();
         }
         assert_eq!((window.tally(3).calls, window.tally(3).failures), (4, 2));
         // 2^32 claims later (the slots hold the same outcomes, as if they had been rewritten
@@ -727,6 +638,19 @@ mod tests {
         // rate of 100 %.
         let tally = window.tally(3);
         assert_eq!((tally.calls, tally.failures), (4, 1), "{tally:?}");
+    }
+
+    #[test]
+    fn a_reset_window_holds_nothing_of_a_generation_with_the_same_slot_tag() {
+        let window = CountWindow::new(4, 1);
+        for _ in 0..3 {
+            window.record(1, FAILURE);
+        }
+        // Generation 33 keeps the same 5 bits as generation 1 in its slots.
+        window.reset(33);
+        assert_eq!(window.tally(33), Tally::default());
+        window.record(33, 0);
+        assert_eq!((window.tally(33).calls, window.tally(33).failures), (1, 0));
     }
 
     #[test]

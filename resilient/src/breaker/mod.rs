@@ -674,10 +674,10 @@ mod tests {
         // What every breaker carries inline: a regression here costs every breaker.
         assert!(size_of::<Shared>() <= 272, "{}", size_of::<Shared>());
         assert_eq!(size_of::<BreakerConfig>(), size_of::<usize>());
-        // A count window of up to 224 calls lives on its claim counter's 128 bytes.
-        let count = CountWindow::new(224, 0);
-        assert_eq!(count.heap_bytes(), 128);
-        assert_eq!(CountWindow::new(225, 0).heap_bytes(), 128 + 8);
+        // A count window of up to 120 calls lives on its claim counter's 128 bytes; a larger
+        // one takes a byte per call more.
+        assert_eq!(CountWindow::new(120, 0).heap_bytes(), 128);
+        assert_eq!(CountWindow::new(1_000, 0).heap_bytes(), 128 + 880);
         // A time window carries its failure and slow-call columns from the first of them on.
         let time = TimeWindow::new(1_000, 20, false);
         assert_eq!(time.heap_bytes(), 20 * 8);

@@ -338,7 +338,7 @@ impl Core {
                 if let Some(claimed) = count.record(generation, 0)
                     && count.may_complete_minimum(claimed)
                 {
-                    self.judge_count(generation, claimed, count, window, env);
+                    self.judge_count(generation, count, window, env);
                 }
             }
             Window::None(consecutive) => {
@@ -367,15 +367,7 @@ impl Core {
     /// Judges a count window after one of the outcomes that may trip it.
     #[cold]
     #[inline(never)]
-    fn judge_count(
-        &self,
-        generation: u32,
-        claimed: u32,
-        count: &CountWindow,
-        window: &Window,
-        env: &impl Env,
-    ) {
-        count.note_claim(generation, claimed);
+    fn judge_count(&self, generation: u32, count: &CountWindow, window: &Window, env: &impl Env) {
         if !count.reached_minimum(generation) {
             return;
         }
@@ -411,7 +403,7 @@ impl Core {
                 if let Some(claimed) = count.record(generation, bits)
                     && (bits != 0 || count.may_complete_minimum(claimed))
                 {
-                    self.judge_count(generation, claimed, count, window, env);
+                    self.judge_count(generation, count, window, env);
                 }
             }
             Window::Time(time) => {

@@ -20,15 +20,18 @@
 mod config;
 mod counters;
 mod early;
+#[cfg(all(test, not(resilient_loom)))]
+mod footprint;
 mod permit;
 mod slo;
 mod state;
 mod transition;
+mod window_cell;
 
 use std::fmt;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::atomic::Ordering as StdOrdering;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -45,101 +48,17 @@ pub use transition::{Transition, TransitionReason};
 
 use crate::error::{ConfigError, Rejection};
 use crate::event::{Event, Listeners};
-use crate::window::{CountWindow, Tally, TimeWindow, Window};
+use crate::window::{Tally, Window};
 pub(crate) use counters::STATES;
 pub use counters::{BreakerMetrics, TransitionCount};
 use counters::{Counters, state_index};
+use window_cell::WindowCell;
 
 /// A handle to a named circuit breaker. Clones share the breaker; a handle stays valid, and
 /// follows every reconfiguration, for as long as it lives.
 #[derive(Clone)]
 pub struct CircuitBreaker {
     shared: Arc<Shared>,
-}
-
-/// One window, and the window that replaced it when the configuration changed shape.
-///
-/// Handles and in-flight permits may still be reading an old window, so a replaced window is
-/// kept, not freed, for the life of the breaker: a shape change (a new window kind or size) is
-/// an operator's action and costs one window's memory; a change of thresholds costs nothing.
-struct WindowCell {
-    window: Window,
-    next: OnceLock<Box<WindowCell>>,
-}
-
-impl WindowCell {
-    fn new(shape: WindowShape, generation: u32, config: &BreakerConfig) -> Self {
-        let window = match shape {
-            WindowShape::None => Window::None(crate::sync::AtomicU64::new(0)),
-            WindowShape::Count(size) => Window::Count(CountWindow::new(size as usize, generation)),
-            WindowShape::Time {
-                span,
-                failures_only,
-            } => Window::Time(TimeWindow::new(
-                time_bucket_micros(span),
-                TIME_BUCKETS as usize,
-                failures_only,
-            )),
-        };
-        let cell = WindowCell {
-            window,
-            next: OnceLock::new(),
-        };
-        cell.follow(config);
-        cell
-    }
-
-    /// Whether this window is the one `shape` would make (then a reconfiguration keeps it).
-    /// Asked of the window rather than stored beside it: every breaker would carry the shape
-    /// for the rare reconfiguration. Two time spans whose buckets round to the same number of
-    /// microseconds make the same window.
-    fn has_shape(&self, shape: WindowShape) -> bool {
-        match (&self.window, shape) {
-            (Window::None(_), WindowShape::None) => true,
-            (Window::Count(count), WindowShape::Count(size)) => count.size() == size as usize,
-            (
-                Window::Time(time),
-                WindowShape::Time {
-                    span,
-                    failures_only,
-                },
-            ) => {
-                time.bucket_micros() == time_bucket_micros(span)
-                    && time.failures_only() == failures_only
-            }
-            _ => false,
-        }
-    }
-
-    /// Takes the parts of `config` the window itself keeps.
-    fn follow(&self, config: &BreakerConfig) {
-        if let (Window::Count(count), TripPolicy::FailureRate { minimum_calls, .. }) =
-            (&self.window, config.settings.trip)
-        {
-            count.set_minimum(minimum_calls);
-        }
-    }
-
-    /// The window in force: this one unless the configuration changed shape since. Every
-    /// call asks, so the answer for a breaker never reshaped is one load, and the chain is
-    /// walked out of line.
-    #[inline]
-    fn latest(&self) -> &WindowCell {
-        match self.next.get() {
-            None => self,
-            Some(next) => next.walk(),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn walk(&self) -> &WindowCell {
-        let mut cell = self;
-        while let Some(next) = cell.next.get() {
-            cell = next;
-        }
-        cell
-    }
 }
 
 struct Shared {
@@ -498,7 +417,7 @@ impl CircuitBreaker {
             let generation = word.generation().wrapping_add(1);
             let cell = Box::new(WindowCell::new(shape, generation, &config));
             // Only this function appends, under the lock, to the last cell.
-            let _ = current.next.set(cell);
+            current.append(cell);
             if word.state() == BreakerState::Closed {
                 shared.core.force(
                     BreakerState::Closed,
@@ -596,13 +515,6 @@ impl CircuitBreaker {
     }
 }
 
-/// The bucket width of a time window spanning `span`, in whole microseconds.
-fn time_bucket_micros(span: Duration) -> u64 {
-    state::duration_micros(span)
-        .div_ceil(u64::from(TIME_BUCKETS))
-        .max(1)
-}
-
 fn slow_micros(config: &BreakerConfig) -> u64 {
     config
         .slow_duration()
@@ -615,77 +527,5 @@ impl fmt::Debug for CircuitBreaker {
             .field("name", &self.name())
             .field("state", &self.state())
             .finish()
-    }
-}
-#[cfg(all(test, not(resilient_loom)))]
-mod tests {
-    use std::mem::size_of;
-
-    use super::*;
-
-    /// The heap a breaker holds, piece by piece: the benches' group 14 counts the same bytes
-    /// with a counting allocator, which the runtime cannot have (it needs `unsafe`).
-    fn heap_bytes(breaker: &CircuitBreaker) -> usize {
-        let counts = 2 * size_of::<usize>(); // an `Arc`'s strong and weak counts
-        let shared = &*breaker.shared;
-        let window = match shared.window() {
-            Window::Count(count) => count.heap_bytes(),
-            Window::Time(time) => time.heap_bytes(),
-            Window::None(_) => 0,
-        };
-        let cold = shared
-            .counters
-            .cold
-            .get()
-            .map_or(0, |_| size_of::<counters::ColdCounters>());
-        let stripes = shared.counters.successes.heap_bytes();
-        (counts + size_of::<Shared>())
-            + (counts + shared.name.len()).next_multiple_of(size_of::<usize>())
-            // The breaker's own `Arc` of the configuration; the settings are the caller's.
-            + (counts + size_of::<BreakerConfig>())
-            + window
-            + cold
-            + stripes
-    }
-
-    #[test]
-    fn a_breaker_called_from_one_thread_holds_at_most_512_bytes() {
-        let within = Duration::from_secs(10);
-        let configs = [
-            BreakerConfig::failure_rate(0.5, SlidingWindow::Time(within), 20),
-            BreakerConfig::failure_count(5, within),
-            BreakerConfig::consecutive_failures(5),
-            BreakerConfig::default(),
-        ];
-        for config in configs {
-            let breaker = CircuitBreaker::new("dependency-000000", config.clone()).unwrap();
-            breaker.try_acquire().unwrap().record_success();
-            let bytes = heap_bytes(&breaker);
-            assert!(bytes <= 512, "{bytes} bytes for {:?}", config.trip());
-            assert!(
-                Arc::ptr_eq(&breaker.config().settings, &config.settings),
-                "a breaker made from a configuration shares its settings"
-            );
-        }
-    }
-
-    #[test]
-    fn the_pieces_of_a_breaker_keep_their_size() {
-        // What every breaker carries inline: a regression here costs every breaker.
-        assert!(size_of::<Shared>() <= 272, "{}", size_of::<Shared>());
-        assert_eq!(size_of::<BreakerConfig>(), size_of::<usize>());
-        // A count window of up to 120 calls lives on its claim counter's 128 bytes; a larger
-        // one takes a byte per call more.
-        assert_eq!(CountWindow::new(120, 0).heap_bytes(), 128);
-        assert_eq!(CountWindow::new(1_000, 0).heap_bytes(), 128 + 880);
-        // A time window carries its failure and slow-call columns from the first of them on.
-        let time = TimeWindow::new(1_000, 20, false);
-        assert_eq!(time.heap_bytes(), 20 * 8);
-        time.record(0, 0, crate::window::FAILURE, true);
-        assert_eq!(time.heap_bytes(), 3 * 20 * 8);
-        let failures_only = TimeWindow::new(1_000, 20, true);
-        assert_eq!(failures_only.heap_bytes(), 0);
-        failures_only.record(0, 0, crate::window::FAILURE, false);
-        assert_eq!(failures_only.heap_bytes(), 20 * 8);
     }
 }

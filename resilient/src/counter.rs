@@ -196,6 +196,14 @@ impl StripedCounter {
             )
     }
 
+    /// The bytes it holds on the heap (tests).
+    #[cfg(all(test, not(resilient_loom)))]
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.stripes
+            .get()
+            .map_or(0, |s| std::mem::size_of_val(&**s))
+    }
+
     /// Whether the stripes have been allocated (tests).
     #[cfg(all(test, not(resilient_loom)))]
     pub(crate) fn is_striped(&self) -> bool {

@@ -76,6 +76,14 @@ type Classifier = Arc<dyn Fn(&dyn Any) -> Option<bool> + Send + Sync>;
 /// | failures | every error counts |
 #[derive(Clone)]
 pub struct BreakerConfig {
+    /// Shared by clones until one of them is changed: breakers made from one configuration
+    /// (a family's keys, a registry's defaults) hold one copy of it, not one each.
+    pub(crate) settings: Arc<Settings>,
+}
+
+/// The fields of a [`BreakerConfig`].
+#[derive(Clone)]
+pub(crate) struct Settings {
     pub(crate) trip: TripPolicy,
     pub(crate) slow_calls: Option<SlowCalls>,
     pub(crate) latency_slo: Option<LatencySlo>,
@@ -90,7 +98,7 @@ pub struct BreakerConfig {
 
 impl Default for BreakerConfig {
     fn default() -> Self {
-        BreakerConfig {
+        Self::from_settings(Settings {
             trip: TripPolicy::FailureRate {
                 threshold: 0.5,
                 window: SlidingWindow::Calls(100),
@@ -105,28 +113,39 @@ impl Default for BreakerConfig {
             half_open_successes: 3,
             max_half_open: Some(Duration::from_secs(60)),
             classifiers: Vec::new(),
-        }
+        })
     }
 }
 
 impl fmt::Debug for BreakerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BreakerConfig")
-            .field("trip", &self.trip)
-            .field("slow_calls", &self.slow_calls)
-            .field("latency_slo", &self.latency_slo)
-            .field("open_wait", &self.open_wait)
-            .field("open_wait_multiplier", &self.open_wait_multiplier)
-            .field("max_open_wait", &self.max_open_wait)
-            .field("half_open_probes", &self.half_open_probes)
-            .field("half_open_successes", &self.half_open_successes)
-            .field("max_half_open", &self.max_half_open)
-            .field("classifiers", &self.classifiers.len())
+            .field("trip", &self.settings.trip)
+            .field("slow_calls", &self.settings.slow_calls)
+            .field("latency_slo", &self.settings.latency_slo)
+            .field("open_wait", &self.settings.open_wait)
+            .field("open_wait_multiplier", &self.settings.open_wait_multiplier)
+            .field("max_open_wait", &self.settings.max_open_wait)
+            .field("half_open_probes", &self.settings.half_open_probes)
+            .field("half_open_successes", &self.settings.half_open_successes)
+            .field("max_half_open", &self.settings.max_half_open)
+            .field("classifiers", &self.settings.classifiers.len())
             .finish()
     }
 }
 
 impl BreakerConfig {
+    fn from_settings(settings: Settings) -> Self {
+        BreakerConfig {
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// The settings to change, copied first if another configuration shares them.
+    pub(crate) fn settings_mut(&mut self) -> &mut Settings {
+        Arc::make_mut(&mut self.settings)
+    }
+
     /// Opens after `failures` failures in a row.
     pub fn consecutive_failures(failures: u32) -> Self {
         Self::default().with_trip(TripPolicy::ConsecutiveFailures(failures))
@@ -149,14 +168,14 @@ impl BreakerConfig {
 
     /// Sets the trip policy.
     pub fn with_trip(mut self, trip: TripPolicy) -> Self {
-        self.trip = trip;
+        self.settings_mut().trip = trip;
         self
     }
 
     /// Counts calls slower than `duration` as slow, and opens once the slow-call rate reaches
     /// `rate_threshold`. Needs a [`TripPolicy::FailureRate`] window.
     pub fn with_slow_calls(mut self, duration: Duration, rate_threshold: f64) -> Self {
-        self.slow_calls = Some(SlowCalls {
+        self.settings_mut().slow_calls = Some(SlowCalls {
             duration,
             rate_threshold,
         });
@@ -169,36 +188,36 @@ impl BreakerConfig {
     /// [`with_slow_calls`](Self::with_slow_calls) too, both must use the same duration. See
     /// [`LatencySlo`] for how the quantile is judged.
     pub fn with_latency_slo(mut self, quantile: f64, limit: Duration) -> Self {
-        self.latency_slo = Some(LatencySlo { quantile, limit });
+        self.settings_mut().latency_slo = Some(LatencySlo { quantile, limit });
         self
     }
 
     /// How long the breaker stays open before letting probes through.
     pub fn with_open_wait(mut self, wait: Duration) -> Self {
-        self.open_wait = wait;
+        self.settings_mut().open_wait = wait;
         self
     }
 
     /// Grows the open wait by `multiplier` on each re-opening in a row (a failed recovery),
     /// up to `max`. A multiplier of 1 keeps it constant.
     pub fn with_open_wait_growth(mut self, multiplier: f64, max: Duration) -> Self {
-        self.open_wait_multiplier = multiplier;
-        self.max_open_wait = max;
+        self.settings_mut().open_wait_multiplier = multiplier;
+        self.settings_mut().max_open_wait = max;
         self
     }
 
     /// At most `probes` calls in flight while half-open; `successes` successful probes close
     /// the breaker.
     pub fn with_half_open(mut self, probes: u32, successes: u32) -> Self {
-        self.half_open_probes = probes;
-        self.half_open_successes = successes;
+        self.settings_mut().half_open_probes = probes;
+        self.settings_mut().half_open_successes = successes;
         self
     }
 
     /// Re-opens a breaker that stayed half-open this long without closing; `None` waits for
     /// the probes forever (they are still released when cancelled).
     pub fn with_max_half_open(mut self, limit: Option<Duration>) -> Self {
-        self.max_half_open = limit;
+        self.settings_mut().max_half_open = limit;
         self
     }
 
@@ -209,40 +228,44 @@ impl BreakerConfig {
         mut self,
         counts: impl Fn(&E) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.classifiers.push(Arc::new(move |error: &dyn Any| {
-            error.downcast_ref::<E>().map(&counts)
-        }));
+        self.settings_mut()
+            .classifiers
+            .push(Arc::new(move |error: &dyn Any| {
+                error.downcast_ref::<E>().map(&counts)
+            }));
         self
     }
 
     /// The trip policy.
     pub fn trip(&self) -> TripPolicy {
-        self.trip
+        self.settings.trip
     }
 
     /// The slow-call settings, if any.
     pub fn slow_calls(&self) -> Option<SlowCalls> {
-        self.slow_calls
+        self.settings.slow_calls
     }
 
     /// The latency objective, if any.
     pub fn latency_slo(&self) -> Option<LatencySlo> {
-        self.latency_slo
+        self.settings.latency_slo
     }
 
     /// The duration at or above which a call counts as slow: the slow-call duration or the
     /// latency objective's limit (they are the same when both are set).
     pub(crate) fn slow_duration(&self) -> Option<Duration> {
-        self.slow_calls
+        self.settings
+            .slow_calls
             .map(|slow| slow.duration)
-            .or(self.latency_slo.map(|slo| slo.limit))
+            .or(self.settings.latency_slo.map(|slo| slo.limit))
     }
 
     /// Whether `error` counts as a failure under this breaker's predicates. Errors no predicate
     /// speaks for count, except the types the crate classifies itself (with the `http` feature,
     /// `http::HttpError` and `reqwest::Error`: a 404 does not count).
     pub fn counts_as_failure(&self, error: &dyn Any) -> bool {
-        self.classifiers
+        self.settings
+            .classifiers
             .iter()
             .find_map(|classify| classify(error))
             .or_else(|| crate::known::failure(error))
@@ -251,22 +274,25 @@ impl BreakerConfig {
 
     /// The open wait after `reopenings` failed recoveries in a row.
     pub(crate) fn open_wait_after(&self, reopenings: u32) -> Duration {
-        if self.open_wait_multiplier <= 1.0 || reopenings == 0 {
-            return self.open_wait.min(self.max_open_wait.max(self.open_wait));
+        if self.settings.open_wait_multiplier <= 1.0 || reopenings == 0 {
+            return self
+                .settings
+                .open_wait
+                .min(self.settings.max_open_wait.max(self.settings.open_wait));
         }
-        let grown =
-            self.open_wait.as_secs_f64() * self.open_wait_multiplier.powi(reopenings as i32);
-        if grown.is_finite() && grown < self.max_open_wait.as_secs_f64() {
+        let grown = self.settings.open_wait.as_secs_f64()
+            * self.settings.open_wait_multiplier.powi(reopenings as i32);
+        if grown.is_finite() && grown < self.settings.max_open_wait.as_secs_f64() {
             Duration::from_secs_f64(grown)
         } else {
-            self.max_open_wait
+            self.settings.max_open_wait
         }
     }
 
     /// The shape of the window this configuration needs; breakers keep their window across a
     /// reconfiguration only while this stays the same.
     pub(crate) fn window_shape(&self) -> WindowShape {
-        match self.trip {
+        match self.settings.trip {
             TripPolicy::ConsecutiveFailures(_) => WindowShape::None,
             TripPolicy::FailureCount { within, .. } => WindowShape::Time {
                 span: within,
@@ -292,7 +318,7 @@ impl BreakerConfig {
         let err = |field, value: &dyn fmt::Debug, reason| {
             Err(ConfigError::new(subject.clone(), field, value, reason))
         };
-        match self.trip {
+        match self.settings.trip {
             TripPolicy::ConsecutiveFailures(0) => {
                 return err("consecutive_failures", &0, "must be at least 1");
             }
@@ -344,8 +370,8 @@ impl BreakerConfig {
                 }
             }
         }
-        if let Some(slow) = self.slow_calls {
-            if !matches!(self.trip, TripPolicy::FailureRate { .. }) {
+        if let Some(slow) = self.settings.slow_calls {
+            if !matches!(self.settings.trip, TripPolicy::FailureRate { .. }) {
                 return err(
                     "slow_call_duration",
                     &slow.duration,
@@ -367,49 +393,55 @@ impl BreakerConfig {
                 );
             }
         }
-        if let Some(slo) = self.latency_slo {
+        if let Some(slo) = self.settings.latency_slo {
             self.validate_slo(&subject, slo)?;
         }
-        check_duration(&subject, "open_wait", self.open_wait)?;
-        check_duration(&subject, "max_open_wait", self.max_open_wait)?;
-        if let Some(slow) = self.slow_calls {
+        check_duration(&subject, "open_wait", self.settings.open_wait)?;
+        check_duration(&subject, "max_open_wait", self.settings.max_open_wait)?;
+        if let Some(slow) = self.settings.slow_calls {
             check_duration(&subject, "slow_call_duration", slow.duration)?;
         }
-        if self.open_wait.is_zero() {
-            return err("open_wait", &self.open_wait, "must be greater than zero");
+        if self.settings.open_wait.is_zero() {
+            return err(
+                "open_wait",
+                &self.settings.open_wait,
+                "must be greater than zero",
+            );
         }
-        if !(self.open_wait_multiplier.is_finite() && self.open_wait_multiplier >= 1.0) {
+        if !(self.settings.open_wait_multiplier.is_finite()
+            && self.settings.open_wait_multiplier >= 1.0)
+        {
             return err(
                 "open_wait_multiplier",
-                &self.open_wait_multiplier,
+                &self.settings.open_wait_multiplier,
                 "must be a finite number of at least 1",
             );
         }
-        if self.max_open_wait < self.open_wait {
+        if self.settings.max_open_wait < self.settings.open_wait {
             return err(
                 "max_open_wait",
-                &self.max_open_wait,
+                &self.settings.max_open_wait,
                 "must be at least open_wait",
             );
         }
-        if self.half_open_probes == 0 || self.half_open_probes > MAX_PROBES {
+        if self.settings.half_open_probes == 0 || self.settings.half_open_probes > MAX_PROBES {
             return err(
                 "half_open_probes",
-                &self.half_open_probes,
+                &self.settings.half_open_probes,
                 "must be between 1 and 4095",
             );
         }
-        if self.half_open_successes == 0 {
+        if self.settings.half_open_successes == 0 {
             return err("half_open_successes", &0, "must be at least 1");
         }
-        if self.half_open_successes > self.half_open_probes {
+        if self.settings.half_open_successes > self.settings.half_open_probes {
             return err(
                 "half_open_successes",
-                &self.half_open_successes,
+                &self.settings.half_open_successes,
                 "must not exceed half_open_probes",
             );
         }
-        if let Some(limit) = self.max_half_open
+        if let Some(limit) = self.settings.max_half_open
             && limit.is_zero()
         {
             return err("max_half_open", &limit, "must be greater than zero");
@@ -423,7 +455,7 @@ impl BreakerConfig {
         let err = |field, value: &dyn fmt::Debug, reason| {
             Err(ConfigError::new(subject.to_owned(), field, value, reason))
         };
-        if !matches!(self.trip, TripPolicy::FailureRate { .. }) {
+        if !matches!(self.settings.trip, TripPolicy::FailureRate { .. }) {
             return err(
                 "latency_slo",
                 &slo,
@@ -436,7 +468,7 @@ impl BreakerConfig {
         if slo.limit.is_zero() {
             return err("latency_slo", &slo.limit, "limit must be greater than zero");
         }
-        if let Some(slow) = self.slow_calls
+        if let Some(slow) = self.settings.slow_calls
             && slow.duration != slo.limit
         {
             return err(

@@ -1,5 +1,6 @@
 //! What a breaker counts over its life: successes on the hot path, everything else off it.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::atomic::Ordering as StdOrdering;
 use std::sync::{Arc, OnceLock};
@@ -48,9 +49,18 @@ pub(super) struct ColdCounters {
     /// Of the failures, attempts that timed out.
     pub(super) timeouts: StdAtomicU64,
     pub(super) ignored: StdAtomicU64,
-    pub(super) rejected: StdAtomicU64,
+    /// Striped like the successes: an open breaker rejects every call of every thread, and a
+    /// shared `fetch_add` would pass its line between them on each one.
+    pub(super) rejected: StripedCounter,
     /// Transitions by `[from][to]`, indexed by [`state_index`].
     pub(super) transitions: [[StdAtomicU64; 5]; 5],
+    /// When the breaker last left the closed (or disabled) state, in microseconds since the
+    /// epoch plus one; 0 while it is closed. Re-openings after a failed probe keep it, so
+    /// "open too long" measures the whole outage, not the last open wait. Here, not beside the
+    /// state, because only a transition sets it, and a transition brings these counters.
+    pub(super) unhealthy_since: StdAtomicU64,
+    /// Whether this outage's open-too-long alert has fired.
+    pub(super) open_alerted: AtomicBool,
 }
 
 impl Counters {

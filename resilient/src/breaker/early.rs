@@ -1,11 +1,13 @@
-//! A rejection decided before a call is set up, for callers that answer an open breaker
-//! without building the call's future (the tower layer's `call`).
+//! A rejection decided from the state word and one clock read: the open breaker's answer to
+//! every caller until its wait is over, and the one callers give without building the call's
+//! future (the tower layer's `call`).
 
 use std::time::Duration;
 
 use crate::error::Rejection;
 
-use super::{BreakerState, CircuitBreaker};
+use super::state::Word;
+use super::{BreakerState, CircuitBreaker, Shared};
 
 impl CircuitBreaker {
     /// Whether the breaker refuses calls now and goes on refusing them without a transition:
@@ -14,9 +16,27 @@ impl CircuitBreaker {
     /// admitting there changes the state, which is [`try_acquire`](Self::try_acquire)'s to do.
     ///
     /// Reads only: one atomic load when closed, as `try_acquire`'s short path.
+    #[cfg(feature = "tower")]
     pub(crate) fn refusing(&self) -> Option<Option<Duration>> {
         let shared = &*self.shared;
-        let word = shared.core.load();
+        shared.refusing(shared.core.load())
+    }
+
+    /// The breaker's rejection, counted and reported as `try_acquire`'s, if it is
+    /// [`refusing`](Self::refusing) calls.
+    #[cfg(feature = "tower")]
+    pub(crate) fn reject_now(&self) -> Option<Rejection> {
+        let shared = &*self.shared;
+        let retry_after = shared.refusing(shared.core.load())?;
+        Some(shared.rejected_open(retry_after))
+    }
+}
+
+impl Shared {
+    /// [`CircuitBreaker::refusing`], in the state `word`.
+    #[inline]
+    pub(super) fn refusing(&self, word: Word) -> Option<Option<Duration>> {
+        let shared = self;
         match word.state() {
             BreakerState::ForcedOpen => Some(None),
             BreakerState::Open => {
@@ -28,14 +48,22 @@ impl CircuitBreaker {
         }
     }
 
-    /// The breaker's rejection, counted and reported as `try_acquire`'s, if it is
-    /// [`refusing`](Self::refusing) calls.
-    pub(crate) fn reject_now(&self) -> Option<Rejection> {
-        let retry_after = self.refusing()?;
-        let shared = &*self.shared;
-        Some(shared.rejected(Rejection::CircuitOpen {
-            breaker: shared.name.clone(),
+    /// An open breaker's rejection, counted and reported.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn rejected_open(&self, retry_after: Option<Duration>) -> Rejection {
+        self.rejected(Rejection::CircuitOpen {
+            breaker: self.name.clone(),
             retry_after,
-        }))
+        })
+    }
+
+    /// A half-open breaker's rejection, counted and reported.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn rejected_half_open(&self) -> Rejection {
+        self.rejected(Rejection::HalfOpenFull {
+            breaker: self.name.clone(),
+        })
     }
 }

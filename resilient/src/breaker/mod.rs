@@ -19,18 +19,19 @@
 
 mod config;
 mod counters;
-#[cfg(feature = "tower")]
 mod early;
+#[cfg(all(test, not(resilient_loom)))]
+mod footprint;
 mod permit;
 mod slo;
 mod state;
 mod transition;
+mod window_cell;
 
 use std::fmt;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::atomic::Ordering as StdOrdering;
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -47,84 +48,17 @@ pub use transition::{Transition, TransitionReason};
 
 use crate::error::{ConfigError, Rejection};
 use crate::event::{Event, Listeners};
-use crate::window::{CountWindow, Tally, TimeWindow, Window};
+use crate::window::{Tally, Window};
 pub(crate) use counters::STATES;
 pub use counters::{BreakerMetrics, TransitionCount};
 use counters::{Counters, state_index};
+use window_cell::WindowCell;
 
 /// A handle to a named circuit breaker. Clones share the breaker; a handle stays valid, and
 /// follows every reconfiguration, for as long as it lives.
 #[derive(Clone)]
 pub struct CircuitBreaker {
     shared: Arc<Shared>,
-}
-
-/// One window, and the window that replaced it when the configuration changed shape.
-///
-/// Handles and in-flight permits may still be reading an old window, so a replaced window is
-/// kept, not freed, for the life of the breaker: a shape change (a new window kind or size) is
-/// an operator's action and costs one window's memory; a change of thresholds costs nothing.
-struct WindowCell {
-    window: Window,
-    shape: WindowShape,
-    next: OnceLock<Box<WindowCell>>,
-}
-
-impl WindowCell {
-    fn new(shape: WindowShape, generation: u32, config: &BreakerConfig) -> Self {
-        let window = match shape {
-            WindowShape::None => Window::None,
-            WindowShape::Count(size) => Window::Count(CountWindow::new(size as usize, generation)),
-            WindowShape::Time {
-                span,
-                failures_only,
-            } => {
-                let bucket = state::duration_micros(span).div_ceil(u64::from(TIME_BUCKETS));
-                Window::Time(TimeWindow::new(
-                    bucket.max(1),
-                    TIME_BUCKETS as usize,
-                    failures_only,
-                ))
-            }
-        };
-        let cell = WindowCell {
-            window,
-            shape,
-            next: OnceLock::new(),
-        };
-        cell.follow(config);
-        cell
-    }
-
-    /// Takes the parts of `config` the window itself keeps.
-    fn follow(&self, config: &BreakerConfig) {
-        if let (Window::Count(count), TripPolicy::FailureRate { minimum_calls, .. }) =
-            (&self.window, config.trip)
-        {
-            count.set_minimum(minimum_calls);
-        }
-    }
-
-    /// The window in force: this one unless the configuration changed shape since. Every
-    /// call asks, so the answer for a breaker never reshaped is one load, and the chain is
-    /// walked out of line.
-    #[inline]
-    fn latest(&self) -> &WindowCell {
-        match self.next.get() {
-            None => self,
-            Some(next) => next.walk(),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn walk(&self) -> &WindowCell {
-        let mut cell = self;
-        while let Some(next) = cell.next.get() {
-            cell = next;
-        }
-        cell
-    }
 }
 
 struct Shared {
@@ -140,12 +74,6 @@ struct Shared {
     reconfigure: Mutex<()>,
     /// Where events go; `None` for a breaker made without listeners.
     listeners: Option<Arc<Listeners>>,
-    /// When the breaker last left the closed (or disabled) state, in microseconds since the
-    /// epoch plus one; 0 while it is closed. Re-openings after a failed probe keep it, so
-    /// "open too long" measures the whole outage, not the last open wait.
-    unhealthy_since: AtomicU64,
-    /// Whether this outage's open-too-long alert has fired.
-    open_alerted: AtomicBool,
 }
 
 impl Shared {
@@ -164,19 +92,21 @@ impl Shared {
         u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// Microseconds since the epoch: every rejection reads it, so in 64-bit arithmetic, not
+    /// `Duration::as_micros`' 128-bit one (the same value, saturating past 584 000 years).
     fn now_micros(&self) -> u64 {
         let elapsed = Instant::now().saturating_duration_since(self.epoch);
-        u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+        elapsed
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(elapsed.subsec_micros()))
     }
 
-    /// Counts, logs and reports a rejected call; off the success path.
-    #[cold]
-    #[inline(never)]
+    /// Counts, logs and reports a rejected call; off the success path, and inlined into its
+    /// callers, themselves out of line: one call per rejection, not two.
+    #[inline(always)]
     fn rejected(&self, rejection: Rejection) -> Rejection {
-        self.counters
-            .cold()
-            .rejected
-            .fetch_add(1, StdOrdering::Relaxed);
+        self.counters.cold().rejected.increment();
         tracing::debug!(
             target: "resilient::breaker",
             breaker = %self.name,
@@ -209,16 +139,20 @@ impl Shared {
     /// and it has not been sent yet. `now` is called only when the alert may fire.
     fn check_open_alert(&self, listeners: &Listeners, now: impl FnOnce() -> u64) {
         let limit = listeners.open_alert_micros();
-        if limit == 0 || self.open_alerted.load(StdOrdering::Relaxed) {
+        // No cold counters: the breaker never left the closed state.
+        let Some(cold) = self.counters.cold.get() else {
+            return;
+        };
+        if limit == 0 || cold.open_alerted.load(StdOrdering::Relaxed) {
             return;
         }
-        let since = self.unhealthy_since.load(StdOrdering::Acquire);
+        let since = cold.unhealthy_since.load(StdOrdering::Acquire);
         if since == 0 {
             return;
         }
         let open_for = now().saturating_sub(since - 1);
         if open_for < limit
-            || self
+            || cold
                 .open_alerted
                 .compare_exchange(false, true, StdOrdering::AcqRel, StdOrdering::Relaxed)
                 .is_err()
@@ -269,8 +203,8 @@ impl Env for SharedEnv<'_> {
     fn on_transition(&self, transition: Transition) {
         let shared = self.shared;
         let (from, to, reason) = (transition.from, transition.to, transition.reason);
-        shared.counters.cold().transitions[state_index(from)][state_index(to)]
-            .fetch_add(1, StdOrdering::Relaxed);
+        let cold = shared.counters.cold();
+        cold.transitions[state_index(from)][state_index(to)].fetch_add(1, StdOrdering::Relaxed);
         // Judged by the state now, not by this report's `to`: reports of racing transitions
         // (a trip and an operator's reset) can arrive in either order, and a late "closed →
         // open" must not start an outage clock for a breaker that is closed again.
@@ -279,11 +213,11 @@ impl Env for SharedEnv<'_> {
             BreakerState::Closed | BreakerState::Disabled
         );
         if now_healthy {
-            shared.unhealthy_since.store(0, StdOrdering::Release);
-            shared.open_alerted.store(false, StdOrdering::Relaxed);
+            cold.unhealthy_since.store(0, StdOrdering::Release);
+            cold.open_alerted.store(false, StdOrdering::Relaxed);
         } else {
             let since = shared.now_micros().saturating_add(1);
-            let _ = shared.unhealthy_since.compare_exchange(
+            let _ = cold.unhealthy_since.compare_exchange(
                 0,
                 since,
                 StdOrdering::AcqRel,
@@ -352,8 +286,6 @@ impl CircuitBreaker {
                 counters: Counters::default(),
                 reconfigure: Mutex::new(()),
                 listeners,
-                unhealthy_since: AtomicU64::new(0),
-                open_alerted: AtomicBool::new(false),
             }),
         })
     }
@@ -403,22 +335,28 @@ impl CircuitBreaker {
 
     #[inline(never)]
     fn acquire<'a>(&self, shared: &'a Shared) -> Result<BreakerPermit<'a>, Rejection> {
+        // Open with its wait not over, or forced open: the state word and one clock read
+        // decide, without the admission loop or the configuration. Everything else, and an
+        // open wait that is over, goes through `admit`.
+        if let Some(retry_after) = shared.refusing(shared.core.load()) {
+            return Err(shared.rejected_open(retry_after));
+        }
+        Self::admit(shared)
+    }
+
+    /// Admission by the state machine, apart from [`acquire`](Self::acquire) so that the
+    /// open breaker's rejection does not pay for its frame.
+    #[inline(never)]
+    fn admit(shared: &Shared) -> Result<BreakerPermit<'_>, Rejection> {
         let admission = shared.core.admit(shared.window(), &shared.env());
         let kind = match admission {
             Admission::Closed(generation) => PermitKind::Closed(generation),
             Admission::Probe(generation) => PermitKind::Probe(generation),
             Admission::Passthrough => PermitKind::Passthrough,
             Admission::RejectedOpen(left) => {
-                return Err(shared.rejected(Rejection::CircuitOpen {
-                    breaker: shared.name.clone(),
-                    retry_after: left.map(Duration::from_micros),
-                }));
+                return Err(shared.rejected_open(left.map(Duration::from_micros)));
             }
-            Admission::RejectedHalfOpen => {
-                return Err(shared.rejected(Rejection::HalfOpenFull {
-                    breaker: shared.name.clone(),
-                }));
-            }
+            Admission::RejectedHalfOpen => return Err(shared.rejected_half_open()),
         };
         let started = if shared.slow_call_micros.load(StdOrdering::Relaxed) != 0
             && !matches!(kind, PermitKind::Passthrough)
@@ -470,7 +408,7 @@ impl CircuitBreaker {
             .store(slow_micros(&config), StdOrdering::Relaxed);
         let config = Arc::new(config);
         shared.config.store(config.clone());
-        if current.shape == shape {
+        if current.has_shape(shape) {
             // The same window under new thresholds: judge what it holds by them now.
             current.follow(&config);
             shared.core.judge_window(shared.window(), &shared.env());
@@ -479,7 +417,7 @@ impl CircuitBreaker {
             let generation = word.generation().wrapping_add(1);
             let cell = Box::new(WindowCell::new(shape, generation, &config));
             // Only this function appends, under the lock, to the last cell.
-            let _ = current.next.set(cell);
+            current.append(cell);
             if word.state() == BreakerState::Closed {
                 shared.core.force(
                     BreakerState::Closed,
@@ -499,7 +437,7 @@ impl CircuitBreaker {
         let now = shared.now_micros();
         let tally = if word.state() == BreakerState::Closed {
             match shared.window() {
-                Window::None => Tally::default(),
+                Window::None(_) => Tally::default(),
                 Window::Count(count) => count.tally(word.generation()),
                 Window::Time(time) => time.tally(word.generation(), now),
             }
@@ -536,7 +474,7 @@ impl CircuitBreaker {
             failures: counters.read(|cold| &cold.failures),
             timeouts: counters.read(|cold| &cold.timeouts),
             ignored: counters.read(|cold| &cold.ignored),
-            rejected: counters.read(|cold| &cold.rejected),
+            rejected: counters.cold.get().map_or(0, |cold| cold.rejected.get()),
             transitions: transition_counts.iter().map(|t| t.count).sum(),
             transition_counts,
             half_open_probes_in_flight: word.probes(),

@@ -201,8 +201,6 @@ pub(crate) enum Outcome {
 /// The atomics of one breaker, and the transitions between its states.
 pub(crate) struct Core {
     word: AtomicU64,
-    /// Consecutive failures, tagged with their generation: `generation << 32 | count`.
-    consecutive: AtomicU64,
     open_until: Stamp,
     since: Stamp,
 }
@@ -224,7 +222,6 @@ impl Core {
     pub(crate) fn new(now: u64) -> Self {
         let core = Core {
             word: AtomicU64::new(Word::new(BreakerState::Closed, 0).0),
-            consecutive: AtomicU64::new(0),
             open_until: Stamp::new(),
             since: Stamp::new(),
         };
@@ -279,7 +276,9 @@ impl Core {
                 }
                 BreakerState::HalfOpen => {
                     let config = env.config();
-                    if let (Some(limit), Some(since)) = (config.max_half_open, self.since(word)) {
+                    if let (Some(limit), Some(since)) =
+                        (config.settings.max_half_open, self.since(word))
+                    {
                         let now = env.now();
                         if now.saturating_sub(since) >= duration_micros(limit) {
                             let reopened = reopen(word);
@@ -291,7 +290,7 @@ impl Core {
                             continue;
                         }
                     }
-                    if word.probes() >= config.half_open_probes {
+                    if word.probes() >= config.settings.half_open_probes {
                         return Admission::RejectedHalfOpen;
                     }
                     match self.cas(word, word.with_probes(word.probes() + 1)) {
@@ -342,9 +341,9 @@ impl Core {
                     self.judge_count(generation, count, window, env);
                 }
             }
-            Window::None => {
+            Window::None(consecutive) => {
                 // Nothing to reset unless this generation has a run of failures going.
-                let current = self.consecutive.load(Ordering::Relaxed);
+                let current = consecutive.load(Ordering::Relaxed);
                 if (current >> 32) as u32 == generation && current as u32 != 0 {
                     self.record_closed_outcome(
                         generation,
@@ -392,8 +391,8 @@ impl Core {
         };
         let bits = if failed { FAILURE } else { 0 } | if slow { SLOW } else { 0 };
         match window {
-            Window::None => {
-                if let Some(reason) = self.record_consecutive(generation, failed, env) {
+            Window::None(consecutive) => {
+                if let Some(reason) = record_consecutive(consecutive, generation, failed, env) {
                     self.trip(generation, reason, window, env);
                 }
             }
@@ -442,7 +441,7 @@ impl Core {
         let generation = word.generation();
         let config = env.config();
         let reason = match window {
-            Window::None => None,
+            Window::None(_) => None,
             Window::Count(count) => judge_rate(&config, count.tally(generation)),
             Window::Time(time) => judge_time(&config, time.tally(generation, env.now())),
         };
@@ -458,48 +457,6 @@ impl Core {
         if current.state() == BreakerState::Closed && current.generation() == generation {
             let open = current.next(BreakerState::Open, 0);
             let _ = self.swap(current, open, env.now(), window, reason, env);
-        }
-    }
-
-    fn record_consecutive(
-        &self,
-        generation: u32,
-        failed: bool,
-        env: &impl Env,
-    ) -> Option<TransitionReason> {
-        let tag = u64::from(generation) << 32;
-        let mut current = self.consecutive.load(Ordering::Relaxed);
-        loop {
-            let stored_generation = (current >> 32) as u32;
-            if (stored_generation.wrapping_sub(generation) as i32) > 0 {
-                return None; // a newer generation owns the counter: this outcome is stale
-            }
-            let count = if stored_generation == generation {
-                current as u32
-            } else {
-                0
-            };
-            if !failed && count == 0 {
-                return None; // the common success: one load, no write
-            }
-            let next_count = if failed { count.saturating_add(1) } else { 0 };
-            match self.consecutive.compare_exchange_weak(
-                current,
-                tag | u64::from(next_count),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) if failed => {
-                    return match env.config().trip {
-                        TripPolicy::ConsecutiveFailures(limit) if next_count >= limit => {
-                            Some(TransitionReason::ConsecutiveFailures(next_count))
-                        }
-                        _ => None,
-                    };
-                }
-                Ok(_) => return None,
-                Err(actual) => current = actual,
-            }
         }
     }
 
@@ -525,7 +482,7 @@ impl Core {
                 }
                 Outcome::Success { slow: false } => {
                     let successes = word.successes() + 1;
-                    if successes >= env.config().half_open_successes {
+                    if successes >= env.config().settings.half_open_successes {
                         let closed = word.next(BreakerState::Closed, 0);
                         let reason = TransitionReason::ProbesSucceeded(successes);
                         self.swap(word, closed, env.now(), window, reason, env)
@@ -601,6 +558,50 @@ impl Core {
     }
 }
 
+/// Counts one more failure in a row, or ends the run with a success; returns why the
+/// breaker must open, if it must.
+fn record_consecutive(
+    consecutive: &AtomicU64,
+    generation: u32,
+    failed: bool,
+    env: &impl Env,
+) -> Option<TransitionReason> {
+    let tag = u64::from(generation) << 32;
+    let mut current = consecutive.load(Ordering::Relaxed);
+    loop {
+        let stored_generation = (current >> 32) as u32;
+        if (stored_generation.wrapping_sub(generation) as i32) > 0 {
+            return None; // a newer generation owns the counter: this outcome is stale
+        }
+        let count = if stored_generation == generation {
+            current as u32
+        } else {
+            0
+        };
+        if !failed && count == 0 {
+            return None; // the common success: one load, no write
+        }
+        let next_count = if failed { count.saturating_add(1) } else { 0 };
+        match consecutive.compare_exchange_weak(
+            current,
+            tag | u64::from(next_count),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) if failed => {
+                return match env.config().settings.trip {
+                    TripPolicy::ConsecutiveFailures(limit) if next_count >= limit => {
+                        Some(TransitionReason::ConsecutiveFailures(next_count))
+                    }
+                    _ => None,
+                };
+            }
+            Ok(_) => return None,
+            Err(actual) => current = actual,
+        }
+    }
+}
+
 /// The open state after a failed recovery: one more re-opening in a row.
 fn reopen(word: Word) -> Word {
     word.next(BreakerState::Open, word.reopenings() + 1)
@@ -608,7 +609,7 @@ fn reopen(word: Word) -> Word {
 
 /// Whether a time window's tally trips the breaker, by failure count or by rates.
 fn judge_time(config: &BreakerConfig, tally: Tally) -> Option<TransitionReason> {
-    match config.trip {
+    match config.settings.trip {
         TripPolicy::FailureCount { failures, within } => (tally.failures >= u64::from(failures))
             .then_some(TransitionReason::FailureCount {
                 failures: tally.failures,
@@ -624,7 +625,7 @@ fn judge_rate(config: &BreakerConfig, tally: Tally) -> Option<TransitionReason> 
         threshold,
         minimum_calls,
         ..
-    } = config.trip
+    } = config.settings.trip
     else {
         return None;
     };
@@ -638,7 +639,7 @@ fn judge_rate(config: &BreakerConfig, tally: Tally) -> Option<TransitionReason> 
             calls: tally.calls,
         });
     }
-    if let Some(slow) = config.slow_calls
+    if let Some(slow) = config.settings.slow_calls
         && tally.slow > 0
         && tally.slow_rate() >= slow.rate_threshold
     {
@@ -648,7 +649,7 @@ fn judge_rate(config: &BreakerConfig, tally: Tally) -> Option<TransitionReason> 
             calls: tally.calls,
         });
     }
-    let slo = config.latency_slo?;
+    let slo = config.settings.latency_slo?;
     slo.is_breached(tally.calls, tally.slow)
         .then_some(TransitionReason::LatencySlo {
             slo,

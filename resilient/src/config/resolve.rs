@@ -294,30 +294,31 @@ pub(super) fn breaker_config(
         config = config.with_latency_slo(slo.quantile, slo.limit);
     }
     if let Some(wait) = merged.open_wait {
-        config.open_wait = wait.0;
+        config.settings_mut().open_wait = wait.0;
         // A lone open_wait above the built-in cap raises the cap with it.
         if merged.max_open_wait.is_none() {
-            config.max_open_wait = config.max_open_wait.max(wait.0);
+            config.settings_mut().max_open_wait = config.settings.max_open_wait.max(wait.0);
         }
     }
     if let Some(multiplier) = merged.open_wait_multiplier {
-        config.open_wait_multiplier = multiplier;
+        config.settings_mut().open_wait_multiplier = multiplier;
     }
     if let Some(max) = merged.max_open_wait {
-        config.max_open_wait = max.0;
+        config.settings_mut().max_open_wait = max.0;
     }
     if let Some(probes) = merged.half_open_probes {
-        config.half_open_probes = probes;
+        config.settings_mut().half_open_probes = probes;
         // Likewise, fewer probes than the built-in success threshold lower the threshold.
         if merged.half_open_successes.is_none() {
-            config.half_open_successes = config.half_open_successes.min(probes.max(1));
+            config.settings_mut().half_open_successes =
+                config.settings.half_open_successes.min(probes.max(1));
         }
     }
     if let Some(successes) = merged.half_open_successes {
-        config.half_open_successes = successes;
+        config.settings_mut().half_open_successes = successes;
     }
     if let Some(limit) = merged.max_half_open {
-        config.max_half_open = limit.0;
+        config.settings_mut().max_half_open = limit.0;
     }
     config.validate(name)?;
     Ok(config)

@@ -29,16 +29,20 @@ fn profiles_merge_default_then_base_then_entry() {
     )
     .unwrap();
     let payments = config.breaker("payments").unwrap();
-    assert_eq!(payments.open_wait, Duration::from_secs(90));
-    assert_eq!(payments.half_open_probes, 5, "from default");
+    assert_eq!(payments.settings.open_wait, Duration::from_secs(90));
+    assert_eq!(payments.settings.half_open_probes, 5, "from default");
     assert!(matches!(
         payments.trip(),
         TripPolicy::FailureRate { threshold, .. } if threshold == 0.25
     ));
     let search = config.breaker("search").unwrap();
-    assert_eq!(search.open_wait, Duration::from_secs(10), "default only");
     assert_eq!(
-        config.default_breaker().unwrap().open_wait,
+        search.settings.open_wait,
+        Duration::from_secs(10),
+        "default only"
+    );
+    assert_eq!(
+        config.default_breaker().unwrap().settings.open_wait,
         Duration::from_secs(10)
     );
 }
@@ -132,7 +136,7 @@ fn the_environment_overrides_one_field() {
     ])
     .unwrap();
     let pay = config.breaker("checkout::pay").unwrap();
-    assert_eq!(pay.open_wait, Duration::from_secs(45));
+    assert_eq!(pay.settings.open_wait, Duration::from_secs(45));
     assert!(matches!(pay.trip(), TripPolicy::FailureRate { threshold, .. } if threshold == 0.3));
     assert_eq!(config.bulkhead("db").unwrap().max_concurrent, 8);
     let site = config.call_site("a.b").unwrap();

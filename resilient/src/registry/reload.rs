@@ -173,7 +173,7 @@ impl Registry {
             };
             let current = live.config();
             // Predicates are code, not configuration: the file cannot express them.
-            breaker.classifiers = current.classifiers.clone();
+            breaker.settings_mut().classifiers = current.settings.classifiers.clone();
             if current.window_shape() != breaker.window_shape() {
                 report.windows_restarted.push(name.clone());
             }
@@ -304,24 +304,39 @@ fn breaker_fields_changed(old: &BreakerConfig, new: &BreakerConfig) -> Vec<&'sta
             fields.push(field);
         }
     };
-    compare("trip", old.trip != new.trip);
-    compare("slow_calls", old.slow_calls != new.slow_calls);
-    compare("latency_slo", old.latency_slo != new.latency_slo);
-    compare("open_wait", old.open_wait != new.open_wait);
+    compare("trip", old.settings.trip != new.settings.trip);
+    compare(
+        "slow_calls",
+        old.settings.slow_calls != new.settings.slow_calls,
+    );
+    compare(
+        "latency_slo",
+        old.settings.latency_slo != new.settings.latency_slo,
+    );
+    compare(
+        "open_wait",
+        old.settings.open_wait != new.settings.open_wait,
+    );
     compare(
         "open_wait_multiplier",
-        old.open_wait_multiplier != new.open_wait_multiplier,
+        old.settings.open_wait_multiplier != new.settings.open_wait_multiplier,
     );
-    compare("max_open_wait", old.max_open_wait != new.max_open_wait);
+    compare(
+        "max_open_wait",
+        old.settings.max_open_wait != new.settings.max_open_wait,
+    );
     compare(
         "half_open_probes",
-        old.half_open_probes != new.half_open_probes,
+        old.settings.half_open_probes != new.settings.half_open_probes,
     );
     compare(
         "half_open_successes",
-        old.half_open_successes != new.half_open_successes,
+        old.settings.half_open_successes != new.settings.half_open_successes,
     );
-    compare("max_half_open", old.max_half_open != new.max_half_open);
+    compare(
+        "max_half_open",
+        old.settings.max_half_open != new.settings.max_half_open,
+    );
     fields
 }
 

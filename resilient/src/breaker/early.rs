@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::error::Rejection;
 
-use super::state::Word;
+use super::word::Word;
 use super::{BreakerState, CircuitBreaker, Shared};
 
 impl CircuitBreaker {

@@ -27,6 +27,7 @@ mod slo;
 mod state;
 mod transition;
 mod window_cell;
+mod word;
 
 use std::fmt;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;

@@ -16,6 +16,8 @@ use resilient::{
 };
 use tokio::time::{Instant, sleep};
 
+const MINUTE: Duration = Duration::from_secs(60);
+
 async fn always_fail(attempts: Attempts) -> Result<(), TestError> {
     let n = attempts.start();
     Err(TestError::Down(n))
@@ -219,30 +221,58 @@ async fn a_retry_after_too_long_for_the_clock_ends_the_call_instead_of_panicking
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_retry_after_too_long_for_the_clock_ends_the_call_without_a_total_timeout_too() {
-    let policy = build(fetch(3, constant(10 * MS)));
+async fn a_retry_after_too_long_for_the_clock_waits_the_cap_not_for_ever() {
+    let policy = build(fetch(2, constant(10 * MS)));
     let attempts = Attempts::default();
-    let call = drive(&policy, || {
+    let started = Instant::now();
+    let result = drive(&policy, || {
         let attempts = attempts.clone();
         async move {
             attempts.start();
             Err(TestError::RateLimited(Duration::MAX))
         }
-    });
-    // Polled once: the call ends at its first attempt, it does not sleep for ever.
-    let result = futures_now(call);
-    assert_eq!(result, Some(Err(TestError::RateLimited(Duration::MAX))));
-    assert_eq!(attempts.count(), 1);
+    })
+    .await;
+    // No total timeout: each retry waits the default cap of a minute, then the last error
+    // comes back with its hint for the caller to pass on.
+    assert_eq!(result, Err(TestError::RateLimited(Duration::MAX)));
+    assert_eq!(attempts.gaps(), [MINUTE, MINUTE]);
+    assert_eq!(started.elapsed(), 2 * MINUTE);
 }
 
-/// The output of `future` if it is ready at its first poll.
-fn futures_now<F: std::future::Future>(future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match future.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(output) => Some(output),
-        std::task::Poll::Pending => None,
-    }
+#[tokio::test(start_paused = true)]
+async fn a_server_asking_for_hours_is_retried_after_the_policys_cap() {
+    // `Retry-After: 86400` from a rate limiter: the default cap, then a cap of the caller's.
+    let asks_a_day = |attempts: &Attempts| {
+        let attempts = attempts.clone();
+        async move {
+            match attempts.start() {
+                1 => Err(TestError::RateLimited(24 * 3600 * SEC)),
+                n => Ok(n),
+            }
+        }
+    };
+    let by_default = build(fetch(3, constant(100 * MS)));
+    let attempts = Attempts::default();
+    assert_eq!(drive(&by_default, || asks_a_day(&attempts)).await, Ok(2));
+    assert_eq!(attempts.gaps(), [MINUTE]);
+
+    let capped = build(fetch(3, constant(100 * MS)).max_retry_after(5 * SEC));
+    let attempts = Attempts::default();
+    assert_eq!(drive(&capped, || asks_a_day(&attempts)).await, Ok(2));
+    assert_eq!(attempts.gaps(), [5 * SEC]);
+
+    // A zero cap ignores hints: the backoff alone decides.
+    let deaf = build(fetch(3, constant(100 * MS)).max_retry_after(Duration::ZERO));
+    let attempts = Attempts::default();
+    assert_eq!(drive(&deaf, || asks_a_day(&attempts)).await, Ok(2));
+    assert_eq!(attempts.gaps(), [100 * MS]);
+
+    let refused = fetch(3, constant(100 * MS))
+        .max_retry_after(resilient::MAX_DURATION + SEC)
+        .build_in(&Registry::new())
+        .unwrap_err();
+    assert_eq!(refused.field(), "max_retry_after");
 }
 
 #[tokio::test(start_paused = true)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::backoff::Backoff;
 use crate::counter::StripedCounter;
 use crate::error::{ConfigError, Rejection};
+use crate::timeout::check_duration;
 
 /// Lets an error type say whether retrying can help, and when.
 ///
@@ -42,7 +43,9 @@ pub trait Transient {
     }
 
     /// How long the dependency asked us to wait (a `Retry-After` header, a rate-limit reset).
-    /// The retry waits at least this long. Default: no hint.
+    /// The retry waits at least this long, up to the policy's
+    /// [`max_retry_after`](RetryConfig::max_retry_after) (60 s unless set): a dependency may
+    /// slow our retries down, not hold a call for as long as it likes. Default: no hint.
     fn retry_after(&self) -> Option<Duration> {
         None
     }
@@ -115,6 +118,7 @@ impl Classification {
 /// | `backoff` | exponential 100 ms × 2 up to 10 s, full jitter |
 /// | `budget` | 20 % of the calls in flight, at least 3 retries at once |
 /// | `retry_on_rejection` | false: an open breaker or a full bulkhead ends the call at once |
+/// | `max_retry_after` | 60 s ([`DEFAULT_MAX_RETRY_AFTER`]) |
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryConfig {
     /// Attempts after the first.
@@ -125,7 +129,16 @@ pub struct RetryConfig {
     pub budget: Option<BudgetConfig>,
     /// Whether to back off and try again when the breaker or bulkhead rejects an attempt.
     pub retry_on_rejection: bool,
+    /// The longest wait a dependency's hint ([`Transient::retry_after`], a `Retry-After`
+    /// header, an open breaker's time to its probe) can ask for before a retry. A longer hint
+    /// is cut to this: a server answering `Retry-After: 99999999` slows the retry down by this
+    /// much, it does not hold the call for three years. The backoff's own delays are not cut.
+    pub max_retry_after: Duration,
 }
+
+/// The default [`RetryConfig::max_retry_after`]: a minute, the longest a caller waiting on a
+/// retry is likely still waiting.
+pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 impl Default for RetryConfig {
     fn default() -> Self {
@@ -134,6 +147,7 @@ impl Default for RetryConfig {
             backoff: Backoff::default(),
             budget: Some(BudgetConfig::default()),
             retry_on_rejection: false,
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
         }
     }
 }
@@ -153,6 +167,7 @@ impl RetryConfig {
             ));
         }
         self.backoff.validate(subject)?;
+        check_duration(subject, "max_retry_after", self.max_retry_after)?;
         if let Some(budget) = self.budget {
             budget.validate(subject)?;
         }
@@ -353,6 +368,20 @@ mod tests {
         let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
         assert!(Classification::of(&refused).transient);
         assert!(!Classification::of(&denied).transient);
+    }
+
+    #[test]
+    fn a_hint_cap_beyond_the_clock_limit_is_refused() {
+        let config = RetryConfig {
+            max_retry_after: crate::MAX_DURATION + Duration::from_secs(1),
+            ..RetryConfig::default()
+        };
+        assert_eq!(config.validate("p").unwrap_err().field(), "max_retry_after");
+        let capped = RetryConfig {
+            max_retry_after: Duration::ZERO,
+            ..RetryConfig::default()
+        };
+        assert_eq!(capped.validate("p"), Ok(()));
     }
 
     #[test]

@@ -59,6 +59,16 @@ impl PolicyBuilder {
         self
     }
 
+    /// The longest wait a dependency's `Retry-After` (or any
+    /// [`Transient::retry_after`](crate::Transient::retry_after) hint) can impose before a
+    /// retry; default [`DEFAULT_MAX_RETRY_AFTER`](crate::retry::DEFAULT_MAX_RETRY_AFTER), one
+    /// minute. A longer hint waits this long instead. `Duration::ZERO` ignores hints. At most
+    /// [`MAX_DURATION`](crate::MAX_DURATION), checked by `build`.
+    pub fn max_retry_after(mut self, cap: Duration) -> Self {
+        self.retry.max_retry_after = cap;
+        self
+    }
+
     /// Starts a hedge beside an attempt that has not answered within `delay` (see
     /// [`hedge`](crate::hedge)); one hedge unless [`hedges`](Self::hedges) allows more.
     pub fn hedge(mut self, delay: Duration) -> Self {

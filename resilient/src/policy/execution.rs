@@ -339,7 +339,8 @@ impl<'p> Execution<'p> {
             .backoff
             .delay(self.retries + 1, self.previous_delay, random);
         if let Some(hint) = classification.retry_after {
-            delay = delay.max(hint);
+            // The dependency may ask for more time than the backoff gives, up to the cap.
+            delay = delay.max(hint.min(retry.max_retry_after));
         }
         // A delay too large for an `Instant` (a hostile `Retry-After`) would never end: the
         // call ends now, with the error and its hint, deadline or not.

@@ -270,6 +270,53 @@ async fn a_stale_answer_is_counted_logged_and_sent_as_an_event() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_outage_served_from_the_cache_warns_once_per_ten_seconds_with_a_count() {
+    let policy = cached_for(5 * MINUTE);
+    let upstream = Upstream::default();
+    upstream.up(1);
+    upstream.ask(&policy, "ada").await.0.unwrap();
+    upstream.down();
+    let capture = Capture::start();
+    for _ in 0..50 {
+        upstream.ask(&policy, "ada").await.0.unwrap();
+    }
+    let stale_lines = |level: tracing::Level| {
+        capture
+            .events()
+            .into_iter()
+            .filter(|event| event.target == "resilient::cache" && event.level == level)
+            .collect::<Vec<_>>()
+    };
+    let warnings = stale_lines(tracing::Level::WARN);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0]
+            .text
+            .contains("stale_answers_since_last_warning=0"),
+        "{warnings:?}"
+    );
+    assert_eq!(stale_lines(tracing::Level::DEBUG).len(), 49);
+
+    // Still within the ten seconds: nothing more at WARN.
+    advance(9 * SEC).await;
+    upstream.ask(&policy, "ada").await.0.unwrap();
+    assert_eq!(stale_lines(tracing::Level::WARN).len(), 1);
+
+    // Past them, the next stale answer warns and says how many went by quietly.
+    advance(SEC).await;
+    upstream.ask(&policy, "ada").await.0.unwrap();
+    let warnings = stale_lines(tracing::Level::WARN);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[1]
+            .text
+            .contains("stale_answers_since_last_warning=50"),
+        "{warnings:?}"
+    );
+    assert_eq!(policy.stats().metrics("quote".into()).stale_served, 52);
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_stale_answers_are_exported_as_a_metric() {
     let registry = Registry::new();
     let policy = Policy::builder("quote")

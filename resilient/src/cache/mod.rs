@@ -13,8 +13,10 @@
 //! * [`Policy::stale_cache`](crate::Policy::stale_cache) gives the cache itself, to
 //!   [`store`](StaleCache::store) and [`serve`](StaleCache::serve) by hand.
 //! * [`observe`] tells the caller that an answer was stale, and how old, without changing any
-//!   signature. Each stale answer is also logged (WARN on `resilient::cache`), counted in the
-//!   call site's `stale_served` and sent as [`Event::StaleServed`].
+//!   signature. Each stale answer is also counted in the call site's `stale_served`, sent as
+//!   [`Event::StaleServed`] and logged on `resilient::cache`: at WARN for the first of every
+//!   ten seconds (with how many were served since the last warning), at DEBUG for the others,
+//!   so an outage answered from the cache is seen without a line per request.
 //!
 //! An entry is served while its age is at most `max_age`, the limit included: with
 //! `max_age` = 5 minutes, a value stored at 12:00:00 is served until 12:05:00 and not after.
@@ -236,12 +238,21 @@ where
     fn report(&self, age: Duration) {
         let slot = self.slot;
         slot.stats.record_stale_served();
-        tracing::warn!(
-            target: "resilient::cache",
-            call_site = %slot.call_site,
-            age = ?age,
-            "call failed, serving a stale cached value"
-        );
+        match slot.stale_warning() {
+            Some(held_back) => tracing::warn!(
+                target: "resilient::cache",
+                call_site = %slot.call_site,
+                age = ?age,
+                stale_answers_since_last_warning = held_back,
+                "call failed, serving a stale cached value"
+            ),
+            None => tracing::debug!(
+                target: "resilient::cache",
+                call_site = %slot.call_site,
+                age = ?age,
+                "call failed, serving a stale cached value"
+            ),
+        }
         slot.listeners.emit(|| Event::StaleServed {
             call_site: slot.call_site.clone(),
             age,

@@ -5,7 +5,11 @@
 use std::any::{Any, type_name};
 use std::fmt;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::callsite::CallSiteStats;
 use crate::event::Listeners;
@@ -24,6 +28,55 @@ pub(crate) struct CacheSlot {
     storage: OnceLock<(Box<dyn Any + Send + Sync>, &'static str)>,
     /// Set once a second `(K, V)` pair has been refused, so it is reported once.
     mismatch_reported: OnceLock<()>,
+    /// The stale answers' warnings, at most one per [`WARNING_INTERVAL`].
+    warnings: WarningGate,
+}
+
+/// How often an outage served from the cache is logged at WARN: the first stale answer warns,
+/// the next ones within this interval log at DEBUG and are counted into the next warning. At
+/// thousands of calls a second a WARN per answer would bury the log it is meant to stand out in.
+pub(super) const WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Lets one warning through per [`WARNING_INTERVAL`] and counts what it held back.
+struct WarningGate {
+    epoch: Instant,
+    /// Microseconds from `epoch` to the end of the current quiet interval; 0 before the first.
+    quiet_until: AtomicU64,
+    held_back: AtomicU64,
+}
+
+impl WarningGate {
+    fn new() -> Self {
+        WarningGate {
+            epoch: Instant::now(),
+            quiet_until: AtomicU64::new(0),
+            held_back: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(n)` when this answer should warn, `n` answers having been held back since the last
+    /// warning; `None` when it should only log at DEBUG.
+    fn admit(&self) -> Option<u64> {
+        let now = micros(self.epoch.elapsed());
+        let quiet_until = self.quiet_until.load(Ordering::Relaxed);
+        let in_quiet_interval = quiet_until != 0 && now < quiet_until;
+        // Past the interval, the one caller that moves it on warns; the others count.
+        let next = now.saturating_add(micros(WARNING_INTERVAL)).max(1);
+        if in_quiet_interval
+            || self
+                .quiet_until
+                .compare_exchange(quiet_until, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(self.held_back.swap(0, Ordering::Relaxed))
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl fmt::Debug for CacheSlot {
@@ -47,7 +100,14 @@ impl CacheSlot {
             listeners,
             storage: OnceLock::new(),
             mismatch_reported: OnceLock::new(),
+            warnings: WarningGate::new(),
         }
+    }
+
+    /// `Some(n)` when a stale answer should be logged at WARN, with the `n` answers logged at
+    /// DEBUG since the last warning; `None` for DEBUG. See [`WARNING_INTERVAL`].
+    pub(super) fn stale_warning(&self) -> Option<u64> {
+        self.warnings.admit()
     }
 
     /// The storage for `(K, V)`, created by the first pair that asks; `None` (and one warning)

@@ -161,6 +161,39 @@ async fn a_full_bulkhead_holds_readiness_until_a_slot_is_given_back() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_adaptive_bulkhead_learns_from_calls_through_the_layer() {
+    let registry = Registry::new();
+    let algorithm = resilient::bulkhead::LimitAlgorithm::aimd(50 * MS);
+    let bulkhead = registry
+        .declare_bulkhead("db", BulkheadConfig::adaptive(2, 10, 50, algorithm))
+        .unwrap();
+    let policy = Policy::builder("client")
+        .bulkhead("db")
+        .build_in(&registry)
+        .unwrap();
+    // Every call takes 100 ms: twice what the limit counts as slow.
+    let slow = service_fn(|request: u32| async move {
+        tokio::time::sleep(100 * MS).await;
+        Ok::<u32, TestError>(request)
+    });
+    let mut service = ServiceBuilder::new()
+        .layer(PolicyLayer::new(policy))
+        .service(slow);
+    for request in 0..40 {
+        assert_eq!(
+            service.ready().await.unwrap().call(request).await,
+            Ok(request)
+        );
+    }
+    let limit = bulkhead.metrics().max_concurrent;
+    assert!(
+        limit < 10,
+        "slow calls through the layer cut the limit: {limit}"
+    );
+    assert_eq!(bulkhead.metrics().in_use, 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_open_breaker_is_ready_at_once_even_with_a_full_bulkhead() {
     let registry = Registry::new();
     one_failure_opens(&registry, "api");

@@ -2,6 +2,7 @@
 //! the call that follows.
 
 use std::fmt;
+use std::time::Duration;
 
 use super::{Bulkhead, WaitingGuard};
 
@@ -33,6 +34,22 @@ impl Bulkhead {
             }
         }
         Some(OwnedSlot { bulkhead: self })
+    }
+}
+
+impl OwnedSlot {
+    /// Whether the bulkhead learns its limit from [`record`](Self::record).
+    pub(crate) fn is_adaptive(&self) -> bool {
+        self.bulkhead
+            .shared
+            .adaptive
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Gives the slot back after a call that took `latency` and succeeded or not, for an
+    /// adaptive limit to learn from (as [`BulkheadPermit::record`](super::BulkheadPermit::record)).
+    pub(crate) fn record(self, latency: Duration, ok: bool) {
+        self.bulkhead.shared.record(latency, ok);
     }
 }
 

@@ -119,10 +119,13 @@ impl<'p> Execution<'p> {
         // Taken first, so that an attempt refused before its bulkhead step gives it back; held
         // until the attempt ends.
         #[cfg(feature = "tower")]
-        let reserved = self.reserved.take();
-        #[cfg(not(feature = "tower"))]
-        let reserved: Option<()> = None;
-        StepwiseAttempt::new(self.prepare_attempt(reserved.is_some()), future).await
+        if let Some(reserved) = self.reserved.take() {
+            let granted = reserved.is_adaptive().then(Instant::now);
+            let attempt = StepwiseAttempt::new(self.prepare_attempt(true), future).await;
+            give_back_reserved(reserved, granted, &attempt);
+            return attempt;
+        }
+        StepwiseAttempt::new(self.prepare_attempt(false), future).await
     }
 
     /// Everything of a step-wise attempt before its body: its trace, the kill switch, the key's
@@ -401,4 +404,28 @@ pub(crate) enum Outcome<T, E> {
         classification: Classification,
         error_kind: &'static str,
     },
+}
+
+/// Gives back the slot a tower service reserved, telling an adaptive limit how the attempt went
+/// as [`Guarded`](super::attempt) does for a slot of its own: a result is a sample, an attempt
+/// timeout a failure, and any other refusal (the breaker, the total deadline) says nothing
+/// about the dependency's capacity.
+#[cfg(feature = "tower")]
+fn give_back_reserved<T, E>(
+    slot: crate::bulkhead::OwnedSlot,
+    granted: Option<Instant>,
+    attempt: &Attempt<T, E>,
+) {
+    let Some(granted) = granted else {
+        return;
+    };
+    let ok = match attempt {
+        Attempt::Done(result) => result.is_ok(),
+        Attempt::Rejected(Rejection::Timeout {
+            kind: TimeoutKind::Attempt,
+            ..
+        }) => false,
+        Attempt::Rejected(_) => return,
+    };
+    slot.record(granted.elapsed(), ok);
 }

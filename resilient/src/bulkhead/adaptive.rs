@@ -10,10 +10,8 @@
 //!   queue, `limit × (1 − lowest / latency)`. The limit grows by `log10(limit)` a full limit's
 //!   worth of calls while that queue is shorter than `2·log10(limit)`, shrinks as fast while
 //!   it is longer than `4·log10(limit)`, and loses a tenth on a failure. No threshold to
-//!   choose. The lowest latency is measured again every [`PROBE_MULTIPLIER`] limits' worth
-//!   of calls (the next call's latency becomes the lowest), as Netflix's `VegasLimit` probes:
-//!   a dependency whose unloaded latency rises for good (a failover to a farther region, a
-//!   bigger dataset) would otherwise read as congested for ever and hold the limit down.
+//!   choose; but the lowest latency is kept until the bulkhead is reconfigured, so a
+//!   dependency whose unloaded latency rises for good reads as a congested one.
 //!
 //! The limit moves a little with every call rather than once per round trip, so that it
 //! needs no clock; since the calls that report a change were started before it, both
@@ -114,11 +112,6 @@ impl AdaptiveLimit {
     }
 }
 
-/// Vegas re-measures its lowest latency after this many limits' worth of calls (Netflix's
-/// `probeMultiplier` default): rarely enough that a congested dependency is seldom taken for a
-/// slower unloaded one, often enough to follow a lasting change within a few thousand calls.
-pub(crate) const PROBE_MULTIPLIER: f64 = 30.0;
-
 /// An adaptive limit's state: the limit as a real number (so that small steps add up), and
 /// what the algorithm remembers.
 #[derive(Debug)]
@@ -127,8 +120,6 @@ pub(crate) struct Controller {
     limit: f64,
     /// Vegas: the lowest latency seen, in seconds; infinite until the first sample.
     lowest: f64,
-    /// Vegas: calls sampled since `lowest` was last measured afresh.
-    since_probe: f64,
     /// Calls to go before the limit may be cut again: those in flight at the last cut
     /// reflect the limit before it.
     calm: f64,
@@ -140,7 +131,6 @@ impl Controller {
             settings,
             limit: initial as f64,
             lowest: f64::INFINITY,
-            since_probe: 0.0,
             calm: 0.0,
         }
     }
@@ -193,13 +183,6 @@ impl Controller {
             return self.cut(0.9);
         }
         if latency > 0.0 {
-            self.since_probe += 1.0;
-            if self.since_probe > PROBE_MULTIPLIER * limit {
-                // Start the lowest latency over from this call: the limit waits one call.
-                self.since_probe = 0.0;
-                self.lowest = latency;
-                return limit;
-            }
             self.lowest = self.lowest.min(latency);
         }
         if !busy || !self.lowest.is_finite() || latency <= 0.0 {
@@ -246,47 +229,6 @@ mod tests {
             limit = controller.sample(30 * MS, true, limit);
         }
         assert_eq!(limit, 9, "a queue of two thirds of the limit: {limit}");
-    }
-
-    #[test]
-    fn vegas_learns_a_lasting_rise_in_unloaded_latency_instead_of_shrinking_for_ever() {
-        let mut controller = vegas(2, 100, 20);
-        let mut limit = 20;
-        for _ in 0..100 {
-            limit = controller.sample(10 * MS, true, limit);
-        }
-        let before = limit;
-        // The dependency moves: every call now takes 40 ms however few are in flight. Against
-        // the 10 ms it remembers, Vegas reads a queue of three quarters of the limit and cuts.
-        let mut lowest_limit = limit;
-        for _ in 0..300 {
-            limit = controller.sample(40 * MS, true, limit);
-            lowest_limit = lowest_limit.min(limit);
-        }
-        assert!(lowest_limit < before, "{lowest_limit} < {before}");
-        // Within 30 limits' worth of calls it measures its lowest latency afresh, reads no
-        // queue at 40 ms, and grows again.
-        for _ in 0..(30 * 100) {
-            limit = controller.sample(40 * MS, true, limit);
-        }
-        assert!(limit > before, "grew back past {before}: {limit}");
-    }
-
-    #[test]
-    fn vegas_without_a_probe_due_keeps_the_lowest_latency_it_saw() {
-        let mut controller = vegas(2, 100, 20);
-        let mut limit = 20;
-        for _ in 0..100 {
-            limit = controller.sample(10 * MS, true, limit);
-        }
-        // Fewer calls than a probe needs: a rise reads as a queue and the limit only falls.
-        let before = limit;
-        for _ in 0..200 {
-            let next = controller.sample(40 * MS, true, limit);
-            assert!(next <= limit, "{next} after {limit}");
-            limit = next;
-        }
-        assert!(limit < before);
     }
 
     #[test]

@@ -119,13 +119,15 @@ impl<'p> Execution<'p> {
         // Taken first, so that an attempt refused before its bulkhead step gives it back; held
         // until the attempt ends.
         #[cfg(feature = "tower")]
-        if let Some(reserved) = self.reserved.take() {
-            let granted = reserved.is_adaptive().then(Instant::now);
-            let attempt = StepwiseAttempt::new(self.prepare_attempt(true), future).await;
-            give_back_reserved(reserved, granted, &attempt);
-            return attempt;
+        let reserved = self.reserved.take().map(ReservedSlot::enter);
+        #[cfg(not(feature = "tower"))]
+        let reserved: Option<()> = None;
+        let attempt = StepwiseAttempt::new(self.prepare_attempt(reserved.is_some()), future).await;
+        #[cfg(feature = "tower")]
+        if let Some(reserved) = reserved {
+            reserved.give_back(capacity_signal(&attempt));
         }
-        StepwiseAttempt::new(self.prepare_attempt(false), future).await
+        attempt
     }
 
     /// Everything of a step-wise attempt before its body: its trace, the kill switch, the key's
@@ -406,26 +408,40 @@ pub(crate) enum Outcome<T, E> {
     },
 }
 
-/// Gives back the slot a tower service reserved, telling an adaptive limit how the attempt went
-/// as [`Guarded`](super::attempt) does for a slot of its own: a result is a sample, an attempt
-/// timeout a failure, and any other refusal (the breaker, the total deadline) says nothing
-/// about the dependency's capacity.
+/// A slot a tower service reserved in `poll_ready`, held by the attempt that uses it, and when
+/// that attempt began if the bulkhead's limit is adaptive.
 #[cfg(feature = "tower")]
-fn give_back_reserved<T, E>(
+struct ReservedSlot {
     slot: crate::bulkhead::OwnedSlot,
-    granted: Option<Instant>,
-    attempt: &Attempt<T, E>,
-) {
-    let Some(granted) = granted else {
-        return;
-    };
-    let ok = match attempt {
-        Attempt::Done(result) => result.is_ok(),
+    started: Option<Instant>,
+}
+
+#[cfg(feature = "tower")]
+impl ReservedSlot {
+    fn enter(slot: crate::bulkhead::OwnedSlot) -> Self {
+        let started = slot.is_adaptive().then(Instant::now);
+        ReservedSlot { slot, started }
+    }
+
+    /// Gives the slot back, telling an adaptive limit whether the attempt went well (see
+    /// [`capacity_signal`]), as the lean attempt does for a slot of its own.
+    fn give_back(self, ok: Option<bool>) {
+        if let (Some(started), Some(ok)) = (self.started, ok) {
+            self.slot.record(started.elapsed(), ok);
+        }
+    }
+}
+
+/// What an attempt says of the dependency's capacity: a result is a sample (good when `Ok`), an
+/// attempt timeout a bad one, and any other refusal (the breaker, the total deadline) nothing.
+#[cfg(feature = "tower")]
+fn capacity_signal<T, E>(attempt: &Attempt<T, E>) -> Option<bool> {
+    match attempt {
+        Attempt::Done(result) => Some(result.is_ok()),
         Attempt::Rejected(Rejection::Timeout {
             kind: TimeoutKind::Attempt,
             ..
-        }) => false,
-        Attempt::Rejected(_) => return,
-    };
-    slot.record(granted.elapsed(), ok);
+        }) => Some(false),
+        Attempt::Rejected(_) => None,
+    }
 }

@@ -346,7 +346,18 @@ pub fn open(c: &mut Criterion, dir: &Path, rt: &Runtime, extra: &[(&str, &str)])
         .closed_len(1)
         .open_wait(HOUR)
         .build();
-    let _ = recloser.call(|| Err::<u64, ()>(()));
+    // recloser decides nothing until its ring is full: with a ring of one, the first failure
+    // fills it and only the second trips the breaker.
+    for _ in 0..2 {
+        let _ = recloser.call(|| Err::<u64, ()>(()));
+    }
+    assert!(
+        matches!(
+            recloser.call(|| Ok::<u64, ()>(1)),
+            Err(recloser::Error::Rejected)
+        ),
+        "group 4 measures recloser's rejection: its breaker must be open"
+    );
     group.bench_function("recloser", |b| {
         b.iter(|| recloser.call(|| Ok::<u64, ()>(black_box(1))).is_err())
     });
@@ -358,6 +369,13 @@ pub fn open(c: &mut Criterion, dir: &Path, rt: &Runtime, extra: &[(&str, &str)])
         ))
         .build();
     let _ = failsafe.call(|| Err::<u64, ()>(()));
+    assert!(
+        matches!(
+            failsafe.call(|| Ok::<u64, ()>(1)),
+            Err(failsafe::Error::Rejected)
+        ),
+        "group 4 measures failsafe's rejection: its breaker must be open"
+    );
     group.bench_function("failsafe", |b| {
         b.iter(|| failsafe.call(|| Ok::<u64, ()>(black_box(1))).is_err())
     });

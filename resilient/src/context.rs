@@ -30,10 +30,7 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -256,49 +253,26 @@ impl CallScope {
         }
     }
 
-    /// `future`, run as attempt `number` of this call: [`context()`] sees it while it is
-    /// polled.
-    pub(crate) fn attempt<F: Future>(&self, number: u32, future: F) -> WithContext<'_, F> {
-        WithContext {
-            scope: self,
-            number,
-            future,
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A future polled with its call's context current; see [`CallScope::attempt`].
-    pub(crate) struct WithContext<'s, F> {
-        scope: &'s CallScope,
-        number: u32,
-        #[pin]
-        future: F,
-    }
-}
-
-impl<F: Future> Future for WithContext<'_, F> {
-    type Output = F::Output;
-
-    #[inline(always)]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let scope = *this.scope;
-        let key = scope.key.get();
+    /// Makes attempt `number` of this call the current context on this thread until the
+    /// returned guard drops. Not generic, so that each attempt's type adds only a call to it
+    /// in a debug build; always inlined where it is optimised.
+    #[cfg_attr(debug_assertions, inline)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    pub(crate) fn enter(&self, number: u32) -> Entered<'_> {
+        let key = self.key.get();
         let frame = Frame {
-            attempt: *this.number,
-            deadline: scope.deadline,
+            attempt: number,
+            deadline: self.deadline,
             keyed: key.is_some(),
             generated: false,
         };
         let outer = CURRENT.with(|current| current.replace(frame));
-        let _entered = Entered {
-            scope,
+        Entered {
+            scope: self,
             outer,
             // Only calls with keys, or inside one, touch the key's slot.
             outer_key: (frame.keyed || outer.keyed).then(|| swap_key(key.cloned())),
-        };
-        this.future.poll(cx)
+        }
     }
 }
 
@@ -310,7 +284,7 @@ fn swap_key(key: Option<IdempotencyKey>) -> Option<IdempotencyKey> {
 
 /// Restores the outer context when the poll returns, or unwinds: a panicking body must not
 /// leave its context current for whatever the thread polls next.
-struct Entered<'s> {
+pub(crate) struct Entered<'s> {
     scope: &'s CallScope,
     outer: Frame,
     /// The outer frame's key, taken out of the slot when this poll entered (`None` when the
@@ -344,6 +318,43 @@ impl Entered<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// The attempt future of the runtime, reduced to what these tests need: a body polled
+    /// with its call's context current.
+    impl CallScope {
+        /// `future`, run as attempt `number` of this call: `context()` sees it while it is
+        /// polled.
+        fn attempt<F: Future>(&self, number: u32, future: F) -> WithContext<'_, F> {
+            WithContext {
+                scope: self,
+                number,
+                future,
+            }
+        }
+    }
+
+    pin_project_lite::pin_project! {
+        /// A future polled with its call's context current; see `CallScope::attempt`.
+        struct WithContext<'s, F> {
+            scope: &'s CallScope,
+            number: u32,
+            #[pin]
+            future: F,
+        }
+    }
+
+    impl<F: Future> Future for WithContext<'_, F> {
+        type Output = F::Output;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            let this = self.project();
+            let _entered = this.scope.enter(*this.number);
+            this.future.poll(cx)
+        }
+    }
 
     #[test]
     fn outside_any_attempt_there_is_no_context() {

@@ -78,10 +78,23 @@ impl BreakerPermit<'_> {
     /// [`run`](Self::run)): a panic out of it is the call's own.
     #[inline]
     pub(crate) fn poll_call<R>(&mut self, poll: impl FnOnce() -> R) -> R {
-        self.started |= WATCHED | POLLING;
+        self.begin_poll();
         let polled = poll();
-        self.started &= !POLLING;
+        self.end_poll();
         polled
+    }
+
+    /// Starts a poll of the protected call: a panic before [`end_poll`](Self::end_poll) is
+    /// the call's own (see [`poll_call`](Self::poll_call)).
+    #[inline]
+    pub(crate) fn begin_poll(&mut self) {
+        self.started |= WATCHED | POLLING;
+    }
+
+    /// Ends the poll [`begin_poll`](Self::begin_poll) started, without a panic.
+    #[inline]
+    pub(crate) fn end_poll(&mut self) {
+        self.started &= !POLLING;
     }
 
     /// The call succeeded.

@@ -10,6 +10,13 @@
 //! that first poll and writes it in place: handed through the driver, the freshly written
 //! permit was copied three times, each copy a load stalled on the store just before it
 //! (about 9 ns of a 85 ns call).
+//!
+//! Only a thin shell is generic in the body ([`Guarded`], [`StepwiseAttempt`]): it polls the
+//! body in place between calls to a [`Guard`] that does everything else, so that the guard is
+//! compiled once per crate rather than once per annotated function. Where the crate is
+//! optimised, the guard's steps are always inlined into the shell (a call is as fast as before);
+//! in a debug build (`debug_assertions`) they are inlined by hint only, because at `opt-level
+//! = 0` `#[inline(always)]` would copy them into every annotated function again.
 
 use std::any::Any;
 use std::future::Future;
@@ -23,7 +30,7 @@ use crate::breaker::{BreakerPermit, CircuitBreaker};
 use crate::bulkhead::BulkheadPermit;
 use crate::error::{Rejection, TimeoutKind};
 
-use crate::context::WithContext;
+use crate::context::{CallScope, Entered};
 
 use super::{Attempt, Execution, Policy};
 
@@ -110,15 +117,30 @@ pin_project! {
 }
 
 pin_project! {
-    /// One admitted attempt in flight. It records its outcome in the breaker and gives its
-    /// bulkhead slot back when it ends; dropped before, it records nothing (a cancellation),
-    /// unless the body itself panicked.
-    pub(super) struct Guarded<'p, F> {
+    /// One admitted attempt in flight: its body, and the [`Guard`] that does everything else.
+    /// It records its outcome in the breaker and gives its bulkhead slot back when it ends;
+    /// dropped before, it records nothing (a cancellation), unless the body itself panicked.
+    ///
+    /// Only this shell is generic in the body: its `poll` polls the body between calls to the
+    /// guard, which is compiled once, not once per annotated function.
+    pub(super) struct Guarded<'s, 'p, F> {
         #[pin]
         body: F,
         #[pin]
+        guard: Guard<'s, 'p>,
+    }
+}
+
+pin_project! {
+    /// What an attempt runs under, apart from its body: its permit and slot, its time limit,
+    /// and the call's context, which the body sees while it is polled.
+    pub(super) struct Guard<'s, 'p> {
+        #[pin]
         timer: Timer,
         policy: &'p Policy,
+        scope: &'s CallScope,
+        // The attempt's number in its call, as `context()` gives it.
+        number: u32,
         // Admission was left to the first poll, through the policy's breaker and bulkhead
         // (see `admit_lean`).
         deferred: bool,
@@ -129,13 +151,67 @@ pin_project! {
     }
 }
 
-impl<'p, F> Guarded<'p, F> {
-    /// `body` under `permit` and `slot`, limited by the policy's attempt timeout and the call's
-    /// `total` deadline.
+impl<'s, 'p, F> Guarded<'s, 'p, F> {
+    /// `body`, attempt `number` of the call `scope`, under `permit` and `slot`, limited by the
+    /// policy's attempt timeout and the call's `total` deadline.
     #[inline]
     pub(super) fn new(
         policy: &'p Policy,
+        (scope, number): (&'s CallScope, u32),
         body: F,
+        permit: Option<BreakerPermit<'p>>,
+        slot: Option<BulkheadPermit<'p>>,
+        total: Option<Instant>,
+    ) -> Self {
+        Guarded {
+            body,
+            guard: Guard::new(policy, (scope, number), permit, slot, total),
+        }
+    }
+
+    /// `body`, the first attempt of the call `scope`, admitted at its first poll through the
+    /// policy's breaker and bulkhead; see [`admit_lean`].
+    #[inline]
+    pub(super) fn deferred(
+        policy: &'p Policy,
+        scope: &'s CallScope,
+        body: F,
+        total: Option<Instant>,
+    ) -> Self {
+        let mut guarded = Guarded::new(policy, (scope, 1), body, None, None, total);
+        guarded.guard.deferred = true;
+        guarded
+    }
+}
+
+impl<T, E: Any, F: Future<Output = Result<T, E>>> Future for Guarded<'_, '_, F> {
+    type Output = Attempt<T, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt<T, E>> {
+        let this = self.project();
+        let mut guard = this.guard;
+        if let Err(rejection) = guard.as_mut().admit_deferred() {
+            return Poll::Ready(Attempt::Rejected(rejection));
+        }
+        let entered = guard.as_mut().enter();
+        let polled = this.body.poll(cx);
+        drop(entered);
+        match polled {
+            Poll::Ready(result) => {
+                guard.finish(&result);
+                Poll::Ready(Attempt::Done(result))
+            }
+            Poll::Pending => guard.pending(cx).map(Attempt::Rejected),
+        }
+    }
+}
+
+impl<'s, 'p> Guard<'s, 'p> {
+    #[inline]
+    fn new(
+        policy: &'p Policy,
+        (scope, number): (&'s CallScope, u32),
         permit: Option<BreakerPermit<'p>>,
         slot: Option<BulkheadPermit<'p>>,
         total: Option<Instant>,
@@ -146,10 +222,11 @@ impl<'p, F> Guarded<'p, F> {
             Timer::Lazy { total }
         };
         let slot_granted = granted(slot.as_ref());
-        Guarded {
-            body,
+        Guard {
             timer,
             policy,
+            scope,
+            number,
             deferred: false,
             permit,
             slot,
@@ -157,70 +234,98 @@ impl<'p, F> Guarded<'p, F> {
         }
     }
 
-    /// `body`, admitted at its first poll through the policy's breaker and bulkhead; see
-    /// [`admit_lean`].
+    /// Admits a deferred attempt at its first poll; later polls find nothing to do.
+    #[cfg_attr(debug_assertions, inline)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    fn admit_deferred(self: Pin<&mut Self>) -> Result<(), Rejection> {
+        let this = self.project();
+        if !std::mem::take(this.deferred) {
+            return Ok(());
+        }
+        let policy = *this.policy;
+        let admission = match (&policy.breaker, &policy.bulkhead) {
+            // The common case on its own: a breaker alone needs only its permit.
+            (Some(breaker), None) => match breaker.try_acquire() {
+                Ok(permit) => Admission::Admitted(Some(permit), None),
+                Err(rejection) => Admission::Refused(rejection),
+            },
+            (breaker, _) => admit_without_waiting(policy, breaker.as_ref(), false),
+        };
+        match admission {
+            Admission::Admitted(permit, slot) => {
+                *this.slot_granted = granted(slot.as_ref());
+                *this.permit = permit;
+                *this.slot = slot;
+                Ok(())
+            }
+            Admission::Refused(rejection) => Err(rejection),
+            Admission::MustWait => unreachable!("admission without waiting never waits"),
+        }
+    }
+
+    /// Starts one poll of the body: the call's context is current until the returned guard
+    /// drops, and a panic out of the body before [`finish`](Self::finish) or
+    /// [`pending`](Self::pending) is the permit's
+    /// call's own failure.
+    #[cfg_attr(debug_assertions, inline)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    fn enter(self: Pin<&mut Self>) -> Entered<'s> {
+        let this = self.project();
+        if let Some(permit) = this.permit.as_mut() {
+            permit.begin_poll();
+        }
+        this.scope.enter(*this.number)
+    }
+
+    /// Ends the attempt with its body's result: records it and gives the slot back. The
+    /// permit is consumed by the record, so the poll needs no ending.
+    #[cfg_attr(debug_assertions, inline)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    fn finish<T, E: Any>(self: Pin<&mut Self>, result: &Result<T, E>) {
+        let this = self.project();
+        if let Some(permit) = this.permit.take() {
+            permit.record_result(result);
+        }
+        give_back(this.slot.take(), *this.slot_granted, result.is_ok());
+    }
+
+    /// Ends one poll of a body still pending, and waits on the time limit: the rejection once
+    /// it passed.
     #[inline]
-    pub(super) fn deferred(policy: &'p Policy, body: F, total: Option<Instant>) -> Self {
-        let mut guarded = Guarded::new(policy, body, None, None, total);
-        guarded.deferred = true;
-        guarded
+    fn pending(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Rejection> {
+        let this = self.project();
+        if let Some(permit) = this.permit.as_mut() {
+            permit.end_poll();
+        }
+        poll_limit(
+            this.timer,
+            this.policy,
+            this.permit,
+            this.slot,
+            *this.slot_granted,
+            cx,
+        )
     }
 }
 
-impl<T, E: Any, F: Future<Output = Result<T, E>>> Future for Guarded<'_, F> {
-    type Output = Attempt<T, E>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt<T, E>> {
-        let mut this = self.project();
-        if std::mem::take(this.deferred) {
-            let policy = *this.policy;
-            let admission = match (&policy.breaker, &policy.bulkhead) {
-                // The common case on its own: a breaker alone needs only its permit.
-                (Some(breaker), None) => match breaker.try_acquire() {
-                    Ok(permit) => Admission::Admitted(Some(permit), None),
-                    Err(rejection) => Admission::Refused(rejection),
-                },
-                (breaker, _) => admit_without_waiting(policy, breaker.as_ref(), false),
-            };
-            match admission {
-                Admission::Admitted(permit, slot) => {
-                    *this.slot_granted = granted(slot.as_ref());
-                    *this.permit = permit;
-                    *this.slot = slot;
-                }
-                Admission::Refused(rejection) => {
-                    return Poll::Ready(Attempt::Rejected(rejection));
-                }
-                Admission::MustWait => unreachable!("admission without waiting never waits"),
-            }
-        }
-        let body = this.body;
-        // Polled as the permit's call, so that only a panic out of the body is its failure.
-        let polled = match this.permit.as_mut() {
-            Some(permit) => permit.poll_call(|| body.poll(cx)),
-            None => body.poll(cx),
-        };
-        if let Poll::Ready(result) = polled {
-            if let Some(permit) = this.permit.take() {
-                permit.record_result(&result);
-            }
-            give_back(this.slot.take(), *this.slot_granted, result.is_ok());
-            return Poll::Ready(Attempt::Done(result));
-        }
-        let kind = ready!(poll_timer(this.timer.as_mut(), this.policy, cx));
-        match kind {
-            // The dependency's own slowness: an adaptive limit hears of it.
-            TimeoutKind::Attempt => give_back(this.slot.take(), *this.slot_granted, false),
-            // The caller's budget ran out: says nothing certain, so no signal.
-            _ => *this.slot = None,
-        }
-        Poll::Ready(Attempt::Rejected(timed_out(
-            this.policy,
-            this.permit.take(),
-            kind,
-        )))
+/// Waits on a pending attempt's time limit: the rejection once it passed, with the permit
+/// recorded and the slot given back as the kind of limit says.
+fn poll_limit<'p>(
+    timer: Pin<&mut Timer>,
+    policy: &Policy,
+    permit: &mut Option<BreakerPermit<'p>>,
+    slot: &mut Option<BulkheadPermit<'p>>,
+    slot_granted: Option<Instant>,
+    cx: &mut Context<'_>,
+) -> Poll<Rejection> {
+    let kind = ready!(poll_timer(timer, policy, cx));
+    match kind {
+        // The dependency's own slowness: an adaptive limit hears of it.
+        TimeoutKind::Attempt => give_back(slot.take(), slot_granted, false),
+        // The caller's budget ran out: says nothing certain, so no signal.
+        _ => *slot = None,
     }
+    Poll::Ready(timed_out(policy, permit.take(), kind))
 }
 
 /// When `slot` was granted, if its limit is adaptive: the limit learns from the latency.
@@ -232,12 +337,19 @@ fn granted(slot: Option<&BulkheadPermit<'_>>) -> Option<Instant> {
     }
 }
 
-/// Gives a bulkhead slot back, telling an adaptive limit how the attempt went.
-#[inline]
+/// Gives a bulkhead slot back, telling an adaptive limit how the attempt went. Inlined, so
+/// that an attempt without a slot (a breaker alone) pays one test for it, not a call.
+#[inline(always)]
 fn give_back(slot: Option<BulkheadPermit<'_>>, granted: Option<Instant>, ok: bool) {
-    match (slot, granted) {
-        (Some(slot), Some(granted)) => slot.record(granted.elapsed(), ok),
-        (slot, _) => drop(slot),
+    if let Some(slot) = slot {
+        give_back_slot(slot, granted, ok);
+    }
+}
+
+fn give_back_slot(slot: BulkheadPermit<'_>, granted: Option<Instant>, ok: bool) {
+    match granted {
+        Some(granted) => slot.record(granted.elapsed(), ok),
+        None => drop(slot),
     }
 }
 
@@ -307,21 +419,27 @@ pub(super) enum Prepared<'a> {
 
 pin_project! {
     /// A step-wise attempt: its preparation `P` (admission, which may wait), then its body
-    /// guarded as on the lean path, inside the call's span. Only the body's type makes it
-    /// generic, and what is generic is this small future: the preparation is compiled once.
-    #[project = StepwiseProj]
-    pub(super) enum StepwiseAttempt<'a, 'p, F, P> {
-        Preparing { #[pin] prepare: P, body: Option<F> },
+    /// guarded as on the lean path, inside the call's span. The body is polled in place by
+    /// this small shell, generic in it; the steps around it are compiled once.
+    pub(super) struct StepwiseAttempt<'a, 'p, F, P> {
+        #[pin]
+        body: F,
+        #[pin]
+        step: Step<'a, 'p, P>,
+    }
+}
+
+pin_project! {
+    /// Where a step-wise attempt is.
+    #[project = StepProj]
+    enum Step<'a, 'p, P> {
+        Preparing { #[pin] prepare: P },
         Running {
             #[pin]
-            guarded: Guarded<'a, WithContext<'a, F>>,
+            guard: Guard<'a, 'a>,
             execution: &'a Execution<'p>,
         },
-        Bypassed {
-            #[pin]
-            body: WithContext<'a, F>,
-            execution: &'a Execution<'p>,
-        },
+        Bypassed { execution: &'a Execution<'p>, number: u32 },
         Done,
     }
 }
@@ -329,9 +447,9 @@ pin_project! {
 impl<'a, 'p: 'a, F, P> StepwiseAttempt<'a, 'p, F, P> {
     /// The attempt of `body` once `prepare` has admitted it.
     pub(super) fn new(prepare: P, body: F) -> Self {
-        StepwiseAttempt::Preparing {
-            prepare,
-            body: Some(body),
+        StepwiseAttempt {
+            body,
+            step: Step::Preparing { prepare },
         }
     }
 }
@@ -344,58 +462,102 @@ where
 {
     type Output = Attempt<T, E>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt<T, E>> {
-        loop {
-            match self.as_mut().project() {
-                StepwiseProj::Preparing { prepare, body } => {
-                    let (prepared, execution) = ready!(prepare.poll(cx));
-                    let body = body
-                        .take()
-                        .expect("a step-wise attempt's body is taken once");
-                    let number = execution.retries + 1;
-                    let body = execution.scope.attempt(number, body);
-                    let next = match prepared {
-                        Prepared::Bypassed => StepwiseAttempt::Bypassed { body, execution },
-                        Prepared::Admitted(permit, slot) => StepwiseAttempt::Running {
-                            guarded: Guarded::new(
-                                execution.policy,
-                                body,
-                                permit,
-                                slot,
-                                execution.deadline,
-                            ),
-                            execution,
-                        },
-                        Prepared::Refused(rejection) => {
-                            self.set(StepwiseAttempt::Done);
-                            return Poll::Ready(Attempt::Rejected(rejection));
-                        }
-                    };
-                    self.set(next);
-                }
-                StepwiseProj::Running { guarded, execution } => {
-                    let execution = *execution;
-                    let attempt = {
-                        let _entered = execution.span.enter();
-                        ready!(guarded.poll(cx))
-                    };
-                    self.set(StepwiseAttempt::Done);
-                    execution.trace_end(matches!(attempt, Attempt::Done(Ok(_))));
-                    return Poll::Ready(attempt);
-                }
-                StepwiseProj::Bypassed { body, execution } => {
-                    let result = {
-                        let _entered = execution.span.enter();
-                        ready!(body.poll(cx))
-                    };
-                    self.set(StepwiseAttempt::Done);
-                    return Poll::Ready(Attempt::Done(result));
-                }
-                StepwiseProj::Done => {
-                    panic!("a step-wise attempt is not polled after it completed")
-                }
-            }
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt<T, E>> {
+        let this = self.project();
+        let mut step = this.step;
+        if let Err(rejection) = ready!(step.as_mut().prepare(cx)) {
+            return Poll::Ready(Attempt::Rejected(rejection));
         }
+        let span = step.as_mut().enter_span();
+        let entered = step.as_mut().enter();
+        let polled = this.body.poll(cx);
+        drop(entered);
+        let attempt = step.conclude(polled, cx);
+        drop(span);
+        attempt
+    }
+}
+
+impl<'a, 'p: 'a, P> Step<'a, 'p, P>
+where
+    P: Future<Output = (Prepared<'a>, &'a Execution<'p>)>,
+{
+    /// Drives the preparation: ready once the body may be polled, or with the rejection that
+    /// ends the attempt.
+    fn prepare(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Rejection>> {
+        let StepProj::Preparing { prepare } = self.as_mut().project() else {
+            return match *self {
+                Step::Done => panic!("a step-wise attempt is not polled after it completed"),
+                _ => Poll::Ready(Ok(())),
+            };
+        };
+        let (prepared, execution) = ready!(prepare.poll(cx));
+        let number = execution.retries + 1;
+        let next = match prepared {
+            Prepared::Bypassed => Step::Bypassed { execution, number },
+            Prepared::Admitted(permit, slot) => Step::Running {
+                guard: Guard::new(
+                    execution.policy,
+                    (&execution.scope, number),
+                    permit,
+                    slot,
+                    execution.deadline,
+                ),
+                execution,
+            },
+            Prepared::Refused(rejection) => {
+                self.set(Step::Done);
+                return Poll::Ready(Err(rejection));
+            }
+        };
+        self.set(next);
+        Poll::Ready(Ok(()))
+    }
+
+    /// The call's span, entered for one poll of the body and of its time limit.
+    fn enter_span(self: Pin<&mut Self>) -> tracing::span::Entered<'a> {
+        match self.project() {
+            StepProj::Running { execution, .. } | StepProj::Bypassed { execution, .. } => {
+                let execution: &'a Execution<'p> = execution;
+                execution.span.enter()
+            }
+            _ => unreachable!("the span is entered once the attempt is prepared"),
+        }
+    }
+
+    /// See [`Guard::enter`]; a bypassed attempt has only its context.
+    fn enter(self: Pin<&mut Self>) -> Entered<'a> {
+        match self.project() {
+            StepProj::Running { guard, .. } => guard.enter(),
+            StepProj::Bypassed { execution, number } => execution.scope.enter(*number),
+            _ => unreachable!("the body is polled once the attempt is prepared"),
+        }
+    }
+
+    /// See [`Guard::finish`] and [`Guard::pending`]; the attempt's trace ends with its outcome.
+    fn conclude<T, E: Any>(
+        mut self: Pin<&mut Self>,
+        polled: Poll<Result<T, E>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Attempt<T, E>> {
+        let attempt = match self.as_mut().project() {
+            StepProj::Running { guard, execution } => {
+                let execution: &'a Execution<'p> = execution;
+                let attempt = match polled {
+                    Poll::Ready(result) => {
+                        guard.finish(&result);
+                        Attempt::Done(result)
+                    }
+                    Poll::Pending => Attempt::Rejected(ready!(guard.pending(cx))),
+                };
+                execution.trace_end(matches!(attempt, Attempt::Done(Ok(_))));
+                attempt
+            }
+            StepProj::Bypassed { .. } => Attempt::Done(ready!(polled)),
+            _ => unreachable!("the body is polled once the attempt is prepared"),
+        };
+        self.set(Step::Done);
+        Poll::Ready(attempt)
     }
 }
 
@@ -405,7 +567,7 @@ pin_project! {
     /// waiting adds nothing to the size of a call that never needs it).
     #[project = AttemptProj]
     pub(super) enum AttemptFuture<'a, 'p, F, T, E, P> {
-        Guarded { #[pin] guarded: Guarded<'a, WithContext<'a, F>> },
+        Guarded { #[pin] guarded: Guarded<'a, 'p, F> },
         Settled { attempt: Option<Attempt<T, E>> },
         Stepwise { #[pin] attempt: StepwiseAttempt<'a, 'p, F, Pin<Box<P>>> },
     }

@@ -96,8 +96,11 @@ impl<'p> Driver<'p> {
     /// Admits the call's one attempt on the lean path, or `None` when it must go step-wise
     /// (see [`single_attempt`](Self::single_attempt)): then [`attempt`](Self::attempt) and
     /// [`next`](Self::next) run it.
-    #[inline(always)]
+    #[cfg_attr(debug_assertions, inline)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn admit_once(&mut self) -> Option<Result<Lean<'p>, Rejection>> {
+        // As `admit_lean_attempt`, written out: folded into it, the refusal's timer stop
+        // re-read the admission's result, several instructions of every call.
         if !self.lean {
             return None;
         }
@@ -121,8 +124,26 @@ impl<'p> Driver<'p> {
         }
     }
 
+    /// Admits an attempt on the lean path, unless the call is step-wise already or the
+    /// bulkhead would make the attempt wait. Always inlined where it is optimised, inlined by
+    /// hint only in a debug build (see [`Guarded`]'s module).
+    #[cfg_attr(debug_assertions, inline)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    fn admit_lean_attempt(&mut self) -> LeanStart<'p> {
+        if !self.lean {
+            return LeanStart::Stepwise;
+        }
+        self.enter_budget();
+        match admit_lean(self.policy) {
+            None => LeanStart::Deferred,
+            Some(Admission::Admitted(permit, slot)) => LeanStart::Now(permit, slot),
+            Some(Admission::Refused(rejection)) => LeanStart::Refused(rejection),
+            Some(Admission::MustWait) => LeanStart::Stepwise,
+        }
+    }
+
     /// Counts the call in its retry budget's calls in flight, once.
-    #[inline]
+    #[inline(always)]
     fn enter_budget(&mut self) {
         if let (Some(budget), None) = (&self.policy.budget, &self.call_guard) {
             self.call_guard = Some(budget.enter());
@@ -158,34 +179,31 @@ impl<'p> Driver<'p> {
         F: Future<Output = Result<T, E>>,
         E: Any,
     {
-        if self.lean {
-            self.enter_budget();
-            let Some(admission) = admit_lean(self.policy) else {
-                let future = self.scope.attempt(1, future);
+        let deadline = self.scope.deadline();
+        match self.admit_lean_attempt() {
+            LeanStart::Deferred => {
                 return AttemptFuture::Guarded {
-                    guarded: Guarded::deferred(self.policy, future, self.scope.deadline()),
+                    guarded: Guarded::deferred(self.policy, &self.scope, future, deadline),
                 };
-            };
-            match admission {
-                Admission::Admitted(permit, slot) => {
-                    let future = self.scope.attempt(1, future);
-                    return AttemptFuture::Guarded {
-                        guarded: Guarded::new(
-                            self.policy,
-                            future,
-                            permit,
-                            slot,
-                            self.scope.deadline(),
-                        ),
-                    };
-                }
-                Admission::Refused(rejection) => {
-                    return AttemptFuture::Settled {
-                        attempt: Some(Attempt::Rejected(rejection)),
-                    };
-                }
-                Admission::MustWait => {}
             }
+            LeanStart::Now(permit, slot) => {
+                return AttemptFuture::Guarded {
+                    guarded: Guarded::new(
+                        self.policy,
+                        (&self.scope, 1),
+                        future,
+                        permit,
+                        slot,
+                        deadline,
+                    ),
+                };
+            }
+            LeanStart::Refused(rejection) => {
+                return AttemptFuture::Settled {
+                    attempt: Some(Attempt::Rejected(rejection)),
+                };
+            }
+            LeanStart::Stepwise => {}
         }
         let execution = self.stepwise();
         AttemptFuture::Stepwise {
@@ -311,6 +329,21 @@ pub(crate) struct Lean<'p> {
     admitted: Admitted<'p>,
 }
 
+/// How an attempt of a call that may retry starts; see [`Driver::attempt`].
+enum LeanStart<'p> {
+    /// Lean, admitted at its first poll (see [`admit_lean`]).
+    Deferred,
+    /// Lean, admitted now with these.
+    Now(
+        Option<crate::breaker::BreakerPermit<'p>>,
+        Option<crate::bulkhead::BulkheadPermit<'p>>,
+    ),
+    /// Refused without waiting.
+    Refused(Rejection),
+    /// On the step-wise driver.
+    Stepwise,
+}
+
 /// What a lean attempt holds, or the breaker it asks at its first poll.
 enum Admitted<'p> {
     Now(
@@ -329,11 +362,18 @@ impl<'p> Lean<'p> {
         driver: &'d Driver<'p>,
         body: F,
     ) -> impl Future<Output = Attempt<T, E>> + use<'d, 'p, T, E, F> {
-        let body = driver.scope.attempt(1, body);
-        let deadline = driver.scope.deadline();
+        self.guard(&driver.scope, body)
+    }
+
+    /// [`run`](Self::run), as the first attempt of the call `scope`.
+    #[inline]
+    fn guard<'s, F>(self, scope: &'s CallScope, body: F) -> Guarded<'s, 'p, F> {
+        let deadline = scope.deadline();
         match self.admitted {
-            Admitted::Now(permit, slot) => Guarded::new(self.policy, body, permit, slot, deadline),
-            Admitted::Deferred => Guarded::deferred(self.policy, body, deadline),
+            Admitted::Now(permit, slot) => {
+                Guarded::new(self.policy, (scope, 1), body, permit, slot, deadline)
+            }
+            Admitted::Deferred => Guarded::deferred(self.policy, scope, body, deadline),
         }
     }
 }

@@ -9,7 +9,6 @@ use std::task::Poll;
 use tokio::time::Sleep;
 
 use crate::breaker::CircuitBreaker;
-use crate::context::WithContext;
 use crate::event::Event;
 use crate::hedge::HedgeConfig;
 use crate::retry::CallGuard;
@@ -49,8 +48,14 @@ impl<'p> Execution<'p> {
         // Hedges are the same attempt for the call's context: they share its number.
         let execution: &Execution<'p> = self;
         let number = execution.retries + 1;
-        let first = execution.scope.attempt(number, make());
-        let first = Guarded::new(policy, first, permit, slot, execution.deadline);
+        let first = Guarded::new(
+            policy,
+            (&execution.scope, number),
+            make(),
+            permit,
+            slot,
+            execution.deadline,
+        );
         let mut group = Group {
             execution,
             number,
@@ -73,7 +78,7 @@ struct Group<'e, 'p, 'b, Fut, T, E> {
     /// The attempt's number, which its hedges share.
     number: u32,
     breaker: Option<&'b CircuitBreaker>,
-    running: Vec<Pin<Box<Guarded<'b, WithContext<'e, Fut>>>>>,
+    running: Vec<Pin<Box<Guarded<'e, 'b, Fut>>>>,
     /// Each hedge's place in the retry budget, held until the group ends.
     budget_guards: Vec<CallGuard<'p>>,
     hedges: u32,
@@ -159,10 +164,10 @@ where
         self.budget_guards.extend(guard);
         self.hedges_left -= 1;
         let execution = self.execution;
-        let hedge = execution.scope.attempt(self.number, make());
         self.running.push(Box::pin(Guarded::new(
             policy,
-            hedge,
+            (&execution.scope, self.number),
+            make(),
             permit,
             slot,
             execution.deadline,

@@ -198,14 +198,16 @@ impl<T, E: Any> Run<T, E> {
         F: FnOnce() -> A,
         A: Future<Output = Result<T, E>>,
     {
-        let attempt = match self.driver.attempt(make()).await {
+        let attempt = match self.driver.stepwise_attempt(make()).await {
             Attempt::Done(result) => Attempt::Done(result.map_err(Failure::Error)),
             Attempt::Rejected(rejection) => {
                 self.last_rejected = true;
                 Attempt::Rejected(rejection)
             }
         };
-        match self.driver.next(attempt, |_| Classification::STOP).await {
+        // A function, not a closure: a closure here would be a type of its own per annotated
+        // function, and so would the step-wise `next` it is passed to.
+        match self.driver.next(attempt, stop::<E>).await {
             Next::Return(result) => result.map_err(|failure| convert(self.reject, failure)),
             // `next` retries only while retries are left, and this call has none.
             Next::Retry => unreachable!("`single_attempt` allows no retry"),
@@ -267,6 +269,11 @@ impl<T, E: Any> Run<T, E> {
     pub fn fallback_served(&self) {
         self.driver.policy().fallback_served::<E>();
     }
+}
+
+/// The classification of a call that makes one attempt: nothing is retried.
+fn stop<E>(_: &Failure<E>) -> Classification {
+    Classification::STOP
 }
 
 fn convert<E>(reject: fn(Rejection) -> E, failure: Failure<E>) -> E {

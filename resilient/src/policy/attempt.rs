@@ -566,17 +566,17 @@ pin_project! {
     /// before it started, or step-wise, with its preparation boxed (so that the admission's
     /// waiting adds nothing to the size of a call that never needs it).
     #[project = AttemptProj]
-    pub(super) enum AttemptFuture<'a, 'p, F, T, E, P> {
+    pub(super) enum AttemptFuture<'a, 'p, F, T, E, S> {
         Guarded { #[pin] guarded: Guarded<'a, 'p, F> },
         Settled { attempt: Option<Attempt<T, E>> },
-        Stepwise { #[pin] attempt: StepwiseAttempt<'a, 'p, F, Pin<Box<P>>> },
+        Stepwise { #[pin] attempt: S },
     }
 }
 
-impl<'a, 'p: 'a, T, E: Any, F, P> Future for AttemptFuture<'a, 'p, F, T, E, P>
+impl<T, E: Any, F, S> Future for AttemptFuture<'_, '_, F, T, E, S>
 where
     F: Future<Output = Result<T, E>>,
-    P: Future<Output = (Prepared<'a>, &'a Execution<'p>)>,
+    S: Future<Output = Attempt<T, E>>,
 {
     type Output = Attempt<T, E>;
 

@@ -205,10 +205,23 @@ impl<'p> Driver<'p> {
             }
             LeanStart::Stepwise => {}
         }
-        let execution = self.stepwise();
         AttemptFuture::Stepwise {
-            attempt: StepwiseAttempt::new(Box::pin(execution.prepare_attempt(false)), future),
+            attempt: self.stepwise_attempt(future),
         }
+    }
+
+    /// Runs one attempt on the step-wise driver, whatever the lean path could do.
+    #[inline]
+    pub(crate) fn stepwise_attempt<T, E, F>(
+        &mut self,
+        future: F,
+    ) -> impl Future<Output = Attempt<T, E>>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: Any,
+    {
+        let execution = self.stepwise();
+        StepwiseAttempt::new(Box::pin(execution.prepare_attempt(false)), future)
     }
 
     /// Runs one attempt built by `make`, hedged when the policy hedges (see

@@ -295,7 +295,15 @@ pub(crate) struct Entered<'s> {
 impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
-        let ours = CURRENT.with(|current| current.replace(self.outer));
+        // Outside any other attempt (nearly always) the constant is restored rather than the
+        // copy: read back whole from the fields `enter` had just written, the copy stalled
+        // on a failed store-to-load forward every call.
+        let outer = if self.outer.attempt == 0 {
+            Frame::NONE
+        } else {
+            self.outer
+        };
+        let ours = CURRENT.with(|current| current.replace(outer));
         if ours.keyed || self.outer_key.is_some() {
             self.leave_key(ours);
         }

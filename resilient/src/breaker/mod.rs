@@ -334,6 +334,31 @@ impl CircuitBreaker {
         self.acquire(shared)
     }
 
+    /// [`try_acquire`](Self::try_acquire), writing the permit into `slot`. A closed breaker's
+    /// permit is written field by field where it will live: returned in a `Result` and then
+    /// moved, it was read back whole from the fields just written, a failed store-to-load
+    /// forward on every call.
+    #[inline]
+    pub(crate) fn acquire_into<'a>(
+        &'a self,
+        slot: &mut Option<BreakerPermit<'a>>,
+    ) -> Result<(), Rejection> {
+        let shared = &*self.shared;
+        let word = shared.core.load();
+        if word.state() == BreakerState::Closed
+            && shared.slow_call_micros.load(StdOrdering::Relaxed) == 0
+        {
+            *slot = Some(BreakerPermit::new(
+                shared,
+                PermitKind::Closed(word.generation()),
+                0,
+            ));
+            return Ok(());
+        }
+        *slot = Some(self.acquire(shared)?);
+        Ok(())
+    }
+
     #[inline(never)]
     fn acquire<'a>(&self, shared: &'a Shared) -> Result<BreakerPermit<'a>, Rejection> {
         // Open with its wait not over, or forced open: the state word and one clock read

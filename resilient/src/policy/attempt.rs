@@ -194,9 +194,12 @@ impl<T, E: Any, F: Future<Output = Result<T, E>>> Future for Guarded<'_, '_, F> 
         if let Err(rejection) = guard.as_mut().admit_deferred() {
             return Poll::Ready(Attempt::Rejected(rejection));
         }
-        let entered = guard.as_mut().enter();
-        let polled = this.body.poll(cx);
-        drop(entered);
+        // Left in a block, not passed to `drop`: moved into `drop`, the guard was copied,
+        // read back whole from the fields `enter` had just written (a stalled forward).
+        let polled = {
+            let _entered = guard.as_mut().enter();
+            this.body.poll(cx)
+        };
         match polled {
             Poll::Ready(result) => {
                 guard.finish(&result);
@@ -244,11 +247,9 @@ impl<'s, 'p> Guard<'s, 'p> {
         }
         let policy = *this.policy;
         let admission = match (&policy.breaker, &policy.bulkhead) {
-            // The common case on its own: a breaker alone needs only its permit.
-            (Some(breaker), None) => match breaker.try_acquire() {
-                Ok(permit) => Admission::Admitted(Some(permit), None),
-                Err(rejection) => Admission::Refused(rejection),
-            },
+            // The common case on its own: a breaker alone needs only its permit, written in
+            // place (see `acquire_into`).
+            (Some(breaker), None) => return breaker.acquire_into(this.permit),
             (breaker, _) => admit_without_waiting(policy, breaker.as_ref(), false),
         };
         match admission {
@@ -468,13 +469,12 @@ where
         if let Err(rejection) = ready!(step.as_mut().prepare(cx)) {
             return Poll::Ready(Attempt::Rejected(rejection));
         }
-        let span = step.as_mut().enter_span();
-        let entered = step.as_mut().enter();
-        let polled = this.body.poll(cx);
-        drop(entered);
-        let attempt = step.conclude(polled, cx);
-        drop(span);
-        attempt
+        let _span = step.as_mut().enter_span();
+        let polled = {
+            let _entered = step.as_mut().enter();
+            this.body.poll(cx)
+        };
+        step.conclude(polled, cx)
     }
 }
 

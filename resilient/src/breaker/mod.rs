@@ -334,6 +334,12 @@ impl CircuitBreaker {
         self.acquire(shared)
     }
 
+    /// Whether the breaker is anything but closed: one load of its state word.
+    #[inline]
+    pub(crate) fn is_not_closed(&self) -> bool {
+        self.shared.core.load().state() != BreakerState::Closed
+    }
+
     /// [`try_acquire`](Self::try_acquire), writing the permit into `slot`. A closed breaker's
     /// permit is written field by field where it will live: returned in a `Result` and then
     /// moved, it was read back whole from the fields just written, a failed store-to-load

@@ -45,15 +45,16 @@ pub(super) enum Admission<'p> {
 }
 
 /// Admits a lean attempt, or `None` when nothing can make it wait (no bulkhead, or one that
-/// never waits): the attempt then admits itself at its first poll ([`Guarded::deferred`]),
-/// writing its permit and slot straight into itself rather than having them handed through
-/// the driver. Otherwise as [`admit_now`].
+/// never waits) and the breaker, if any, is closed: the attempt then admits itself at its
+/// first poll ([`Guarded::deferred`]), writing its permit and slot straight into itself rather
+/// than having them handed through the driver. Otherwise as [`admit_now`]: a breaker that is
+/// not closed decides before the attempt is built, so that an open one refuses without it.
 #[inline(always)]
 pub(super) fn admit_lean(policy: &Policy) -> Option<Admission<'_>> {
+    let breaker = policy.breaker.as_ref();
     match &policy.bulkhead {
-        Some(bulkhead) if bulkhead.lets_calls_wait() => {
-            Some(admit_now(policy, policy.breaker.as_ref()))
-        }
+        Some(bulkhead) if bulkhead.lets_calls_wait() => Some(admit_now(policy, breaker)),
+        _ if breaker.is_some_and(CircuitBreaker::is_not_closed) => Some(admit_now(policy, breaker)),
         _ => None,
     }
 }

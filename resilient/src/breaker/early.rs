@@ -67,3 +67,31 @@ impl Shared {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{BreakerConfig, Registry, Rejection};
+
+    #[test]
+    fn a_closed_breaker_writes_its_permit_in_place_and_an_open_one_writes_none() {
+        let registry = Registry::new();
+        let breaker = registry
+            .declare_breaker("in_place", BreakerConfig::consecutive_failures(1))
+            .expect("a valid configuration");
+        let mut slot = None;
+        assert!(!breaker.is_not_closed());
+        breaker
+            .acquire_into(&mut slot)
+            .expect("a closed breaker admits");
+        slot.take()
+            .expect("the permit is in the slot")
+            .record_failure();
+        assert!(breaker.is_not_closed(), "one failure in a row opens it");
+        let refused = breaker.acquire_into(&mut slot);
+        assert!(
+            matches!(refused, Err(Rejection::CircuitOpen { .. })),
+            "{refused:?}"
+        );
+        assert!(slot.is_none(), "a refusal writes no permit");
+    }
+}

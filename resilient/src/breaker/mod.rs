@@ -318,20 +318,22 @@ impl CircuitBreaker {
     /// configured): no lock, no allocation.
     #[inline]
     pub fn try_acquire(&self) -> Result<BreakerPermit<'_>, Rejection> {
-        let shared = &*self.shared;
-        // The closed state without slow-call timing, answered here so that this much inlines
-        // into the caller; everything else (and the same answer) comes from `admit`.
-        let word = shared.core.load();
-        if word.state() == BreakerState::Closed
-            && shared.slow_call_micros.load(StdOrdering::Relaxed) == 0
-        {
-            return Ok(BreakerPermit::new(
-                shared,
-                PermitKind::Closed(word.generation()),
-                0,
-            ));
+        match self.closed_permit() {
+            Some(permit) => Ok(permit),
+            None => self.acquire(&self.shared),
         }
-        self.acquire(shared)
+    }
+
+    /// The permit of a closed breaker without slow-call timing, answered here so that this
+    /// much inlines into the caller; everything else (and the same answer) comes from
+    /// `admit`.
+    #[inline(always)]
+    fn closed_permit(&self) -> Option<BreakerPermit<'_>> {
+        let shared = &*self.shared;
+        let word = shared.core.load();
+        let closed = word.state() == BreakerState::Closed
+            && shared.slow_call_micros.load(StdOrdering::Relaxed) == 0;
+        closed.then(|| BreakerPermit::new(shared, PermitKind::Closed(word.generation()), 0))
     }
 
     /// Whether the breaker is anything but closed: one load of its state word.
@@ -349,19 +351,10 @@ impl CircuitBreaker {
         &'a self,
         slot: &mut Option<BreakerPermit<'a>>,
     ) -> Result<(), Rejection> {
-        let shared = &*self.shared;
-        let word = shared.core.load();
-        if word.state() == BreakerState::Closed
-            && shared.slow_call_micros.load(StdOrdering::Relaxed) == 0
-        {
-            *slot = Some(BreakerPermit::new(
-                shared,
-                PermitKind::Closed(word.generation()),
-                0,
-            ));
-            return Ok(());
-        }
-        *slot = Some(self.acquire(shared)?);
+        *slot = Some(match self.closed_permit() {
+            Some(permit) => permit,
+            None => self.acquire(&self.shared)?,
+        });
         Ok(())
     }
 

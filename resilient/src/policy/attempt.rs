@@ -267,8 +267,7 @@ impl<'s, 'p> Guard<'s, 'p> {
 
     /// Starts one poll of the body: the call's context is current until the returned guard
     /// drops, and a panic out of the body before [`finish`](Self::finish) or
-    /// [`pending`](Self::pending) is the permit's
-    /// call's own failure.
+    /// [`pending`](Self::pending) is the permit's call's own failure.
     #[cfg_attr(debug_assertions, inline)]
     #[cfg_attr(not(debug_assertions), inline(always))]
     fn enter(self: Pin<&mut Self>) -> Entered<'s> {
